@@ -1,0 +1,405 @@
+//! [`Store`]: one bucket (or local root, or memory store) reached through one backend client,
+//! with the limits, retries and metrics of this crate around every request.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use object_store::memory::InMemory;
+use object_store::multipart::MultipartStore;
+use object_store::path::Path;
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig,
+};
+
+use crate::config::StoreConfig;
+use crate::error::{ErrorKind, Result, StoreError};
+use crate::limit::LimitedStore;
+use crate::metrics as m;
+use crate::retry::with_retry;
+use crate::url::{Scheme, StoreUrl};
+
+/// What the store says about one object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectInfo {
+    /// The key inside the bucket.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The entity tag, if the backend has one.
+    pub e_tag: Option<String>,
+    /// The version, on versioned buckets.
+    pub version: Option<String>,
+    /// Last modification time.
+    pub last_modified: DateTime<Utc>,
+}
+
+impl From<ObjectMeta> for ObjectInfo {
+    fn from(m: ObjectMeta) -> Self {
+        Self {
+            key: m.location.to_string(),
+            size: m.size,
+            e_tag: m.e_tag,
+            version: m.version,
+            last_modified: m.last_modified,
+        }
+    }
+}
+
+/// One level of a listing: objects directly under a prefix, and the common prefixes below.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Listing {
+    pub objects: Vec<ObjectInfo>,
+    /// Common prefixes ("directories"), without a trailing `/`.
+    pub prefixes: Vec<String>,
+}
+
+/// The outcome of a conditional create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The object did not exist and was written.
+    Created,
+    /// The object already existed; nothing was written.
+    AlreadyExists,
+}
+
+/// A bucket reached through one backend, with retries, limits and metrics.
+///
+/// Cheap to clone. All methods take keys relative to the bucket (for local files: the
+/// absolute path without its leading `/`).
+#[derive(Clone)]
+pub struct Store {
+    root: StoreUrl,
+    pub(crate) os: Arc<dyn ObjectStore>,
+    pub(crate) mp: Option<Arc<dyn MultipartStore>>,
+    pub(crate) config: Arc<StoreConfig>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.root.to_string()).finish_non_exhaustive()
+    }
+}
+
+fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    STORES.get_or_init(Default::default)
+}
+
+impl Store {
+    /// Opens the bucket that `url` names. No request is sent: a wrong endpoint or bucket shows
+    /// up on the first operation, with a clear error.
+    pub fn open(url: &StoreUrl, config: &StoreConfig) -> Result<Self> {
+        let root = url.with_key("");
+        let cfg = |e: object_store::Error| StoreError::Config {
+            reason: format!("cannot configure a client for {root}: {e}"),
+        };
+        let retry = RetryConfig {
+            max_retries: 0,
+            retry_timeout: config.retry.total_timeout,
+            ..Default::default()
+        };
+        let client = ClientOptions::new()
+            .with_timeout(config.retry.request_timeout)
+            .with_connect_timeout(config.retry.connect_timeout)
+            .with_allow_http(config.s3.allow_http)
+            // Many parts of one object go to one host at once; keep their connections.
+            .with_pool_max_idle_per_host(1024);
+        let limits = &config.limits;
+        let (os, mp): (Arc<dyn ObjectStore>, Option<Arc<dyn MultipartStore>>) = match url.scheme() {
+            Scheme::S3 => {
+                let s3 = &config.s3;
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(url.bucket())
+                    .with_region(&s3.region)
+                    .with_allow_http(s3.allow_http)
+                    .with_virtual_hosted_style_request(s3.virtual_hosted)
+                    .with_retry(retry)
+                    .with_client_options(client);
+                if let Some(ep) = &s3.endpoint {
+                    b = b.with_endpoint(ep);
+                }
+                if let Some(k) = &s3.access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(k) = &s3.secret_access_key {
+                    b = b.with_secret_access_key(k.expose());
+                }
+                if let Some(t) = &s3.session_token {
+                    b = b.with_token(t.expose());
+                }
+                if let Some(c) = s3.checksum {
+                    b = b.with_checksum_algorithm(c);
+                }
+                both(b.build().map_err(cfg)?, limits)
+            }
+            Scheme::Gcs => both(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(url.bucket())
+                    .with_retry(retry)
+                    .with_client_options(client)
+                    .build()
+                    .map_err(cfg)?,
+                limits,
+            ),
+            Scheme::Azure => both(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_container_name(url.bucket())
+                    .with_retry(retry)
+                    .with_client_options(client)
+                    .build()
+                    .map_err(cfg)?,
+                limits,
+            ),
+            Scheme::Memory => {
+                let store = memory_stores()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(url.bucket().to_string())
+                    .or_insert_with(|| Arc::new(InMemory::new()))
+                    .clone();
+                let limited = Arc::new(LimitedStore::new(store, limits));
+                (limited.clone(), Some(limited))
+            }
+            Scheme::File => {
+                let fs = Arc::new(object_store::local::LocalFileSystem::new());
+                (Arc::new(LimitedStore::new(fs, limits)), None)
+            }
+        };
+        Ok(Self {
+            root,
+            os,
+            mp,
+            config: Arc::new(config.clone()),
+        })
+    }
+
+    /// The URL of the bucket root.
+    pub fn root(&self) -> &StoreUrl {
+        &self.root
+    }
+
+    /// The URL of `key` in this store.
+    pub fn url(&self, key: &str) -> StoreUrl {
+        self.root.with_key(key)
+    }
+
+    /// The settings this store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// The underlying object_store client, limits included but without retries. For callers
+    /// that need an operation this type does not offer; prefer the methods here.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.os.clone()
+    }
+
+    /// Size, ETag and modification time of one object.
+    pub async fn head(&self, key: &str) -> Result<ObjectInfo> {
+        let path = Path::from(key);
+        let url = self.url(key);
+        let meta = with_retry(&self.config.retry, "HEAD", &url, || {
+            let os = self.os.clone();
+            let path = path.clone();
+            async move { os.head(&path).await }
+        })
+        .await?;
+        Ok(meta.into())
+    }
+
+    /// Reads `range` of an object. When `expect_e_tag` is given and the object now has
+    /// another ETag, fails with [`StoreError::Changed`] instead of mixing versions.
+    pub async fn get_range(&self, key: &str, range: Range<u64>, expect_e_tag: Option<&str>) -> Result<Bytes> {
+        let url = self.url(key);
+        let path = Path::from(key);
+        let want = range.end - range.start;
+        let (e_tag, bytes) = with_retry(&self.config.retry, "GET", &url, || {
+            let os = self.os.clone();
+            let path = path.clone();
+            let range = range.clone();
+            async move {
+                let opts = GetOptions {
+                    range: Some(GetRange::Bounded(range)),
+                    ..Default::default()
+                };
+                let res = os.get_opts(&path, opts).await?;
+                let e_tag = res.meta.e_tag.clone();
+                let bytes = res.bytes().await?;
+                if bytes.len() as u64 != want {
+                    return Err(object_store::Error::Generic {
+                        store: "strata",
+                        source: Box::new(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("short read: got {} of {want} bytes", bytes.len()),
+                        )),
+                    });
+                }
+                Ok((e_tag, bytes))
+            }
+        })
+        .await?;
+        if let (Some(want), Some(got)) = (expect_e_tag, e_tag.as_deref()) {
+            if want != got {
+                return Err(StoreError::Changed {
+                    url: url.to_string(),
+                    expected: want.to_string(),
+                    found: got.to_string(),
+                });
+            }
+        }
+        m::record_bytes_read(bytes.len() as u64);
+        Ok(bytes)
+    }
+
+    /// Reads a whole object with one request. For large objects use
+    /// [`Store::download`](crate::download), which reads parts in parallel.
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let url = self.url(key);
+        let path = Path::from(key);
+        let bytes = with_retry(&self.config.retry, "GET", &url, || {
+            let os = self.os.clone();
+            let path = path.clone();
+            async move { os.get_opts(&path, GetOptions::default()).await?.bytes().await }
+        })
+        .await?;
+        m::record_bytes_read(bytes.len() as u64);
+        Ok(bytes)
+    }
+
+    /// Writes a whole object with one PUT (overwriting). For large objects use
+    /// [`Store::upload`](crate::upload), which sends parts in parallel.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<Option<String>> {
+        let url = self.url(key);
+        let path = Path::from(key);
+        let len = bytes.len() as u64;
+        let res = with_retry(&self.config.retry, "PUT", &url, || {
+            let os = self.os.clone();
+            let path = path.clone();
+            let payload = PutPayload::from(bytes.clone());
+            async move { os.put_opts(&path, payload, PutOptions::default()).await }
+        })
+        .await?;
+        m::record_bytes_written(len);
+        Ok(res.e_tag)
+    }
+
+    /// Writes an object only if none exists under `key` (`If-None-Match: *` on S3).
+    ///
+    /// Some stores silently ignore the condition and overwrite; [`Store::probe`] detects
+    /// that, and callers that need mutual exclusion must check it. If an attempt's response
+    /// is lost and the retry finds the object, the outcome is `AlreadyExists` although this
+    /// call wrote it: callers that must know should write a unique body and read it back.
+    pub async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<CreateOutcome> {
+        let url = self.url(key);
+        let path = Path::from(key);
+        let len = bytes.len() as u64;
+        let res = with_retry(&self.config.retry, "PUT", &url, || {
+            let os = self.os.clone();
+            let path = path.clone();
+            let payload = PutPayload::from(bytes.clone());
+            async move {
+                let opts = PutOptions {
+                    mode: PutMode::Create,
+                    ..Default::default()
+                };
+                os.put_opts(&path, payload, opts).await
+            }
+        })
+        .await;
+        match res {
+            Ok(_) => {
+                m::record_bytes_written(len);
+                Ok(CreateOutcome::Created)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::Precondition) => {
+                Ok(CreateOutcome::AlreadyExists)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes one object. Deleting a missing object succeeds (as on S3).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let url = self.url(key);
+        let path = Path::from(key);
+        let res = with_retry(&self.config.retry, "DELETE", &url, || {
+            let os = self.os.clone();
+            let path = path.clone();
+            async move { os.delete(&path).await }
+        })
+        .await;
+        match res {
+            Err(e) if e.kind() == ErrorKind::NotFound && self.root.scheme() != Scheme::S3 => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Every object under `prefix` (recursively), in key order. A listing interrupted by a
+    /// transient fault resumes after the last key received.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let url = self.url(prefix);
+        let path = (!prefix.is_empty()).then(|| Path::from(prefix));
+        // Shared with each attempt so that a retry resumes after the last key received.
+        let got: Mutex<Vec<ObjectInfo>> = Mutex::new(Vec::new());
+        let got_ref = &got;
+        with_retry(&self.config.retry, "LIST", &url, || {
+            let last = got_ref
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .last()
+                .map(|o| Path::from(o.key.as_str()));
+            let mut stream = match &last {
+                None => self.os.list(path.as_ref()),
+                Some(last) => self.os.list_with_offset(path.as_ref(), last),
+            };
+            async move {
+                while let Some(item) = stream.next().await {
+                    got_ref.lock().unwrap_or_else(|e| e.into_inner()).push(item?.into());
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        let mut out = got.into_inner().unwrap_or_else(|e| e.into_inner());
+        if !prefix.is_empty() {
+            // object_store lists by path segments; keep only keys really under the prefix.
+            let dir = format!("{prefix}/");
+            out.retain(|o| o.key == prefix || o.key.starts_with(&dir));
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// One level under `prefix`: its objects and its common prefixes.
+    pub async fn list_dir(&self, prefix: &str) -> Result<Listing> {
+        let url = self.url(prefix);
+        let path = (!prefix.is_empty()).then(|| Path::from(prefix));
+        let res = with_retry(&self.config.retry, "LIST", &url, || {
+            let os = self.os.clone();
+            let path = path.clone();
+            async move { os.list_with_delimiter(path.as_ref()).await }
+        })
+        .await?;
+        let mut listing = Listing {
+            objects: res.objects.into_iter().map(ObjectInfo::from).collect(),
+            prefixes: res.common_prefixes.into_iter().map(|p| p.to_string()).collect(),
+        };
+        listing.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        listing.prefixes.sort();
+        Ok(listing)
+    }
+}
+
+/// Wraps a backend that implements both traits in the limits and returns it as both.
+fn both<T: ObjectStore + MultipartStore>(
+    backend: T,
+    limits: &crate::config::Limits,
+) -> (Arc<dyn ObjectStore>, Option<Arc<dyn MultipartStore>>) {
+    let limited = Arc::new(LimitedStore::new(Arc::new(backend), limits));
+    (limited.clone(), Some(limited))
+}
