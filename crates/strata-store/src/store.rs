@@ -339,8 +339,9 @@ impl Store {
         }
     }
 
-    /// Every object under `prefix` (recursively), in key order. A listing interrupted by a
-    /// transient fault resumes after the last key received.
+    /// Every object under the directory `prefix` (recursively; `a/b` lists `a/b/...`, not the
+    /// object `a/b` nor `a/bc`), in key order. A listing interrupted by a transient fault
+    /// resumes after the last key received.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let url = self.url(prefix);
         let path = (!prefix.is_empty()).then(|| Path::from(prefix));
@@ -369,7 +370,7 @@ impl Store {
         if !prefix.is_empty() {
             // object_store lists by path segments; keep only keys really under the prefix.
             let dir = format!("{prefix}/");
-            out.retain(|o| o.key == prefix || o.key.starts_with(&dir));
+            out.retain(|o| o.key.starts_with(&dir));
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)

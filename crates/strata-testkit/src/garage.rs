@@ -1,0 +1,224 @@
+//! Garage, a production S3-compatible object store, as a test fixture: one node on loopback
+//! with SQLite metadata and replication factor 1, a layout assigned and applied, a key
+//! imported and a bucket created. Stopped by its process id when dropped.
+//!
+//! The `garage` binary is found through `$STRATA_GARAGE_BIN`, then `PATH`, then
+//! `~/.cargo/bin`. `scripts/test` installs it (`cargo install --locked garage`) when missing.
+//! Garage does not set TCP_NODELAY, so small requests are slow through it (about 40 ms):
+//! use it to prove compatibility, not to measure small-request speed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_store::{ConfigLayer, StoreConfig, StoreUrl};
+
+use crate::s3_server::layer_for;
+
+/// The bucket the fixture creates.
+pub const BUCKET: &str = "strata-test";
+/// Garage's region name.
+pub const REGION: &str = "garage";
+
+/// A running Garage node.
+pub struct GarageServer {
+    child: Child,
+    s3_addr: SocketAddr,
+    access_key: String,
+    secret_key: String,
+    config_path: PathBuf,
+    bin: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Where the `garage` binary is, if anywhere.
+pub fn garage_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("STRATA_GARAGE_BIN") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("garage"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let p = PathBuf::from(std::env::var_os("HOME")?).join(".cargo/bin/garage");
+        p.is_file().then_some(p)
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl GarageServer {
+    /// Starts a node and configures it. Errors say which step failed and show Garage's log.
+    pub fn start() -> Result<Self, String> {
+        let bin = garage_binary().ok_or("the garage binary was not found (set STRATA_GARAGE_BIN or run scripts/test, which installs it)")?;
+        let dir = tempfile::Builder::new()
+            .prefix("strata-garage-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let (rpc, s3) = (free_port(), free_port());
+        let rpc_secret = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+        let config = format!(
+            r#"metadata_dir = "{d}/meta"
+data_dir = "{d}/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{rpc_secret}"
+
+[s3_api]
+s3_region = "{REGION}"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+"#,
+            d = dir.path().display()
+        );
+        let config_path = dir.path().join("garage.toml");
+        std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.path().join("garage.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&config_path)
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let access_key = format!("GK{:024x}", rand::random::<u128>() >> 32);
+        let secret_key = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+        let mut server = Self {
+            child,
+            s3_addr: SocketAddr::from(([127, 0, 0, 1], s3)),
+            access_key,
+            secret_key,
+            config_path,
+            bin,
+            _dir: dir,
+        };
+        server.configure().map_err(|e| format!("{e}\n--- garage log ---\n{}", server.log()))?;
+        Ok(server)
+    }
+
+    fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&self.config_path)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "garage {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    fn retry_cli(&self, args: &[&str], within: Duration) -> Result<String, String> {
+        let start = Instant::now();
+        loop {
+            match self.cli(args) {
+                Ok(o) => return Ok(o),
+                Err(e) if start.elapsed() > within => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    fn configure(&mut self) -> Result<(), String> {
+        let id = self.retry_cli(&["node", "id", "-q"], Duration::from_secs(30))?;
+        let id = id.trim().split('@').next().unwrap_or_default().to_string();
+        if id.len() < 16 {
+            return Err(format!("unexpected node id {id:?}"));
+        }
+        self.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &id])?;
+        self.cli(&["layout", "apply", "--version", "1"])?;
+        let (ak, sk) = (self.access_key.clone(), self.secret_key.clone());
+        self.retry_cli(&["key", "import", "--yes", "-n", "strata-test", &ak, &sk], Duration::from_secs(20))?;
+        self.retry_cli(&["bucket", "create", BUCKET], Duration::from_secs(20))?;
+        self.cli(&["bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", "strata-test"])?;
+        self.wait_ready()
+    }
+
+    /// Waits until the S3 API answers a listing of the bucket.
+    fn wait_ready(&self) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let store = strata_store::Store::open(&self.url(""), &self.store_config()).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        loop {
+            match rt.block_on(store.list_dir("")) {
+                Ok(_) => return Ok(()),
+                Err(e) if start.elapsed() > Duration::from_secs(30) => {
+                    return Err(format!("Garage S3 API not ready: {e}"));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.config_path.with_file_name("garage.log")).unwrap_or_default()
+    }
+
+    /// The S3 API address.
+    pub fn addr(&self) -> SocketAddr {
+        self.s3_addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.s3_addr)
+    }
+
+    /// The process id of the node.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A config layer with Garage's endpoint, region and key.
+    pub fn config_layer(&self) -> ConfigLayer {
+        layer_for(&self.endpoint(), REGION, &self.access_key, &self.secret_key)
+    }
+
+    /// Store settings for this node.
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig::from_layer(&self.config_layer()).expect("valid config")
+    }
+
+    /// `s3://strata-test/key`.
+    pub fn url(&self, key: &str) -> StoreUrl {
+        StoreUrl::parse(&format!("s3://{BUCKET}/{key}")).expect("valid url")
+    }
+
+    /// The node's data directory.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+}
+
+impl Drop for GarageServer {
+    fn drop(&mut self) {
+        // Stop by process id, then reap it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,158 @@
+//! An S3 server in the test process: `s3s` with the `s3s-fs` backend, listening on
+//! 127.0.0.1 at a free port, with SigV4 authentication, serving a temporary directory.
+//!
+//! ```no_run
+//! let server = strata_testkit::S3Server::start();
+//! let config = server.store_config();          // endpoint, region and credentials
+//! let url = server.url("some/key");            // s3://<bucket>/some/key
+//! # drop((config, url));
+//! // Dropping `server` stops it and deletes its directory.
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use strata_store::{ConfigLayer, Secret, StoreConfig, StoreUrl};
+use tokio::net::TcpListener;
+
+use crate::runtime::Background;
+
+/// The bucket every server starts with.
+pub const BUCKET: &str = "strata-test";
+/// The region the server reports.
+pub const REGION: &str = "us-east-1";
+
+/// A running in-process S3 server. Dropping it stops it.
+pub struct S3Server {
+    addr: SocketAddr,
+    access_key: String,
+    secret_key: String,
+    dir: tempfile::TempDir,
+    _bg: Background,
+}
+
+impl S3Server {
+    /// Starts a server with one bucket, [`BUCKET`], and fresh random credentials.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-s3s-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir(dir.path().join(BUCKET)).expect("bucket dir");
+        let access_key = format!("STRATA{:014X}", rand::random::<u64>() >> 8);
+        let secret_key = format!("{:032x}", rand::random::<u128>());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local addr");
+        let root = dir.path().to_path_buf();
+        let (ak, sk) = (access_key.clone(), secret_key.clone());
+        let bg = Background::spawn("s3s", 2, move || serve(listener, root, ak, sk));
+        Self {
+            addr,
+            access_key,
+            secret_key,
+            dir,
+            _bg: bg,
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bucket name.
+    pub fn bucket(&self) -> &str {
+        BUCKET
+    }
+
+    /// Access key ID.
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+
+    /// Secret access key.
+    pub fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
+
+    /// The directory the server stores objects in (one subdirectory per bucket).
+    pub fn root_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Creates another bucket.
+    pub fn create_bucket(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).expect("bucket dir");
+        p
+    }
+
+    /// A config layer with this server's endpoint, region and credentials.
+    pub fn config_layer(&self) -> ConfigLayer {
+        layer_for(&self.endpoint(), REGION, &self.access_key, &self.secret_key)
+    }
+
+    /// Store settings for this server (defaults otherwise).
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig::from_layer(&self.config_layer()).expect("valid config")
+    }
+
+    /// `s3://BUCKET/key`.
+    pub fn url(&self, key: &str) -> StoreUrl {
+        StoreUrl::parse(&format!("s3://{BUCKET}/{key}")).expect("valid url")
+    }
+
+    /// Names of multipart uploads that were started and neither completed nor aborted.
+    pub fn pending_uploads(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(".upload"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A config layer pointing at an S3 endpoint with static credentials.
+pub fn layer_for(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> ConfigLayer {
+    let mut l = ConfigLayer::default();
+    l.s3.endpoint = Some(endpoint.to_string());
+    l.s3.region = Some(region.to_string());
+    l.s3.access_key_id = Some(access_key.to_string());
+    l.s3.secret_access_key = Some(Secret::new(secret_key));
+    l
+}
+
+async fn serve(listener: std::net::TcpListener, root: PathBuf, ak: String, sk: String) {
+    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+    let service = {
+        let mut b = S3ServiceBuilder::new(fs);
+        b.set_auth(SimpleAuth::from_single(ak, sk));
+        b.build()
+    };
+    let listener = TcpListener::from_std(listener).expect("tokio listener");
+    let http = ConnBuilder::new(TokioExecutor::new());
+    loop {
+        let Ok((socket, _)) = listener.accept().await else {
+            continue;
+        };
+        // Small requests are latency-bound; never let Nagle hold a response back.
+        let _ = socket.set_nodelay(true);
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
