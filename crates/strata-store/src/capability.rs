@@ -38,14 +38,20 @@ impl Store {
     /// [`PROBE_PREFIX`]; needs write permission.
     pub async fn probe(&self) -> Result<Capabilities> {
         let nonce: u64 = rand::random();
-        let key = format!("{PROBE_PREFIX}/conditional-{}-{nonce:016x}", std::process::id());
+        let key = format!(
+            "{PROBE_PREFIX}/conditional-{}-{nonce:016x}",
+            std::process::id()
+        );
         let first = self.put_if_absent(&key, Bytes::from_static(b"first")).await;
         let conditional_create = match first {
             Err(e) if e.kind() == ErrorKind::Unsupported => ConditionalCreate::Unsupported,
             Err(e) => return Err(e),
             Ok(CreateOutcome::AlreadyExists) => ConditionalCreate::Enforced,
             Ok(CreateOutcome::Created) => {
-                match self.put_if_absent(&key, Bytes::from_static(b"second")).await? {
+                match self
+                    .put_if_absent(&key, Bytes::from_static(b"second"))
+                    .await?
+                {
                     CreateOutcome::AlreadyExists => ConditionalCreate::Enforced,
                     CreateOutcome::Created => ConditionalCreate::Ignored,
                 }

@@ -156,10 +156,49 @@ macro_rules! overlay {
 impl ConfigLayer {
     /// Applies `high` over `self`: every field set in `high` wins.
     pub fn overlay(mut self, high: &ConfigLayer) -> Self {
-        overlay!(self.s3, high.s3, [endpoint, region, access_key_id, secret_access_key, session_token, allow_http, virtual_hosted, checksum]);
-        overlay!(self.transfer, high.transfer, [part_size, concurrency, upload_part_size, upload_concurrency, single_put_threshold, files_in_flight]);
-        overlay!(self.retry, high.retry, [max_attempts, initial_backoff_ms, max_backoff_ms, total_timeout_secs, request_timeout_secs, connect_timeout_secs]);
-        overlay!(self.limits, high.limits, [requests_per_sec, bytes_per_sec, max_requests]);
+        overlay!(
+            self.s3,
+            high.s3,
+            [
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+                session_token,
+                allow_http,
+                virtual_hosted,
+                checksum
+            ]
+        );
+        overlay!(
+            self.transfer,
+            high.transfer,
+            [
+                part_size,
+                concurrency,
+                upload_part_size,
+                upload_concurrency,
+                single_put_threshold,
+                files_in_flight
+            ]
+        );
+        overlay!(
+            self.retry,
+            high.retry,
+            [
+                max_attempts,
+                initial_backoff_ms,
+                max_backoff_ms,
+                total_timeout_secs,
+                request_timeout_secs,
+                connect_timeout_secs
+            ]
+        );
+        overlay!(
+            self.limits,
+            high.limits,
+            [requests_per_sec, bytes_per_sec, max_requests]
+        );
         self
     }
 
@@ -309,9 +348,11 @@ impl StoreConfig {
         env: &dyn Fn(&str) -> Option<String>,
         flags: &ConfigLayer,
     ) -> Result<Self> {
-        let named = file
-            .map(Path::to_path_buf)
-            .or_else(|| env("STRATA_CONFIG").filter(|s| !s.is_empty()).map(PathBuf::from));
+        let named = file.map(Path::to_path_buf).or_else(|| {
+            env("STRATA_CONFIG")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
         let file_layer = match named {
             Some(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| StoreError::Config {
@@ -345,22 +386,27 @@ impl StoreConfig {
                 )));
             }
         }
-        let allow_http = l
-            .s3
-            .allow_http
-            .unwrap_or_else(|| endpoint.as_deref().is_some_and(|e| e.starts_with("http://")));
-        let checksum = match l.s3.checksum.as_deref() {
-            None | Some("none") | Some("") => None,
-            Some(v) => Some(v.parse::<object_store::aws::Checksum>().map_err(|_| {
-                bad(format!("s3.checksum {v:?}: use sha256, crc64nvme or none"))
-            })?),
-        };
+        let allow_http = l.s3.allow_http.unwrap_or_else(|| {
+            endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://"))
+        });
+        let checksum =
+            match l.s3.checksum.as_deref() {
+                None | Some("none") | Some("") => None,
+                Some(v) => Some(v.parse::<object_store::aws::Checksum>().map_err(|_| {
+                    bad(format!("s3.checksum {v:?}: use sha256, crc64nvme or none"))
+                })?),
+            };
         let size = |v: &Option<SizeValue>, field: &str, default: u64| -> Result<u64> {
             v.as_ref().map_or(Ok(default), |v| v.bytes(field))
         };
         let part_size = size(&l.transfer.part_size, "transfer.part_size", 8 << 20)?;
-        let upload_part_size =
-            size(&l.transfer.upload_part_size, "transfer.upload_part_size", 8 << 20)?;
+        let upload_part_size = size(
+            &l.transfer.upload_part_size,
+            "transfer.upload_part_size",
+            8 << 20,
+        )?;
         let single_put_threshold = size(
             &l.transfer.single_put_threshold,
             "transfer.single_put_threshold",
@@ -377,7 +423,9 @@ impl StoreConfig {
             )));
         }
         if single_put_threshold > 5 << 30 {
-            return Err(bad("transfer.single_put_threshold must be at most 5 GiB".into()));
+            return Err(bad(
+                "transfer.single_put_threshold must be at most 5 GiB".into()
+            ));
         }
         let count = |v: Option<usize>, field: &str, default: usize| -> Result<usize> {
             let v = v.unwrap_or(default);
@@ -391,7 +439,9 @@ impl StoreConfig {
             match v {
                 None => Ok(default),
                 Some(s) if s.is_finite() && s > 0.0 && s < 1e7 => Ok(Duration::from_secs_f64(s)),
-                Some(s) => Err(bad(format!("{field} {s} must be a positive number of seconds"))),
+                Some(s) => Err(bad(format!(
+                    "{field} {s} must be a positive number of seconds"
+                ))),
             }
         };
         let d = RetryPolicy::default();
@@ -404,10 +454,25 @@ impl StoreConfig {
                 .retry
                 .initial_backoff_ms
                 .map_or(d.initial_backoff, Duration::from_millis),
-            max_backoff: l.retry.max_backoff_ms.map_or(d.max_backoff, Duration::from_millis),
-            total_timeout: secs(l.retry.total_timeout_secs, "retry.total_timeout_secs", d.total_timeout)?,
-            request_timeout: secs(l.retry.request_timeout_secs, "retry.request_timeout_secs", d.request_timeout)?,
-            connect_timeout: secs(l.retry.connect_timeout_secs, "retry.connect_timeout_secs", d.connect_timeout)?,
+            max_backoff: l
+                .retry
+                .max_backoff_ms
+                .map_or(d.max_backoff, Duration::from_millis),
+            total_timeout: secs(
+                l.retry.total_timeout_secs,
+                "retry.total_timeout_secs",
+                d.total_timeout,
+            )?,
+            request_timeout: secs(
+                l.retry.request_timeout_secs,
+                "retry.request_timeout_secs",
+                d.request_timeout,
+            )?,
+            connect_timeout: secs(
+                l.retry.connect_timeout_secs,
+                "retry.connect_timeout_secs",
+                d.connect_timeout,
+            )?,
         };
         let limits = Limits {
             requests_per_sec: match l.limits.requests_per_sec {
@@ -471,8 +536,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -494,7 +561,10 @@ mod tests {
             "[s3]\nendpoint='https://file.example'\nregion='eu-1'\n[transfer]\npart_size='16MiB'\nconcurrency=4\n",
         )
         .unwrap();
-        let e = env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"), ("STRATA_CONCURRENCY", "8")]);
+        let e = env(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("STRATA_CONCURRENCY", "8"),
+        ]);
         let mut flags = ConfigLayer::default();
         flags.transfer.concurrency = Some(32);
         let c = StoreConfig::resolve(Some(&f), &e, &flags).unwrap();
@@ -519,21 +589,33 @@ mod tests {
         let err = StoreConfig::from_layer(&flags).unwrap_err();
         assert!(err.to_string().contains("upload_part_size"), "{err}");
 
-        let err = StoreConfig::resolve(None, &env(&[("AWS_ENDPOINT_URL", "ftp://x")]), &ConfigLayer::default()).unwrap_err();
+        let err = StoreConfig::resolve(
+            None,
+            &env(&[("AWS_ENDPOINT_URL", "ftp://x")]),
+            &ConfigLayer::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("endpoint"), "{err}");
 
         let missing = dir.path().join("nope.toml");
-        let err = StoreConfig::resolve(Some(&missing), &env(&[]), &ConfigLayer::default()).unwrap_err();
+        let err =
+            StoreConfig::resolve(Some(&missing), &env(&[]), &ConfigLayer::default()).unwrap_err();
         assert!(err.to_string().contains("nope.toml"), "{err}");
     }
 
     #[test]
     fn secrets_do_not_print() {
-        let e = env(&[("AWS_SECRET_ACCESS_KEY", "hunter2-very-secret"), ("AWS_SESSION_TOKEN", "tok-123456")]);
+        let e = env(&[
+            ("AWS_SECRET_ACCESS_KEY", "hunter2-very-secret"),
+            ("AWS_SESSION_TOKEN", "tok-123456"),
+        ]);
         let c = StoreConfig::resolve(None, &e, &ConfigLayer::default()).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(!dbg.contains("tok-123456"), "{dbg}");
-        assert_eq!(c.s3.secret_access_key.unwrap().expose(), "hunter2-very-secret");
+        assert_eq!(
+            c.s3.secret_access_key.unwrap().expose(),
+            "hunter2-very-secret"
+        );
     }
 }

@@ -49,7 +49,8 @@ impl Store {
             .map_err(|e| StoreError::io("create", &tmp, e))?;
         let file = Arc::new(file);
         let result = async {
-            file.set_len(info.size).map_err(|e| StoreError::io("allocate", &tmp, e))?;
+            file.set_len(info.size)
+                .map_err(|e| StoreError::io("allocate", &tmp, e))?;
             let buffered = Arc::new(Buffered::default());
             let e_tag = info.e_tag.clone();
             let parts = plan_parts(info.size, opts.part_size);
@@ -125,7 +126,9 @@ impl Store {
         info: &ObjectInfo,
         opts: &TransferConfig,
     ) -> BoxStream<'static, Result<Bytes>> {
-        self.part_stream(key, info, opts, None).map_ok(|(b, _)| b).boxed()
+        self.part_stream(key, info, opts, None)
+            .map_ok(|(b, _)| b)
+            .boxed()
     }
 
     /// Streams parts in order with the slot each holds; the slot is released when dropped.
@@ -148,13 +151,23 @@ impl Store {
                 let slots = slots.clone();
                 let buffered = buffered.clone();
                 async move {
-                    let permit = slots.acquire_owned().await.expect("semaphore is never closed");
+                    let permit = slots
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore is never closed");
                     let bytes = store.get_range(&key, range, e_tag.as_deref()).await?;
                     let len = bytes.len() as u64;
                     if let Some(b) = &buffered {
                         b.add(len);
                     }
-                    Ok((bytes, SlotGuard { _permit: permit, buffered, len }))
+                    Ok((
+                        bytes,
+                        SlotGuard {
+                            _permit: permit,
+                            buffered,
+                            len,
+                        },
+                    ))
                 }
             })
             .buffered(opts.concurrency)
@@ -186,7 +199,9 @@ impl Store {
             }
             n += 1;
         }
-        out.flush().await.map_err(|e| StoreError::io("flush", "output", e))?;
+        out.flush()
+            .await
+            .map_err(|e| StoreError::io("flush", "output", e))?;
         Ok(TransferReport {
             bytes: info.size,
             parts: n,
@@ -200,7 +215,11 @@ impl Store {
     }
 
     /// Downloads `key` into memory.
-    pub async fn download_to_vec(&self, key: &str, opts: &TransferConfig) -> Result<(Vec<u8>, TransferReport)> {
+    pub async fn download_to_vec(
+        &self,
+        key: &str,
+        opts: &TransferConfig,
+    ) -> Result<(Vec<u8>, TransferReport)> {
         let mut out = Vec::new();
         let report = self.download_to_writer(key, &mut out, opts, None).await?;
         Ok((out, report))
@@ -224,9 +243,15 @@ impl Drop for SlotGuard {
 
 /// A unique temporary name beside `dest`, hidden, so that listings and globbing skip it.
 pub(crate) fn temp_path(dest: &Path) -> std::path::PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let nonce: u64 = rand::random();
-    dest.with_file_name(format!(".{name}.strata-{}-{nonce:016x}.tmp", std::process::id()))
+    dest.with_file_name(format!(
+        ".{name}.strata-{}-{nonce:016x}.tmp",
+        std::process::id()
+    ))
 }
 
 /// Makes a rename durable by syncing the directory that holds it (best effort).

@@ -99,7 +99,9 @@ pub enum StoreError {
     },
 
     /// The object changed (new ETag) while it was being read in parts.
-    #[error("GET {url} failed: the object changed while it was read (ETag {expected} became {found}); retry the copy")]
+    #[error(
+        "GET {url} failed: the object changed while it was read (ETag {expected} became {found}); retry the copy"
+    )]
     Changed {
         url: String,
         expected: String,
@@ -118,7 +120,10 @@ pub enum StoreError {
 
 fn attempts_note(attempts: u32, elapsed: Duration) -> String {
     if attempts > 1 {
-        format!("gave up after {attempts} attempts in {:.1}s; last cause: ", elapsed.as_secs_f64())
+        format!(
+            "gave up after {attempts} attempts in {:.1}s; last cause: ",
+            elapsed.as_secs_f64()
+        )
     } else {
         String::new()
     }
@@ -141,7 +146,11 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl AsRef<std::path::Path>,
+        source: std::io::Error,
+    ) -> Self {
         Self::Io {
             op,
             path: path.as_ref().display().to_string(),
@@ -205,6 +214,10 @@ pub fn classify(err: &object_store::Error) -> ErrorKind {
         source = e.source();
     }
     match status {
+        Some(404) => ErrorKind::NotFound,
+        Some(401) => ErrorKind::Unauthenticated,
+        Some(403) => ErrorKind::PermissionDenied,
+        Some(412) => ErrorKind::Precondition,
         Some(429) | Some(503) => ErrorKind::Throttled,
         Some(408) => ErrorKind::Network,
         Some(s) if s >= 500 => ErrorKind::Server,
@@ -235,7 +248,9 @@ mod tests {
     #[test]
     fn status_is_found_in_messages() {
         assert_eq!(
-            status_in_message("Server returned non-2xx status code: 503 Service Unavailable: <Error>"),
+            status_in_message(
+                "Server returned non-2xx status code: 503 Service Unavailable: <Error>"
+            ),
             Some(503)
         );
         assert_eq!(status_in_message("nothing here"), None);

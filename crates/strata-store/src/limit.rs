@@ -15,9 +15,8 @@ use futures::stream::BoxStream;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartId,
-    MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
-    PutResult, Result,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartId, MultipartUpload,
+    ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -70,9 +69,15 @@ impl<T: ?Sized> LimitedStore<T> {
 impl<T: ?Sized> fmt::Debug for LimitedStore<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimitedStore")
-            .field("requests_per_sec", &self.requests.as_ref().map(|b| b.rate()))
+            .field(
+                "requests_per_sec",
+                &self.requests.as_ref().map(|b| b.rate()),
+            )
             .field("bytes_per_sec", &self.bytes.as_ref().map(|b| b.rate()))
-            .field("max_requests", &self.slots.as_ref().map(|s| s.available_permits()))
+            .field(
+                "max_requests",
+                &self.slots.as_ref().map(|s| s.available_permits()),
+            )
             .finish()
     }
 }
@@ -85,7 +90,12 @@ impl<T: ?Sized + fmt::Display> fmt::Display for LimitedStore<T> {
 
 #[async_trait]
 impl<T: ObjectStore + ?Sized> ObjectStore for LimitedStore<T> {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         let _permit = self.admit().await;
         self.pay_bytes(payload.content_length() as u64).await;
         self.inner.put_opts(location, payload, opts).await
@@ -112,7 +122,10 @@ impl<T: ObjectStore + ?Sized> ObjectStore for LimitedStore<T> {
         }
         // Pace the body chunk by chunk, and hold the request slot until the body is read.
         let bytes = self.bytes.clone();
-        let payload = std::mem::replace(&mut result.payload, GetResultPayload::Stream(futures::stream::empty().boxed()));
+        let payload = std::mem::replace(
+            &mut result.payload,
+            GetResultPayload::Stream(futures::stream::empty().boxed()),
+        );
         let stream = match payload {
             GetResultPayload::Stream(s) => s,
             file @ GetResultPayload::File(..) => GetResult {
@@ -146,7 +159,13 @@ impl<T: ObjectStore + ?Sized> ObjectStore for LimitedStore<T> {
         let mut out = Vec::with_capacity(ranges.len());
         for r in ranges {
             let res = self
-                .get_opts(location, GetOptions { range: Some(r.clone().into()), ..Default::default() })
+                .get_opts(
+                    location,
+                    GetOptions {
+                        range: Some(r.clone().into()),
+                        ..Default::default()
+                    },
+                )
                 .await?;
             out.push(res.bytes().await?);
         }
@@ -181,7 +200,11 @@ impl<T: ObjectStore + ?Sized> ObjectStore for LimitedStore<T> {
         self.inner.list(prefix)
     }
 
-    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
         if let Some(r) = &self.requests {
             let _ = r.reserve(1);
         }
@@ -206,13 +229,24 @@ impl<T: MultipartStore + ?Sized> MultipartStore for LimitedStore<T> {
         self.inner.create_multipart(path).await
     }
 
-    async fn put_part(&self, path: &Path, id: &MultipartId, part_idx: usize, data: PutPayload) -> Result<PartId> {
+    async fn put_part(
+        &self,
+        path: &Path,
+        id: &MultipartId,
+        part_idx: usize,
+        data: PutPayload,
+    ) -> Result<PartId> {
         let _permit = self.admit().await;
         self.pay_bytes(data.content_length() as u64).await;
         self.inner.put_part(path, id, part_idx, data).await
     }
 
-    async fn complete_multipart(&self, path: &Path, id: &MultipartId, parts: Vec<PartId>) -> Result<PutResult> {
+    async fn complete_multipart(
+        &self,
+        path: &Path,
+        id: &MultipartId,
+        parts: Vec<PartId>,
+    ) -> Result<PutResult> {
         let _permit = self.admit().await;
         self.inner.complete_multipart(path, id, parts).await
     }
@@ -233,7 +267,10 @@ struct LimitedUpload {
 #[async_trait]
 impl MultipartUpload for LimitedUpload {
     fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
-        let wait = self.bytes.as_ref().map(|b| b.reserve(data.content_length() as u64));
+        let wait = self
+            .bytes
+            .as_ref()
+            .map(|b| b.reserve(data.content_length() as u64));
         let fut = self.inner.put_part(data);
         Box::pin(async move {
             if let Some(w) = wait {

@@ -27,9 +27,10 @@ impl RetryPolicy {
     /// plus a random part of the other half, so that many clients spread out but every one
     /// of them really slows down).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .initial_backoff
-            .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX));
+        let exp = self.initial_backoff.saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
         let cap = exp.min(self.max_backoff);
         let half = cap / 2;
         half + half.mul_f64(rand::rng().random::<f64>())
@@ -70,7 +71,10 @@ where
             policy.max_attempts
         };
         let pause = policy.backoff(attempt);
-        if !kind.is_transient() || attempt >= limit || start.elapsed() + pause > policy.total_timeout {
+        if !kind.is_transient()
+            || attempt >= limit
+            || start.elapsed() + pause > policy.total_timeout
+        {
             return Err(StoreError::Request {
                 op,
                 url: url.to_string(),
@@ -214,7 +218,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(n.load(Ordering::SeqCst), 5);
         let text = err.to_string();
-        assert!(text.starts_with("GET s3://b/k failed: gave up after 5 attempts"), "{text}");
+        assert!(
+            text.starts_with("GET s3://b/k failed: gave up after 5 attempts"),
+            "{text}"
+        );
         assert!(text.contains("SlowDown"), "{text}");
         assert_eq!(err.kind(), ErrorKind::Throttled);
     }
@@ -224,7 +231,10 @@ mod tests {
         let n = AtomicU32::new(0);
         let err = with_retry(&fast(), "HEAD", &"s3://b/missing", || async {
             n.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(object_store::Error::NotFound { path: "missing".into(), source: "404".into() })
+            Err::<(), _>(object_store::Error::NotFound {
+                path: "missing".into(),
+                source: "404".into(),
+            })
         })
         .await
         .unwrap_err();
@@ -244,7 +254,11 @@ mod tests {
         };
         let t = Instant::now();
         let _ = with_retry(&p, "GET", &"x", || async { Err::<(), _>(throttled()) }).await;
-        assert!(t.elapsed() < Duration::from_millis(400), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use object_store::memory::InMemory;
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, RetryConfig,
+    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig,
 };
 
 use crate::config::StoreConfig;
@@ -81,7 +81,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("root", &self.root.to_string()).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("root", &self.root.to_string())
+            .finish_non_exhaustive()
     }
 }
 
@@ -214,7 +216,12 @@ impl Store {
 
     /// Reads `range` of an object. When `expect_e_tag` is given and the object now has
     /// another ETag, fails with [`StoreError::Changed`] instead of mixing versions.
-    pub async fn get_range(&self, key: &str, range: Range<u64>, expect_e_tag: Option<&str>) -> Result<Bytes> {
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        expect_e_tag: Option<&str>,
+    ) -> Result<Bytes> {
         let url = self.url(key);
         let path = Path::from(key);
         let want = range.end - range.start;
@@ -264,7 +271,12 @@ impl Store {
         let bytes = with_retry(&self.config.retry, "GET", &url, || {
             let os = self.os.clone();
             let path = path.clone();
-            async move { os.get_opts(&path, GetOptions::default()).await?.bytes().await }
+            async move {
+                os.get_opts(&path, GetOptions::default())
+                    .await?
+                    .bytes()
+                    .await
+            }
         })
         .await?;
         m::record_bytes_read(bytes.len() as u64);
@@ -360,7 +372,10 @@ impl Store {
             };
             async move {
                 while let Some(item) = stream.next().await {
-                    got_ref.lock().unwrap_or_else(|e| e.into_inner()).push(item?.into());
+                    got_ref
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(item?.into());
                 }
                 Ok(())
             }
@@ -388,7 +403,11 @@ impl Store {
         .await?;
         let mut listing = Listing {
             objects: res.objects.into_iter().map(ObjectInfo::from).collect(),
-            prefixes: res.common_prefixes.into_iter().map(|p| p.to_string()).collect(),
+            prefixes: res
+                .common_prefixes
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect(),
         };
         listing.objects.sort_by(|a, b| a.key.cmp(&b.key));
         listing.prefixes.sort();

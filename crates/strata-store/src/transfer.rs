@@ -47,9 +47,9 @@ pub fn plan_parts(size: u64, part: u64) -> Vec<std::ops::Range<u64>> {
 
 /// Combines per-part CRC32C values (in order) into the CRC32C of the whole.
 pub fn combine_crc32c(parts: &[(u32, u64)]) -> u32 {
-    parts
-        .iter()
-        .fold(0u32, |acc, &(crc, len)| crc32c::crc32c_combine(acc, crc, len as usize))
+    parts.iter().fold(0u32, |acc, &(crc, len)| {
+        crc32c::crc32c_combine(acc, crc, len as usize)
+    })
 }
 
 /// Counts payload bytes held by an engine and remembers the peak.

@@ -52,7 +52,8 @@ impl Store {
                 tokio::task::spawn_blocking(move || {
                     use std::os::unix::fs::FileExt;
                     let mut buf = vec![0u8; (range.end - range.start) as usize];
-                    file.read_exact_at(&mut buf, range.start).map(|_| Bytes::from(buf))
+                    file.read_exact_at(&mut buf, range.start)
+                        .map(|_| Bytes::from(buf))
                 })
                 .await
                 .map_err(std::io::Error::other)
@@ -144,7 +145,11 @@ impl Store {
     {
         let start = Instant::now();
         if size <= opts.single_put_threshold {
-            let data = if size == 0 { Bytes::new() } else { read(0, 0..size).await? };
+            let data = if size == 0 {
+                Bytes::new()
+            } else {
+                read(0, 0..size).await?
+            };
             let crc = crc32c::crc32c(&data);
             let e_tag = self.put(key, data).await?;
             if let Some(p) = &progress {
@@ -162,8 +167,14 @@ impl Store {
             });
         }
         let mut report = match &self.mp {
-            Some(mp) => self.multipart(mp.clone(), key, size, opts, &read, progress).await?,
-            None => self.streamed_upload(key, size, opts, &read, progress).await?,
+            Some(mp) => {
+                self.multipart(mp.clone(), key, size, opts, &read, progress)
+                    .await?
+            }
+            None => {
+                self.streamed_upload(key, size, opts, &read, progress)
+                    .await?
+            }
         };
         report.elapsed_secs = start.elapsed().as_secs_f64();
         Ok(report)
@@ -200,33 +211,40 @@ impl Store {
         let buffered = Buffered::default();
         let parts = plan_parts(size, opts.upload_part_size);
         let n_parts = parts.len();
-        let uploaded: Result<Vec<(usize, PartId, u32, u64)>> = stream::iter(parts.into_iter().enumerate())
-            .map(|(i, range)| {
-                let (mp, path, id, url, buffered, progress) =
-                    (mp.clone(), path.clone(), id.clone(), url.clone(), &buffered, progress.clone());
-                async move {
-                    let data = read(i, range).await?;
-                    let len = data.len() as u64;
-                    buffered.add(len);
-                    let crc = crc32c::crc32c(&data);
-                    let part = with_retry(policy, "UploadPart", &url, || {
-                        let (mp, path, id) = (mp.clone(), path.clone(), id.clone());
-                        let payload = PutPayload::from(data.clone());
-                        async move { mp.put_part(&path, &id, i, payload).await }
-                    })
-                    .await;
-                    buffered.sub(len);
-                    let part = part?;
-                    m::record_bytes_written(len);
-                    if let Some(p) = &progress {
-                        p(len);
+        let uploaded: Result<Vec<(usize, PartId, u32, u64)>> =
+            stream::iter(parts.into_iter().enumerate())
+                .map(|(i, range)| {
+                    let (mp, path, id, url, buffered, progress) = (
+                        mp.clone(),
+                        path.clone(),
+                        id.clone(),
+                        url.clone(),
+                        &buffered,
+                        progress.clone(),
+                    );
+                    async move {
+                        let data = read(i, range).await?;
+                        let len = data.len() as u64;
+                        buffered.add(len);
+                        let crc = crc32c::crc32c(&data);
+                        let part = with_retry(policy, "UploadPart", &url, || {
+                            let (mp, path, id) = (mp.clone(), path.clone(), id.clone());
+                            let payload = PutPayload::from(data.clone());
+                            async move { mp.put_part(&path, &id, i, payload).await }
+                        })
+                        .await;
+                        buffered.sub(len);
+                        let part = part?;
+                        m::record_bytes_written(len);
+                        if let Some(p) = &progress {
+                            p(len);
+                        }
+                        Ok((i, part, crc, len))
                     }
-                    Ok((i, part, crc, len))
-                }
-            })
-            .buffer_unordered(opts.upload_concurrency)
-            .try_collect()
-            .await;
+                })
+                .buffer_unordered(opts.upload_concurrency)
+                .try_collect()
+                .await;
         let mut uploaded = match uploaded {
             Ok(u) => u,
             Err(e) => {
@@ -294,7 +312,11 @@ impl Store {
             elapsed: std::time::Duration::ZERO,
             cause: e.to_string(),
         };
-        let mut upload = self.os.put_multipart(&ObjPath::from(key)).await.map_err(fail)?;
+        let mut upload = self
+            .os
+            .put_multipart(&ObjPath::from(key))
+            .await
+            .map_err(fail)?;
         let mut crcs = Vec::new();
         let parts = plan_parts(size, opts.upload_part_size);
         let n = parts.len();
@@ -359,7 +381,12 @@ impl Drop for AbortGuard {
     }
 }
 
-async fn abort_upload(mp: Arc<dyn MultipartStore>, path: ObjPath, id: MultipartId, policy: RetryPolicy) {
+async fn abort_upload(
+    mp: Arc<dyn MultipartStore>,
+    path: ObjPath,
+    id: MultipartId,
+    policy: RetryPolicy,
+) {
     let shown = path.to_string();
     let res = with_retry(&policy, "AbortMultipartUpload", &shown, || {
         let (mp, path, id) = (mp.clone(), path.clone(), id.clone());
@@ -367,6 +394,8 @@ async fn abort_upload(mp: Arc<dyn MultipartStore>, path: ObjPath, id: MultipartI
     })
     .await;
     if let Err(e) = res {
-        tracing::warn!("could not abort the multipart upload of {shown}; it may need cleaning up with a lifecycle rule: {e}");
+        tracing::warn!(
+            "could not abort the multipart upload of {shown}; it may need cleaning up with a lifecycle rule: {e}"
+        );
     }
 }

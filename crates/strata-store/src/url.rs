@@ -217,8 +217,7 @@ impl std::str::FromStr for StoreUrl {
 
 fn valid_bucket(b: &str) -> bool {
     b.len() <= 255
-        && b
-            .chars()
+        && b.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
@@ -256,7 +255,11 @@ pub fn safe_relative_key(rel: &str) -> Result<String> {
     for seg in rel.split('/') {
         match seg {
             "" => continue,
-            "." | ".." => return Err(bad("contains a '.' or '..' segment, which could escape the destination")),
+            "." | ".." => {
+                return Err(bad(
+                    "contains a '.' or '..' segment, which could escape the destination",
+                ));
+            }
             s => out.push(s),
         }
     }
@@ -303,7 +306,10 @@ mod tests {
         assert!(u.is_prefix_syntax());
         assert_eq!(u.to_string(), "gs://b/p/");
         assert_eq!(StoreUrl::parse("az://c").unwrap().key(), "");
-        assert_eq!(StoreUrl::parse("memory://t/x").unwrap().scheme(), Scheme::Memory);
+        assert_eq!(
+            StoreUrl::parse("memory://t/x").unwrap().scheme(),
+            Scheme::Memory
+        );
     }
 
     #[test]
@@ -320,7 +326,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls() {
-        for bad in ["", "ftp://x/y", "s3://", "s3:///key", "s3://b/../x", "s3://b/./x", "s3://bad bucket/x", "file://relative", "s3://b/\u{0}"] {
+        for bad in [
+            "",
+            "ftp://x/y",
+            "s3://",
+            "s3:///key",
+            "s3://b/../x",
+            "s3://b/./x",
+            "s3://bad bucket/x",
+            "file://relative",
+            "s3://b/\u{0}",
+        ] {
             let err = StoreUrl::parse(bad).unwrap_err();
             assert!(matches!(err, StoreError::InvalidUrl { .. }), "{bad}: {err}");
             assert!(err.to_string().contains("invalid URL"), "{err}");
@@ -329,7 +345,15 @@ mod tests {
 
     #[test]
     fn hostile_relative_keys_are_refused() {
-        for k in ["../../x", "a/../../b", "/etc/passwd", "a\\..\\b", "", "./", "a/\u{1}"] {
+        for k in [
+            "../../x",
+            "a/../../b",
+            "/etc/passwd",
+            "a\\..\\b",
+            "",
+            "./",
+            "a/\u{1}",
+        ] {
             assert!(safe_relative_key(k).is_err(), "{k:?} accepted");
         }
         assert_eq!(safe_relative_key("a//b/c").unwrap(), "a/b/c");

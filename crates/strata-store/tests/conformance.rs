@@ -11,7 +11,11 @@ const ENFORCED: Expect = Expect {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory() {
-    let store = Store::open(&StoreUrl::parse("memory://conformance").unwrap(), &StoreConfig::default()).unwrap();
+    let store = Store::open(
+        &StoreUrl::parse("memory://conformance").unwrap(),
+        &StoreConfig::default(),
+    )
+    .unwrap();
     run_all(&store, "run", ENFORCED).await;
 }
 
@@ -28,7 +32,11 @@ async fn s3s_server() {
     let server = S3Server::start();
     let store = Store::open(&server.url(""), &server.store_config()).unwrap();
     run_all(&store, "run", ENFORCED).await;
-    assert!(server.pending_uploads().is_empty(), "uploads left: {:?}", server.pending_uploads());
+    assert!(
+        server.pending_uploads().is_empty(),
+        "uploads left: {:?}",
+        server.pending_uploads()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,18 +47,27 @@ async fn s3s_server_through_emulator() {
     layer.s3.endpoint = Some(emu.endpoint());
     let store = Store::open(&server.url(""), &StoreConfig::from_layer(&layer).unwrap()).unwrap();
     run_all(&store, "run", ENFORCED).await;
-    assert!(emu.stats().requests > 50, "traffic went through the emulator: {:?}", emu.stats());
+    assert!(
+        emu.stats().requests > 50,
+        "traffic went through the emulator: {:?}",
+        emu.stats()
+    );
 }
 
 /// Garage ignores `If-None-Match`, and the probe must say so. Skipped (with a notice) when the
 /// binary is missing, unless `STRATA_REQUIRE_GARAGE=1`, which `scripts/test` sets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garage() {
-    if strata_testkit::garage::garage_binary().is_none() && std::env::var("STRATA_REQUIRE_GARAGE").as_deref() != Ok("1") {
+    if strata_testkit::garage::garage_binary().is_none()
+        && std::env::var("STRATA_REQUIRE_GARAGE").as_deref() != Ok("1")
+    {
         eprintln!("SKIPPED: garage binary not found; scripts/test installs it");
         return;
     }
-    let garage = tokio::task::spawn_blocking(GarageServer::start).await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    let garage = tokio::task::spawn_blocking(GarageServer::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
     let store = Store::open(&garage.url(""), &garage.store_config()).unwrap();
     run_all(
         &store,

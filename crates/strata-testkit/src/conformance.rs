@@ -46,36 +46,72 @@ pub async fn put_get_head(store: &Store, p: &str) {
     for (i, len) in [0usize, 1, 1000, 300_000].into_iter().enumerate() {
         let key = format!("{p}/obj-{i}");
         let body = Bytes::from(data::bytes(i as u64, len));
-        store.put(&key, body.clone()).await.unwrap_or_else(|e| panic!("{root}: put {key}: {e}"));
-        let got = store.get(&key).await.unwrap_or_else(|e| panic!("{root}: get {key}: {e}"));
+        store
+            .put(&key, body.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{root}: put {key}: {e}"));
+        let got = store
+            .get(&key)
+            .await
+            .unwrap_or_else(|e| panic!("{root}: get {key}: {e}"));
         assert_eq!(got, body, "{root}: {key} read back differs");
-        let info = store.head(&key).await.unwrap_or_else(|e| panic!("{root}: head {key}: {e}"));
+        let info = store
+            .head(&key)
+            .await
+            .unwrap_or_else(|e| panic!("{root}: head {key}: {e}"));
         assert_eq!(info.size, len as u64, "{root}: {key} size");
         assert_eq!(info.key, key, "{root}: head key");
     }
     // Overwrite replaces.
     let key = format!("{p}/obj-1");
-    store.put(&key, Bytes::from_static(b"new")).await.expect("overwrite");
-    assert_eq!(store.get(&key).await.expect("get"), Bytes::from_static(b"new"), "{root}: overwrite");
+    store
+        .put(&key, Bytes::from_static(b"new"))
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.get(&key).await.expect("get"),
+        Bytes::from_static(b"new"),
+        "{root}: overwrite"
+    );
 }
 
 pub async fn ranged_get(store: &Store, p: &str) {
     let root = store.root();
     let key = format!("{p}/obj");
     let body = data::bytes(42, 1 << 20);
-    store.put(&key, Bytes::from(body.clone())).await.expect("put");
+    store
+        .put(&key, Bytes::from(body.clone()))
+        .await
+        .expect("put");
     let e_tag = store.head(&key).await.expect("head").e_tag;
-    for r in [0..1u64, 0..4096, 1000..70_000, (1 << 20) - 1..1 << 20, 500_000..1 << 20] {
+    for r in [
+        0..1u64,
+        0..4096,
+        1000..70_000,
+        (1 << 20) - 1..1 << 20,
+        500_000..1 << 20,
+    ] {
         let got = store
             .get_range(&key, r.clone(), e_tag.as_deref())
             .await
             .unwrap_or_else(|e| panic!("{root}: range {r:?}: {e}"));
-        assert_eq!(&got[..], &body[r.start as usize..r.end as usize], "{root}: range {r:?}");
+        assert_eq!(
+            &got[..],
+            &body[r.start as usize..r.end as usize],
+            "{root}: range {r:?}"
+        );
     }
     // A stale ETag is caught.
     if e_tag.is_some() {
-        let err = store.get_range(&key, 0..10, Some("\"not-the-etag\"")).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Precondition, "{root}: stale etag: {err}");
+        let err = store
+            .get_range(&key, 0..10, Some("\"not-the-etag\""))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Precondition,
+            "{root}: stale etag: {err}"
+        );
     }
 }
 
@@ -83,33 +119,77 @@ pub async fn list_prefix_and_delimiter(store: &Store, p: &str) {
     let root = store.root();
     let keys = ["a/1", "a/2", "b/1", "c", "cc/x"];
     for k in keys {
-        store.put(&format!("{p}/{k}"), Bytes::from(k.as_bytes().to_vec())).await.expect("put");
+        store
+            .put(&format!("{p}/{k}"), Bytes::from(k.as_bytes().to_vec()))
+            .await
+            .expect("put");
     }
-    let all = store.list(p).await.unwrap_or_else(|e| panic!("{root}: list: {e}"));
-    let got: Vec<String> = all.iter().map(|o| o.key.strip_prefix(&format!("{p}/")).unwrap_or(&o.key).to_string()).collect();
+    let all = store
+        .list(p)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: list: {e}"));
+    let got: Vec<String> = all
+        .iter()
+        .map(|o| {
+            o.key
+                .strip_prefix(&format!("{p}/"))
+                .unwrap_or(&o.key)
+                .to_string()
+        })
+        .collect();
     assert_eq!(got, keys, "{root}: recursive listing");
     let sub = store.list(&format!("{p}/a")).await.expect("list a");
     assert_eq!(sub.len(), 2, "{root}: listing of {p}/a: {sub:?}");
     // Prefixes are directories: `c` is an object, not a directory, and `cc/x` is not under it.
     let c = store.list(&format!("{p}/c")).await.expect("list c");
-    assert!(c.is_empty(), "{root}: {p}/c must not match the object c or {p}/cc/x: {c:?}");
-    let dir = store.list_dir(p).await.unwrap_or_else(|e| panic!("{root}: list_dir: {e}"));
-    let objs: Vec<&str> = dir.objects.iter().map(|o| o.key.rsplit('/').next().unwrap_or_default()).collect();
-    let pre: Vec<&str> = dir.prefixes.iter().map(|s| s.rsplit('/').next().unwrap_or_default()).collect();
+    assert!(
+        c.is_empty(),
+        "{root}: {p}/c must not match the object c or {p}/cc/x: {c:?}"
+    );
+    let dir = store
+        .list_dir(p)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: list_dir: {e}"));
+    let objs: Vec<&str> = dir
+        .objects
+        .iter()
+        .map(|o| o.key.rsplit('/').next().unwrap_or_default())
+        .collect();
+    let pre: Vec<&str> = dir
+        .prefixes
+        .iter()
+        .map(|s| s.rsplit('/').next().unwrap_or_default())
+        .collect();
     assert_eq!(objs, ["c"], "{root}: delimiter objects");
     assert_eq!(pre, ["a", "b", "cc"], "{root}: delimiter prefixes");
-    let none = store.list(&format!("{p}/nothing-here")).await.expect("empty list");
+    let none = store
+        .list(&format!("{p}/nothing-here"))
+        .await
+        .expect("empty list");
     assert!(none.is_empty(), "{root}: empty prefix");
 }
 
 pub async fn delete(store: &Store, p: &str) {
     let root = store.root();
     let key = format!("{p}/gone");
-    store.put(&key, Bytes::from_static(b"x")).await.expect("put");
-    store.delete(&key).await.unwrap_or_else(|e| panic!("{root}: delete: {e}"));
+    store
+        .put(&key, Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    store
+        .delete(&key)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: delete: {e}"));
     let err = store.head(&key).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{root}: head after delete: {err}");
-    store.delete(&key).await.unwrap_or_else(|e| panic!("{root}: deleting a missing object must succeed: {e}"));
+    assert_eq!(
+        err.kind(),
+        ErrorKind::NotFound,
+        "{root}: head after delete: {err}"
+    );
+    store
+        .delete(&key)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: deleting a missing object must succeed: {e}"));
 }
 
 pub async fn multipart(store: &Store, p: &str) {
@@ -121,34 +201,58 @@ pub async fn multipart(store: &Store, p: &str) {
         .upload_bytes(body.clone(), &key, &opts, None)
         .await
         .unwrap_or_else(|e| panic!("{root}: multipart upload: {e}"));
-    assert!(up.multipart, "{root}: 12 MiB with 5 MiB parts must be multipart");
+    assert!(
+        up.multipart,
+        "{root}: 12 MiB with 5 MiB parts must be multipart"
+    );
     assert_eq!(up.parts, 3, "{root}: part count");
     assert_eq!(up.crc32c, crc32c::crc32c(&body), "{root}: combined CRC32C");
     assert_eq!(up.part_crc32c.len(), 3);
-    let (got, down) = store.download_to_vec(&key, &opts).await.unwrap_or_else(|e| panic!("{root}: download: {e}"));
+    let (got, down) = store
+        .download_to_vec(&key, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: download: {e}"));
     assert_eq!(got.len(), body.len(), "{root}: size after multipart");
     assert!(got == body, "{root}: content after multipart differs");
     assert_eq!(down.crc32c, up.crc32c, "{root}: download CRC32C");
     assert_eq!(down.parts, 13, "{root}: 1 MiB download parts");
-    assert!(down.peak_buffered <= 4 << 20, "{root}: download buffered {} > 4 parts", down.peak_buffered);
+    assert!(
+        down.peak_buffered <= 4 << 20,
+        "{root}: download buffered {} > 4 parts",
+        down.peak_buffered
+    );
     // Copy within the store.
     let copy = format!("{p}/copy");
-    store.copy_from(store, &key, &copy, &opts, None).await.unwrap_or_else(|e| panic!("{root}: copy: {e}"));
-    assert_eq!(store.head(&copy).await.expect("head copy").size, body.len() as u64, "{root}: copy size");
+    store
+        .copy_from(store, &key, &copy, &opts, None)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: copy: {e}"));
+    assert_eq!(
+        store.head(&copy).await.expect("head copy").size,
+        body.len() as u64,
+        "{root}: copy size"
+    );
 }
 
 pub async fn download_to_file(store: &Store, p: &str) {
     let root = store.root();
     let key = format!("{p}/obj");
     let body = data::bytes(9, (3 << 20) + 17);
-    store.put(&key, Bytes::from(body.clone())).await.expect("put");
+    store
+        .put(&key, Bytes::from(body.clone()))
+        .await
+        .expect("put");
     let dir = tempfile::tempdir().expect("tempdir");
     let dest = dir.path().join("out.bin");
     let rep = store
         .download_to_file(&key, &dest, &small_parts(), None)
         .await
         .unwrap_or_else(|e| panic!("{root}: download_to_file: {e}"));
-    assert_eq!(std::fs::read(&dest).expect("read"), body, "{root}: file content");
+    assert_eq!(
+        std::fs::read(&dest).expect("read"),
+        body,
+        "{root}: file content"
+    );
     assert_eq!(rep.crc32c, crc32c::crc32c(&body));
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
     assert_eq!(leftovers.len(), 1, "{root}: temp files left behind");
@@ -157,33 +261,74 @@ pub async fn download_to_file(store: &Store, p: &str) {
 pub async fn conditional_create(store: &Store, p: &str, expect: Expect) {
     let root = store.root();
     let key = format!("{p}/marker");
-    let first = store.put_if_absent(&key, Bytes::from_static(b"one")).await.unwrap_or_else(|e| panic!("{root}: create: {e}"));
+    let first = store
+        .put_if_absent(&key, Bytes::from_static(b"one"))
+        .await
+        .unwrap_or_else(|e| panic!("{root}: create: {e}"));
     assert_eq!(first, CreateOutcome::Created, "{root}: first create");
-    let second = store.put_if_absent(&key, Bytes::from_static(b"two")).await.unwrap_or_else(|e| panic!("{root}: second create: {e}"));
+    let second = store
+        .put_if_absent(&key, Bytes::from_static(b"two"))
+        .await
+        .unwrap_or_else(|e| panic!("{root}: second create: {e}"));
     let now = store.get(&key).await.expect("get marker");
     match expect.conditional_create {
         ConditionalCreate::Enforced => {
-            assert_eq!(second, CreateOutcome::AlreadyExists, "{root}: second create must be refused");
-            assert_eq!(now, Bytes::from_static(b"one"), "{root}: refused create must not overwrite");
+            assert_eq!(
+                second,
+                CreateOutcome::AlreadyExists,
+                "{root}: second create must be refused"
+            );
+            assert_eq!(
+                now,
+                Bytes::from_static(b"one"),
+                "{root}: refused create must not overwrite"
+            );
         }
         ConditionalCreate::Ignored => {
-            assert_eq!(second, CreateOutcome::Created, "{root}: store was expected to ignore the condition");
+            assert_eq!(
+                second,
+                CreateOutcome::Created,
+                "{root}: store was expected to ignore the condition"
+            );
         }
         ConditionalCreate::Unsupported => {}
     }
-    let caps = store.probe().await.unwrap_or_else(|e| panic!("{root}: probe: {e}"));
-    assert_eq!(caps.conditional_create, expect.conditional_create, "{root}: capability probe");
-    let probes = store.list(strata_store::capability::PROBE_PREFIX).await.expect("list probes");
-    assert!(probes.is_empty(), "{root}: probe objects left behind: {probes:?}");
+    let caps = store
+        .probe()
+        .await
+        .unwrap_or_else(|e| panic!("{root}: probe: {e}"));
+    assert_eq!(
+        caps.conditional_create, expect.conditional_create,
+        "{root}: capability probe"
+    );
+    let probes = store
+        .list(strata_store::capability::PROBE_PREFIX)
+        .await
+        .expect("list probes");
+    assert!(
+        probes.is_empty(),
+        "{root}: probe objects left behind: {probes:?}"
+    );
 }
 
 pub async fn missing_objects(store: &Store, p: &str) {
     let root = store.root();
     let key = format!("{p}/never-written");
     let err = store.head(&key).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{root}: head missing: {err}");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::NotFound,
+        "{root}: head missing: {err}"
+    );
     let text = err.to_string();
-    assert!(text.contains("never-written"), "{root}: error must name the object: {text}");
+    assert!(
+        text.contains("never-written"),
+        "{root}: error must name the object: {text}"
+    );
     let err = store.get_range(&key, 0..10, None).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{root}: get missing: {err}");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::NotFound,
+        "{root}: get missing: {err}"
+    );
 }

@@ -44,7 +44,10 @@ pub fn write_file(path: &Path, seed: u64, len: u64) -> std::io::Result<u32> {
     let mut i = 0u64;
     while written < len {
         let n = CHUNK.min(len - written) as usize;
-        fill(seed.wrapping_add(i.wrapping_mul(0x1000_0001)), &mut buf[..n]);
+        fill(
+            seed.wrapping_add(i.wrapping_mul(0x1000_0001)),
+            &mut buf[..n],
+        );
         f.write_all(&buf[..n])?;
         crc = crc32c::crc32c_append(crc, &buf[..n]);
         written += n as u64;

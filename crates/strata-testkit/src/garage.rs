@@ -65,7 +65,11 @@ impl GarageServer {
             .tempdir()
             .map_err(|e| e.to_string())?;
         let (rpc, s3) = (free_port(), free_port());
-        let rpc_secret = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+        let rpc_secret = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
         let config = format!(
             r#"metadata_dir = "{d}/meta"
 data_dir = "{d}/data"
@@ -84,7 +88,8 @@ root_domain = ".s3.garage.localhost"
         );
         let config_path = dir.path().join("garage.toml");
         std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(dir.path().join("garage.log")).map_err(|e| e.to_string())?;
+        let log =
+            std::fs::File::create(dir.path().join("garage.log")).map_err(|e| e.to_string())?;
         let child = Command::new(&bin)
             .arg("-c")
             .arg(&config_path)
@@ -96,7 +101,11 @@ root_domain = ".s3.garage.localhost"
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
         let access_key = format!("GK{:024x}", rand::random::<u128>() >> 32);
-        let secret_key = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+        let secret_key = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
         let mut server = Self {
             child,
             s3_addr: SocketAddr::from(([127, 0, 0, 1], s3)),
@@ -106,7 +115,9 @@ root_domain = ".s3.garage.localhost"
             bin,
             _dir: dir,
         };
-        server.configure().map_err(|e| format!("{e}\n--- garage log ---\n{}", server.log()))?;
+        server
+            .configure()
+            .map_err(|e| format!("{e}\n--- garage log ---\n{}", server.log()))?;
         Ok(server)
     }
 
@@ -150,9 +161,21 @@ root_domain = ".s3.garage.localhost"
         self.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &id])?;
         self.cli(&["layout", "apply", "--version", "1"])?;
         let (ak, sk) = (self.access_key.clone(), self.secret_key.clone());
-        self.retry_cli(&["key", "import", "--yes", "-n", "strata-test", &ak, &sk], Duration::from_secs(20))?;
+        self.retry_cli(
+            &["key", "import", "--yes", "-n", "strata-test", &ak, &sk],
+            Duration::from_secs(20),
+        )?;
         self.retry_cli(&["bucket", "create", BUCKET], Duration::from_secs(20))?;
-        self.cli(&["bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", "strata-test"])?;
+        self.cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            BUCKET,
+            "--key",
+            "strata-test",
+        ])?;
         self.wait_ready()
     }
 
@@ -162,7 +185,8 @@ root_domain = ".s3.garage.localhost"
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let store = strata_store::Store::open(&self.url(""), &self.store_config()).map_err(|e| e.to_string())?;
+        let store = strata_store::Store::open(&self.url(""), &self.store_config())
+            .map_err(|e| e.to_string())?;
         let start = Instant::now();
         loop {
             match rt.block_on(store.list_dir("")) {

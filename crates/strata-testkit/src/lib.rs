@@ -13,6 +13,7 @@
 //!
 //! Nothing here fakes our own client: tests talk HTTP to real servers through real sockets.
 
+pub mod alloc;
 pub mod conformance;
 pub mod data;
 pub mod emulator;

@@ -150,7 +150,9 @@ async fn serve(listener: std::net::TcpListener, root: PathBuf, ak: String, sk: S
         };
         // Small requests are latency-bound; never let Nagle hold a response back.
         let _ = socket.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+        let conn = http
+            .serve_connection(TokioIo::new(socket), service.clone())
+            .into_owned();
         tokio::spawn(async move {
             let _ = conn.await;
         });

@@ -79,10 +79,12 @@ where
         async move {
             if reset {
                 stats.add_reset();
-                return Some(Err::<Frame<Bytes>, BoxError>(Box::new(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "link emulator: injected connection reset",
-                ))));
+                return Some(Err::<Frame<Bytes>, BoxError>(Box::new(
+                    std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "link emulator: injected connection reset",
+                    ),
+                )));
             }
             if let Some(d) = stall {
                 stats.add_stall();
@@ -105,12 +107,11 @@ where
     });
     // Stop after the first error so hyper sees the body end there.
     let mut failed = false;
-    let ended = Box::pin(paced)
-        .take_while(move |item| {
-            let go = !failed;
-            failed |= item.is_err();
-            futures::future::ready(go)
-        });
+    let ended = Box::pin(paced).take_while(move |item| {
+        let go = !failed;
+        failed |= item.is_err();
+        futures::future::ready(go)
+    });
     BodyExt::boxed_unsync(Sized {
         inner: StreamBody::new(ended),
         hint,

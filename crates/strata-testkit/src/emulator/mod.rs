@@ -144,7 +144,11 @@ impl LinkEmulator {
 
     /// The profile in force.
     pub fn profile(&self) -> LinkProfile {
-        self.shared.profile.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .profile
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the profile. Requests already in flight keep their latency; bandwidth caps
@@ -154,7 +158,11 @@ impl LinkEmulator {
         let (r, b) = rate_and_burst(rate);
         self.shared.total_down.set_rate(r, b);
         self.shared.total_up.set_rate(r, b);
-        *self.shared.profile.write().unwrap_or_else(|e| e.into_inner()) = profile;
+        *self
+            .shared
+            .profile
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = profile;
     }
 
     /// What has passed so far.

@@ -116,9 +116,17 @@ fn draw(p: &LinkProfile) -> Fate {
     let mut rng = rand::rng();
     let error = (rng.random::<f64>() < p.error_rate).then(|| {
         if rng.random_bool(0.5) {
-            (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SlowDown",
+                "Please reduce your request rate.",
+            )
         } else {
-            (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error. Please try again.")
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            )
         }
     });
     let jitter = p.latency_jitter.mul_f64(rng.random::<f64>());
@@ -139,11 +147,22 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let stats = shared.stats.clone();
     stats.requests.fetch_add(1, Ordering::Relaxed);
-    let profile = shared.profile.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let profile = shared
+        .profile
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let in_flight = InFlight::enter(&stats);
-    if profile.max_in_flight.is_some_and(|max| in_flight.count > max as u64) {
+    if profile
+        .max_in_flight
+        .is_some_and(|max| in_flight.count > max as u64)
+    {
         stats.overload_rejections.fetch_add(1, Ordering::Relaxed);
-        return Ok(s3_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."));
+        return Ok(s3_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Please reduce your request rate.",
+        ));
     }
     let fate = draw(&profile);
     if let Some((status, code, msg)) = fate.error {
@@ -157,13 +176,22 @@ async fn handle(
     let mut buckets = Vec::new();
     let capped = |b: &Arc<TokenBucket>, on: bool| on.then(|| b.clone());
     buckets.extend(capped(&conn.up, profile.per_conn_bytes_per_sec.is_some()));
-    buckets.extend(capped(&shared.total_up, profile.total_bytes_per_sec.is_some()));
+    buckets.extend(capped(
+        &shared.total_up,
+        profile.total_bytes_per_sec.is_some(),
+    ));
 
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = match format!("http://{}{}", shared.upstream, path).parse() {
         Ok(u) => u,
-        Err(_) => return Ok(s3_error(StatusCode::BAD_REQUEST, "InvalidURI", "bad request URI")),
+        Err(_) => {
+            return Ok(s3_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidURI",
+                "bad request URI",
+            ));
+        }
     };
     let up_shape = Shape {
         buckets,
@@ -190,13 +218,19 @@ async fn handle(
     let cut_at = (len as f64 * fate.cut_fraction) as u64;
     let mut buckets = Vec::new();
     buckets.extend(capped(&conn.down, profile.per_conn_bytes_per_sec.is_some()));
-    buckets.extend(capped(&shared.total_down, profile.total_bytes_per_sec.is_some()));
+    buckets.extend(capped(
+        &shared.total_down,
+        profile.total_bytes_per_sec.is_some(),
+    ));
     let down_shape = Shape {
         buckets,
         reset_after: (fate.reset_draw && len > 0).then_some(cut_at),
         stall_after: (fate.stall_draw && len > 0).then_some((cut_at, profile.stall)),
     };
-    Ok(Response::from_parts(parts, shaped(body, down_shape, stats, true, in_flight)))
+    Ok(Response::from_parts(
+        parts,
+        shaped(body, down_shape, stats, true, in_flight),
+    ))
 }
 
 /// An S3-style XML error response.
@@ -204,12 +238,18 @@ fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><Resource></Resource><RequestId>link-emulator</RequestId></Error>"
     );
-    let body = Full::new(Bytes::from(xml)).map_err(|e: Infallible| -> BoxError { match e {} }).boxed_unsync();
+    let body = Full::new(Bytes::from(xml))
+        .map_err(|e: Infallible| -> BoxError { match e {} })
+        .boxed_unsync();
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
-    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, "application/xml".parse().expect("static"));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        "application/xml".parse().expect("static"),
+    );
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut().insert(hyper::header::RETRY_AFTER, "1".parse().expect("static"));
+        resp.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, "1".parse().expect("static"));
     }
     resp
 }
