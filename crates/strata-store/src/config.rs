@@ -273,10 +273,27 @@ pub struct S3Config {
     pub checksum: Option<object_store::aws::Checksum>,
 }
 
+impl S3Config {
+    /// True when requests go unsigned: no access key is configured and either the endpoint
+    /// is not AWS (a custom endpoint has no instance metadata service to ask) or
+    /// `AWS_EC2_METADATA_DISABLED=true`. Otherwise object_store's chain applies (web
+    /// identity, container credentials, then EC2 instance metadata).
+    pub fn anonymous(&self) -> bool {
+        self.access_key_id.is_none()
+            && std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_none()
+            && std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_none()
+            && std::env::var_os("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_none()
+            && (self.endpoint.is_some()
+                || std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")))
+    }
+}
+
 /// Transfer engine settings.
 #[derive(Debug, Clone)]
 pub struct TransferConfig {
-    /// Ranged-download part size in bytes. Default: 8 MiB.
+    /// Ranged-download part size in bytes. Default: 8 MiB. Objects smaller than
+    /// `part_size × concurrency` are cut into `concurrency` smaller parts (at least 1 MiB)
+    /// so that every slot works; see [`TransferConfig::download_part_size`].
     pub part_size: u64,
     /// Download parts in flight per object. Default: 16. Memory is bounded by
     /// `part_size × concurrency`.
@@ -289,6 +306,25 @@ pub struct TransferConfig {
     pub single_put_threshold: u64,
     /// Files transferred at once by recursive copies. Default: 8.
     pub files_in_flight: usize,
+}
+
+/// The smallest part the download engine cuts when it shrinks parts for small objects.
+pub const MIN_ADAPTIVE_PART: u64 = 1 << 20;
+
+impl TransferConfig {
+    /// The download part size for an object of `size` bytes: [`Self::part_size`], or less for
+    /// objects too small to fill every slot (never below 1 MiB nor above `part_size`).
+    pub fn download_part_size(&self, size: u64) -> u64 {
+        let even = size.div_ceil(self.concurrency.max(1) as u64);
+        even.clamp(MIN_ADAPTIVE_PART.min(self.part_size), self.part_size)
+    }
+
+    /// The upload part size for an object of `size` bytes: like
+    /// [`Self::download_part_size`], with the S3 minimum of 5 MiB as the floor.
+    pub fn upload_part_size_for(&self, size: u64) -> u64 {
+        let even = size.div_ceil(self.upload_concurrency.max(1) as u64);
+        even.clamp((5 << 20).min(self.upload_part_size), self.upload_part_size)
+    }
 }
 
 /// Retry policy: jittered exponential backoff within a total time bound.

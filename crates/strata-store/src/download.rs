@@ -53,7 +53,7 @@ impl Store {
                 .map_err(|e| StoreError::io("allocate", &tmp, e))?;
             let buffered = Arc::new(Buffered::default());
             let e_tag = info.e_tag.clone();
-            let parts = plan_parts(info.size, opts.part_size);
+            let parts = plan_parts(info.size, opts.download_part_size(info.size));
             let n_parts = parts.len();
             let mut crcs: Vec<(usize, u32, u64)> = stream::iter(parts.into_iter().enumerate())
                 .map(|(i, range)| {
@@ -143,7 +143,7 @@ impl Store {
         let key: Arc<str> = key.into();
         let e_tag = info.e_tag.clone();
         let slots = Arc::new(Semaphore::new(opts.concurrency));
-        stream::iter(plan_parts(info.size, opts.part_size))
+        stream::iter(plan_parts(info.size, opts.download_part_size(info.size)))
             .map(move |range: Range<u64>| {
                 let store = store.clone();
                 let key = key.clone();

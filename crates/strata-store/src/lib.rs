@@ -47,6 +47,7 @@ pub mod config;
 pub mod download;
 pub mod error;
 pub mod limit;
+pub mod local;
 pub mod metrics;
 pub mod retry;
 pub mod size;

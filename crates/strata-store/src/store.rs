@@ -137,6 +137,9 @@ impl Store {
                 if let Some(c) = s3.checksum {
                     b = b.with_checksum_algorithm(c);
                 }
+                if s3.anonymous() {
+                    b = b.with_skip_signature(true);
+                }
                 both(b.build().map_err(cfg)?, limits)
             }
             Scheme::Gcs => both(

@@ -209,7 +209,7 @@ impl Store {
             policy: policy.clone(),
         };
         let buffered = Buffered::default();
-        let parts = plan_parts(size, opts.upload_part_size);
+        let parts = plan_parts(size, opts.upload_part_size_for(size));
         let n_parts = parts.len();
         let uploaded: Result<Vec<(usize, PartId, u32, u64)>> =
             stream::iter(parts.into_iter().enumerate())
@@ -318,7 +318,7 @@ impl Store {
             .await
             .map_err(fail)?;
         let mut crcs = Vec::new();
-        let parts = plan_parts(size, opts.upload_part_size);
+        let parts = plan_parts(size, opts.upload_part_size_for(size));
         let n = parts.len();
         for (i, range) in parts.into_iter().enumerate() {
             let data = match read(i, range).await {

@@ -1,0 +1,12 @@
+//! # strata-bench
+//!
+//! The benchmarks behind `strata bench`. Each one runs real parts (the in-process S3 server,
+//! the link emulator, real files) and reports ratios measured in one run: against the
+//! physical limit (the emulator's configured cap, memory copy bandwidth) and against the
+//! naive way (one stream). Absolute numbers vary between machines; the ratios are the claim.
+
+pub mod machine;
+pub mod transfer;
+
+pub use machine::MachineLimits;
+pub use transfer::{TransferBench, TransferBenchReport};

@@ -1,0 +1,145 @@
+//! Command-line syntax (clap derive). Turned into settings in exactly one place,
+//! [`crate::settings::Settings::from_args`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Strata: a tiered storage engine for machine-learning fleets.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every command accepts; they override the config file and the environment.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Default: $STRATA_CONFIG, else ~/.config/strata/config.toml if present.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// S3 endpoint URL (overrides AWS_ENDPOINT_URL). http:// endpoints are allowed.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// S3 region (overrides AWS_REGION).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Part size for ranged downloads, e.g. 8MiB.
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub part_size: Option<String>,
+    /// Parts in flight per object.
+    #[arg(long, global = true, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Limit transfer bandwidth, e.g. 100MiB (per second).
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub bytes_per_sec: Option<String>,
+    /// Print machine-readable JSON on standard output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy objects and files: local↔remote and remote↔remote, parallel across and within files.
+    Cp(CpArgs),
+    /// List objects and prefixes.
+    Ls(LsArgs),
+    /// Write an object to standard output.
+    Cat(UrlArg),
+    /// Show an object's size, ETag and modification time.
+    Stat(UrlArg),
+    /// Delete an object, or with -r everything under a prefix.
+    Rm(RmArgs),
+    /// Total size and object count under a prefix.
+    Du(DuArgs),
+    /// Run a short tour of Strata on local directories (no servers to start).
+    Demo(DemoArgs),
+    /// Benchmarks, measured against the machine's limits and the naive way.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UrlArg {
+    /// s3://bucket/key, gs://…, az://…, file:///path, a plain path, or memory://name/key.
+    pub url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Source URL or path.
+    pub src: String,
+    /// Destination URL or path. A trailing / (or an existing directory) means "into".
+    pub dst: String,
+    /// Copy everything under the source prefix or directory.
+    #[arg(short, long)]
+    pub recursive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Prefix or object to list.
+    pub url: String,
+    /// List everything under the prefix, not one level.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Human-readable sizes (KiB, MiB, ...).
+    #[arg(short = 'H', long)]
+    pub human_readable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Object or prefix to delete.
+    pub url: String,
+    /// Delete everything under the prefix.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Do not ask before deleting a prefix.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DuArgs {
+    /// Prefix (or object) to measure.
+    pub url: String,
+    /// Human-readable sizes.
+    #[arg(short = 'H', long)]
+    pub human_readable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the demo's store and files. Default: ./strata-demo
+    #[arg(long, default_value = "strata-demo")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Download and upload one object through the link emulator: engine vs single stream.
+    Transfer(BenchTransferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTransferArgs {
+    /// Object size.
+    #[arg(long, default_value = "1GiB")]
+    pub size: String,
+    /// Link emulator profile: s3, nfs, lustre or local.
+    #[arg(long, default_value = "s3")]
+    pub profile: String,
+    /// Bytes moved by the single-stream baseline.
+    #[arg(long, default_value = "64MiB")]
+    pub single_sample: String,
+    /// Directory for the source and downloaded files. Default: a temporary directory.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}

@@ -1,0 +1,163 @@
+//! `strata cp SRC DST [-r]`.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use futures::{StreamExt, TryStreamExt};
+use strata_store::url::safe_relative_key;
+use strata_store::{ProgressFn, Store, StoreUrl, TransferConfig, TransferReport};
+
+use crate::args::CpArgs;
+use crate::output;
+use crate::settings::Settings;
+
+/// One object or file to copy.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub src: StoreUrl,
+    pub dst: StoreUrl,
+    pub size: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Copied {
+    src: String,
+    dst: String,
+    bytes: u64,
+    elapsed_secs: f64,
+    crc32c: Option<String>,
+}
+
+pub async fn run(args: &CpArgs, s: &Settings) -> Result<()> {
+    let src = StoreUrl::parse(&args.src)?;
+    let dst = StoreUrl::parse(&args.dst)?;
+    let src_store = Store::open(&src, &s.store)?;
+    let dst_store = Store::open(&dst, &s.store)?;
+    let jobs = plan(&src, &dst, &src_store, args.recursive).await?;
+    let total: u64 = jobs.iter().map(|j| j.size).sum();
+    let start = Instant::now();
+    let (bar, progress) = output::bytes_bar(total, s.progress, "copying");
+    // Memory stays within parts-in-flight × part size overall: with several files in flight,
+    // each gets a share of the parts.
+    let files = s.store.transfer.files_in_flight.min(jobs.len()).max(1);
+    let mut opts = s.store.transfer.clone();
+    if files > 1 {
+        opts.concurrency = (opts.concurrency / files).max(2);
+        opts.upload_concurrency = (opts.upload_concurrency / files).max(2);
+    }
+    let copied: Vec<(Job, TransferReport)> = futures::stream::iter(jobs)
+        .map(|job| {
+            let (src_store, dst_store, opts, progress) = (&src_store, &dst_store, &opts, progress.clone());
+            async move {
+                let r = copy_one(src_store, &job.src, dst_store, &job.dst, opts, Some(progress)).await?;
+                Ok::<_, anyhow::Error>((job, r))
+            }
+        })
+        .buffer_unordered(files)
+        .try_collect()
+        .await?;
+    bar.finish_and_clear();
+    let elapsed = start.elapsed().as_secs_f64();
+    let bytes: u64 = copied.iter().map(|c| c.1.bytes).sum();
+    if s.json {
+        let list: Vec<Copied> = copied
+            .iter()
+            .map(|(j, r)| Copied {
+                src: j.src.to_string(),
+                dst: j.dst.to_string(),
+                bytes: r.bytes,
+                elapsed_secs: r.elapsed_secs,
+                crc32c: (r.crc32c != 0 || r.bytes == 0).then(|| format!("{:08x}", r.crc32c)),
+            })
+            .collect();
+        output::json(&serde_json::json!({
+            "files": list.len(), "bytes": bytes, "elapsed_secs": elapsed,
+            "mib_per_sec": bytes as f64 / (1 << 20) as f64 / elapsed.max(1e-9), "copied": list,
+        }));
+    } else if !s.progress || copied.len() > 1 {
+        eprintln!(
+            "copied {} file(s), {} in {:.2}s ({:.1} MiB/s)",
+            copied.len(),
+            strata_store::size::format_size(bytes),
+            elapsed,
+            bytes as f64 / (1 << 20) as f64 / elapsed.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// Works out what to copy where.
+pub async fn plan(src: &StoreUrl, dst: &StoreUrl, src_store: &Store, recursive: bool) -> Result<Vec<Job>> {
+    let local_dir = |u: &StoreUrl| u.local_path().is_some_and(|p| p.is_dir());
+    if recursive {
+        let objects = src_store.list(src.key()).await?;
+        if objects.is_empty() {
+            if !src.is_prefix_syntax() && !local_dir(src) {
+                // `cp -r` of a single object copies that object.
+                if let Ok(info) = src_store.head(src.key()).await {
+                    return Ok(vec![single_target(src, dst, info.size)?]);
+                }
+            }
+            bail!("no objects under {src}");
+        }
+        let base = if src.key().is_empty() { String::new() } else { format!("{}/", src.key()) };
+        return objects
+            .into_iter()
+            .filter(|o| !is_temp_name(&o.key))
+            .map(|o| {
+                let rel = o.key.strip_prefix(&base).unwrap_or(&o.key);
+                let rel = safe_relative_key(rel)?;
+                Ok(Job { src: src.with_key(&o.key), dst: dst.join(&rel)?, size: o.size })
+            })
+            .collect();
+    }
+    if src.is_prefix_syntax() || local_dir(src) {
+        bail!("{src} is a prefix or directory; use -r to copy what is under it");
+    }
+    let info = src_store.head(src.key()).await?;
+    Ok(vec![single_target(src, dst, info.size)?])
+}
+
+fn single_target(src: &StoreUrl, dst: &StoreUrl, size: u64) -> Result<Job> {
+    let into = dst.is_prefix_syntax() || dst.local_path().is_some_and(|p| p.is_dir());
+    let dst = if into {
+        let name = src.file_name().ok_or_else(|| anyhow::anyhow!("{src} has no file name"))?;
+        dst.join(name)?
+    } else {
+        dst.clone()
+    };
+    if &dst == src {
+        bail!("{src} and {dst} are the same object");
+    }
+    Ok(Job { src: src.clone(), dst, size })
+}
+
+/// Temporary files of an unfinished download; never copied.
+fn is_temp_name(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.starts_with('.') && name.contains(".strata-") && name.ends_with(".tmp")
+}
+
+/// Copies one object, choosing the engine by where the bytes are.
+pub async fn copy_one(
+    src_store: &Store,
+    src: &StoreUrl,
+    dst_store: &Store,
+    dst: &StoreUrl,
+    opts: &TransferConfig,
+    progress: Option<ProgressFn>,
+) -> Result<TransferReport> {
+    let report = match (src.local_path(), dst.local_path()) {
+        (Some(from), Some(to)) => {
+            let r = tokio::task::spawn_blocking(move || strata_store::local::copy_file(&from, &to)).await??;
+            if let Some(p) = &progress {
+                p(r.bytes);
+            }
+            r
+        }
+        (None, Some(to)) => src_store.download_to_file(src.key(), &to, opts, progress).await?,
+        (Some(from), None) => dst_store.upload_file(&from, dst.key(), opts, progress).await?,
+        (None, None) => dst_store.copy_from(src_store, src.key(), dst.key(), opts, progress).await?,
+    };
+    Ok(report)
+}

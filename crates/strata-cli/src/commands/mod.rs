@@ -1,0 +1,8 @@
+//! One file per command. Each turns its arguments into calls to the libraries and prints.
+
+pub mod bench;
+pub mod cat;
+pub mod cp;
+pub mod demo;
+pub mod ls;
+pub mod rm;

@@ -1,0 +1,134 @@
+//! The `strata` command. Thin: it parses flags into settings once (`settings.rs`), calls the
+//! libraries, prints, and maps errors to exit codes that scripts can rely on:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | any other error |
+//! | 2 | bad command-line usage |
+//! | 3 | not found (object, bucket, prefix, file) |
+//! | 4 | permission denied or bad credentials |
+//! | 5 | the store or network failed after retries (5xx, throttling, resets, unreachable) |
+//! | 6 | invalid input: URL, key, configuration |
+//! | 7 | precondition failed (the object changed while read, or already exists) |
+//! | 130 | interrupted (Ctrl-C) |
+
+mod args;
+mod commands;
+mod output;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use strata_store::{ErrorKind, StoreError};
+
+use crate::args::{Cli, Command};
+use crate::settings::Settings;
+
+fn main() -> ExitCode {
+    // Die quietly when the reader of our output goes away (`strata ls … | head`), as Unix
+    // tools do, instead of failing on the next write.
+    // SAFETY: called first thing, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let json = cli.global.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = exit_code(&e);
+            let msg = one_line(&e);
+            if code != 130 {
+                eprintln!("strata: error: {msg}");
+            }
+            if json {
+                output::json(&serde_json::json!({"error": msg, "exit_code": code}));
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_args(&cli.global)?;
+    if let Command::Bench(b) = &cli.command {
+        // Benchmarks start their own servers and runtimes.
+        return commands::bench::run(b, &settings);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let work = async {
+            match &cli.command {
+                Command::Cp(a) => commands::cp::run(a, &settings).await,
+                Command::Ls(a) => commands::ls::ls(a, &settings).await,
+                Command::Du(a) => commands::ls::du(a, &settings).await,
+                Command::Cat(a) => commands::cat::cat(a, &settings).await,
+                Command::Stat(a) => commands::cat::stat(a, &settings).await,
+                Command::Rm(a) => commands::rm::run(a, &settings).await,
+                Command::Demo(a) => commands::demo::run(a, &settings).await,
+                Command::Bench(_) => unreachable!("handled above"),
+            }
+        };
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => {
+                // Dropping the work aborts multipart uploads on spawned tasks; give them a
+                // moment to reach the store before the runtime goes away.
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                Err(anyhow::Error::new(Interrupted))
+            }
+        }
+    })
+}
+
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<Interrupted>().is_some() {
+        return 130;
+    }
+    let Some(store) = e.chain().find_map(|c| c.downcast_ref::<StoreError>()) else {
+        return 1;
+    };
+    match store.kind() {
+        ErrorKind::NotFound => 3,
+        ErrorKind::PermissionDenied | ErrorKind::Unauthenticated => 4,
+        ErrorKind::Throttled | ErrorKind::Server | ErrorKind::Network => 5,
+        ErrorKind::InvalidInput => 6,
+        ErrorKind::Precondition | ErrorKind::AlreadyExists => 7,
+        _ => 1,
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause already included.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out.replace('\n', " ")
+}

@@ -1,0 +1,36 @@
+//! The one place where flags, the config file and the environment become settings.
+
+use anyhow::{Context, Result};
+use strata_store::config::SizeValue;
+use strata_store::{ConfigLayer, StoreConfig};
+
+use crate::args::GlobalArgs;
+
+/// Validated settings for a command.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub store: StoreConfig,
+    pub json: bool,
+    /// Show progress bars: not with --json or --quiet, and only on a terminal.
+    pub progress: bool,
+}
+
+impl Settings {
+    /// Merges defaults < config file < environment < flags, and validates once.
+    pub fn from_args(g: &GlobalArgs) -> Result<Self> {
+        let mut flags = ConfigLayer::default();
+        flags.s3.endpoint = g.endpoint.clone();
+        flags.s3.region = g.region.clone();
+        flags.transfer.part_size = g.part_size.clone().map(SizeValue::Text);
+        flags.transfer.concurrency = g.concurrency;
+        flags.limits.bytes_per_sec = g.bytes_per_sec.clone().map(SizeValue::Text);
+        let store = StoreConfig::resolve(g.config.as_deref(), &|k| std::env::var(k).ok(), &flags)
+            .context("settings")?;
+        use std::io::IsTerminal;
+        Ok(Self {
+            store,
+            json: g.json,
+            progress: !g.json && !g.quiet && std::io::stderr().is_terminal(),
+        })
+    }
+}

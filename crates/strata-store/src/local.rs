@@ -1,0 +1,47 @@
+//! Local file copies with the same guarantees as downloads: the destination appears whole
+//! (temporary name, fsync, rename) or not at all.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::download::{sync_parent, temp_path};
+use crate::error::{Result, StoreError};
+use crate::transfer::TransferReport;
+
+/// Copies the file `src` to `dst`, creating `dst`'s directory. Blocking; call it from
+/// `spawn_blocking` in async code.
+pub fn copy_file(src: &Path, dst: &Path) -> Result<TransferReport> {
+    let start = Instant::now();
+    if let Some(dir) = dst.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
+    }
+    if src.canonicalize().ok().is_some_and(|s| dst.canonicalize().ok() == Some(s)) {
+        return Err(StoreError::Io {
+            op: "copy",
+            path: dst.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "source and destination are the same file"),
+        });
+    }
+    let tmp = temp_path(dst);
+    let result = (|| {
+        let bytes = std::fs::copy(src, &tmp).map_err(|e| StoreError::io("copy", src, e))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::io("fsync", &tmp, e))?;
+        std::fs::rename(&tmp, dst).map_err(|e| StoreError::io("rename", dst, e))?;
+        sync_parent(dst);
+        Ok(bytes)
+    })();
+    match result {
+        Ok(bytes) => Ok(TransferReport {
+            bytes,
+            parts: 1,
+            elapsed_secs: start.elapsed().as_secs_f64(),
+            ..Default::default()
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
