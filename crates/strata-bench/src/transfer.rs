@@ -82,13 +82,19 @@ pub struct TransferBenchReport {
 impl TransferBenchReport {
     /// The row for a path, direction and method.
     pub fn row(&self, path: &str, direction: &str, method: &str) -> Option<&Row> {
-        self.rows.iter().find(|r| r.path == path && r.direction == direction && r.method == method)
+        self.rows
+            .iter()
+            .find(|r| r.path == path && r.direction == direction && r.method == method)
     }
 
     /// A table for people.
     pub fn to_table(&self) -> String {
         let p = &self.profile;
-        let mib = |b: Option<u64>| b.map_or("uncapped".to_string(), |b| format!("{:.0} MiB/s", b as f64 / (1 << 20) as f64));
+        let mib = |b: Option<u64>| {
+            b.map_or("uncapped".to_string(), |b| {
+                format!("{:.0} MiB/s", b as f64 / (1 << 20) as f64)
+            })
+        };
         let mut s = format!(
             "strata bench transfer  {}\nobject {}; engine {} parts × {} in flight\nlink profile {}: {} ms to first byte, {} per connection, {} total\nmachine: {} cores, memcpy {:.1} GiB/s\n\n",
             self.date,
@@ -102,7 +108,10 @@ impl TransferBenchReport {
             self.machine.cores,
             self.machine.memcpy_gib_per_sec,
         );
-        s.push_str(&format!("{:<9} {:<9} {:<14} {:>10} {:>9} {:>12} {:>16}\n", "path", "direction", "method", "bytes", "MiB/s", "of link cap", "vs single stream"));
+        s.push_str(&format!(
+            "{:<9} {:<9} {:<14} {:>10} {:>9} {:>12} {:>16}\n",
+            "path", "direction", "method", "bytes", "MiB/s", "of link cap", "vs single stream"
+        ));
         for r in &self.rows {
             s.push_str(&format!(
                 "{:<9} {:<9} {:<14} {:>10} {:>9.1} {:>12} {:>16}\n",
@@ -112,11 +121,15 @@ impl TransferBenchReport {
                 format_size(r.bytes),
                 r.mib_per_sec,
                 r.of_link_cap.map_or("-".into(), |v| format!("{v:.2}")),
-                r.vs_single_stream.map_or("-".into(), |v| format!("{v:.1}x")),
+                r.vs_single_stream
+                    .map_or("-".into(), |v| format!("{v:.1}x")),
             ));
         }
         if let Some(f) = self.cap_of_direct_download {
-            s.push_str(&format!("\nthe link cap is {:.0}% of this machine's direct download rate", f * 100.0));
+            s.push_str(&format!(
+                "\nthe link cap is {:.0}% of this machine's direct download rate",
+                f * 100.0
+            ));
             if f > 0.8 {
                 s.push_str(" — WARNING: the machine, not the link, limits the emulated rows; use a lower cap");
             }
@@ -141,54 +154,100 @@ impl TransferBench {
                 d.clone()
             }
             None => {
-                tmp = tempfile::Builder::new().prefix("strata-bench-").tempdir().map_err(|e| e.to_string())?;
+                tmp = tempfile::Builder::new()
+                    .prefix("strata-bench-")
+                    .tempdir()
+                    .map_err(|e| e.to_string())?;
                 tmp.path().to_path_buf()
             }
         };
         let src = dir.join("source.bin");
-        let crc = data::write_file(&src, 1, self.size).map_err(|e| format!("{}: {e}", src.display()))?;
+        let crc =
+            data::write_file(&src, 1, self.size).map_err(|e| format!("{}: {e}", src.display()))?;
         let server = S3Server::start();
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let direct_cfg = {
             let mut l = server.config_layer();
-            l.transfer.part_size = Some(strata_store::config::SizeValue::Bytes(self.transfer.part_size));
-            StoreConfig { transfer: self.transfer.clone(), ..StoreConfig::from_layer(&l).map_err(|e| e.to_string())? }
+            l.transfer.part_size = Some(strata_store::config::SizeValue::Bytes(
+                self.transfer.part_size,
+            ));
+            StoreConfig {
+                transfer: self.transfer.clone(),
+                ..StoreConfig::from_layer(&l).map_err(|e| e.to_string())?
+            }
         };
         let mut emu_cfg = direct_cfg.clone();
         emu_cfg.s3.endpoint = Some(emu.endpoint());
         let direct = Store::open(&server.url(""), &direct_cfg).map_err(|e| e.to_string())?;
         let emulated = Store::open(&server.url(""), &emu_cfg).map_err(|e| e.to_string())?;
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
         let opts = &self.transfer;
         let sample = self.single_sample.min(self.size).max(1);
-        let cap = self.profile.total_bytes_per_sec.map(|c| c as f64 / (1 << 20) as f64);
+        let cap = self
+            .profile
+            .total_bytes_per_sec
+            .map(|c| c as f64 / (1 << 20) as f64);
         let mut rows: Vec<Row> = Vec::new();
         let mut push = |path, direction, method, bytes: u64, secs: f64| {
-            rows.push(Row { path, direction, method, bytes, secs, mib_per_sec: rate(bytes, secs), of_link_cap: None, vs_single_stream: None });
+            rows.push(Row {
+                path,
+                direction,
+                method,
+                bytes,
+                secs,
+                mib_per_sec: rate(bytes, secs),
+                of_link_cap: None,
+                vs_single_stream: None,
+            });
         };
         let e = |e: strata_store::StoreError| e.to_string();
         rt.block_on(async {
             // Straight to the server: what this machine can do without the link.
-            let r = direct.upload_file(&src, "bench/object", opts, None).await.map_err(e)?;
+            let r = direct
+                .upload_file(&src, "bench/object", opts, None)
+                .await
+                .map_err(e)?;
             push("direct", "upload", "strata", r.bytes, r.elapsed_secs);
-            let r = direct.download_to_file("bench/object", &dir.join("direct.bin"), opts, None).await.map_err(e)?;
+            let r = direct
+                .download_to_file("bench/object", &dir.join("direct.bin"), opts, None)
+                .await
+                .map_err(e)?;
             if r.crc32c != crc {
                 return Err("direct download differs from the source".to_string());
             }
             push("direct", "download", "strata", r.bytes, r.elapsed_secs);
             let _ = std::fs::remove_file(dir.join("direct.bin"));
             // Through the emulated link.
-            let r = emulated.download_to_file("bench/object", &dir.join("emulated.bin"), opts, None).await.map_err(e)?;
+            let r = emulated
+                .download_to_file("bench/object", &dir.join("emulated.bin"), opts, None)
+                .await
+                .map_err(e)?;
             if r.crc32c != crc {
                 return Err("emulated download differs from the source".to_string());
             }
             push("emulated", "download", "strata", r.bytes, r.elapsed_secs);
             let _ = std::fs::remove_file(dir.join("emulated.bin"));
             let t = Instant::now();
-            let b = emulated.get_range("bench/object", 0..sample, None).await.map_err(e)?;
-            push("emulated", "download", "single-stream", b.len() as u64, t.elapsed().as_secs_f64());
+            let b = emulated
+                .get_range("bench/object", 0..sample, None)
+                .await
+                .map_err(e)?;
+            push(
+                "emulated",
+                "download",
+                "single-stream",
+                b.len() as u64,
+                t.elapsed().as_secs_f64(),
+            );
             drop(b);
-            let r = emulated.upload_file(&src, "bench/uploaded", opts, None).await.map_err(e)?;
+            let r = emulated
+                .upload_file(&src, "bench/uploaded", opts, None)
+                .await
+                .map_err(e)?;
             if r.crc32c != crc {
                 return Err("upload checksum differs from the source".to_string());
             }
@@ -196,18 +255,30 @@ impl TransferBench {
             let head = {
                 use std::io::Read;
                 let mut buf = vec![0u8; sample as usize];
-                std::fs::File::open(&src).and_then(|mut f| f.read_exact(&mut buf)).map_err(|e| e.to_string())?;
+                std::fs::File::open(&src)
+                    .and_then(|mut f| f.read_exact(&mut buf))
+                    .map_err(|e| e.to_string())?;
                 Bytes::from(buf)
             };
             let t = Instant::now();
             emulated.put("bench/single", head).await.map_err(e)?;
-            push("emulated", "upload", "single-stream", sample, t.elapsed().as_secs_f64());
+            push(
+                "emulated",
+                "upload",
+                "single-stream",
+                sample,
+                t.elapsed().as_secs_f64(),
+            );
             Ok::<_, String>(())
         })?;
         for i in 0..rows.len() {
             let single = rows
                 .iter()
-                .find(|s| s.path == rows[i].path && s.direction == rows[i].direction && s.method == "single-stream")
+                .find(|s| {
+                    s.path == rows[i].path
+                        && s.direction == rows[i].direction
+                        && s.method == "single-stream"
+                })
                 .map(|s| s.mib_per_sec);
             let r = &mut rows[i];
             if r.path == "emulated" {
@@ -215,7 +286,10 @@ impl TransferBench {
             }
             r.vs_single_stream = single.map(|s| r.mib_per_sec / s);
         }
-        let direct_down = rows.iter().find(|r| r.path == "direct" && r.direction == "download").map(|r| r.mib_per_sec);
+        let direct_down = rows
+            .iter()
+            .find(|r| r.path == "direct" && r.direction == "download")
+            .map(|r| r.mib_per_sec);
         Ok(TransferBenchReport {
             cap_of_direct_download: cap.zip(direct_down).map(|(c, d)| c / d),
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),

@@ -284,7 +284,8 @@ impl S3Config {
             && std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_none()
             && std::env::var_os("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_none()
             && (self.endpoint.is_some()
-                || std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")))
+                || std::env::var("AWS_EC2_METADATA_DISABLED")
+                    .is_ok_and(|v| v.eq_ignore_ascii_case("true")))
     }
 }
 

@@ -146,6 +146,19 @@ impl StoreError {
         }
     }
 
+    /// "Nothing under this prefix", for listings that found nothing where something was
+    /// expected; classified as [`ErrorKind::NotFound`].
+    pub fn empty_prefix(url: impl std::fmt::Display) -> Self {
+        Self::Request {
+            op: "LIST",
+            url: url.to_string(),
+            kind: ErrorKind::NotFound,
+            attempts: 1,
+            elapsed: Duration::ZERO,
+            cause: "no objects under this prefix".into(),
+        }
+    }
+
     pub(crate) fn io(
         op: &'static str,
         path: impl AsRef<std::path::Path>,

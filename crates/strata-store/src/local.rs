@@ -15,11 +15,18 @@ pub fn copy_file(src: &Path, dst: &Path) -> Result<TransferReport> {
     if let Some(dir) = dst.parent() {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
     }
-    if src.canonicalize().ok().is_some_and(|s| dst.canonicalize().ok() == Some(s)) {
+    if src
+        .canonicalize()
+        .ok()
+        .is_some_and(|s| dst.canonicalize().ok() == Some(s))
+    {
         return Err(StoreError::Io {
             op: "copy",
             path: dst.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "source and destination are the same file"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "source and destination are the same file",
+            ),
         });
     }
     let tmp = temp_path(dst);

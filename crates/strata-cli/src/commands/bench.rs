@@ -28,14 +28,21 @@ fn transfer(a: &BenchTransferArgs, s: &Settings) -> Result<()> {
         return Err(anyhow!("--size must be at least one byte"));
     }
     if !s.json {
-        eprintln!("running: {} object through the '{}' link profile …", strata_store::size::format_size(bench.size), bench.profile.name);
+        eprintln!(
+            "running: {} object through the '{}' link profile …",
+            strata_store::size::format_size(bench.size),
+            bench.profile.name
+        );
     }
     let report = bench.run().map_err(|e| anyhow!("bench transfer: {e}"))?;
     if s.json {
         output::json(&report);
     } else {
         print!("{}", report.to_table());
-        if let (Some(d), Some(cap)) = (report.row("emulated", "download", "strata"), report.profile.total_bytes_per_sec) {
+        if let (Some(d), Some(cap)) = (
+            report.row("emulated", "download", "strata"),
+            report.profile.total_bytes_per_sec,
+        ) {
             let per_conn = report.profile.per_conn_bytes_per_sec.unwrap_or(cap);
             println!(
                 "\ndownload: {:.0}% of the link cap (target ≥ 85%), {:.1}× one stream (target ≥ 5× when per-connection cap ≤ 1/16 of total; here 1/{:.0})",

@@ -11,10 +11,17 @@ pub async fn cat(args: &UrlArg, s: &Settings) -> Result<()> {
     let url = StoreUrl::parse(&args.url)?;
     let store = Store::open(&url, &s.store)?;
     let mut out = tokio::io::stdout();
-    match store.download_to_writer(url.key(), &mut out, &s.store.transfer, None).await {
+    match store
+        .download_to_writer(url.key(), &mut out, &s.store.transfer, None)
+        .await
+    {
         Ok(_) => Ok(()),
         // A closed pipe (`strata cat … | head`) is the reader's choice, not an error.
-        Err(strata_store::StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(strata_store::StoreError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -30,7 +37,11 @@ pub async fn stat(args: &UrlArg, s: &Settings) -> Result<()> {
         }));
     } else {
         println!("url:           {url}");
-        println!("size:          {} ({})", info.size, strata_store::size::format_size(info.size));
+        println!(
+            "size:          {} ({})",
+            info.size,
+            strata_store::size::format_size(info.size)
+        );
         println!("etag:          {}", info.e_tag.as_deref().unwrap_or("-"));
         println!("last modified: {}", info.last_modified.to_rfc3339());
         if let Some(v) = &info.version {

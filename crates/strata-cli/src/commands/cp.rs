@@ -47,9 +47,18 @@ pub async fn run(args: &CpArgs, s: &Settings) -> Result<()> {
     }
     let copied: Vec<(Job, TransferReport)> = futures::stream::iter(jobs)
         .map(|job| {
-            let (src_store, dst_store, opts, progress) = (&src_store, &dst_store, &opts, progress.clone());
+            let (src_store, dst_store, opts, progress) =
+                (&src_store, &dst_store, &opts, progress.clone());
             async move {
-                let r = copy_one(src_store, &job.src, dst_store, &job.dst, opts, Some(progress)).await?;
+                let r = copy_one(
+                    src_store,
+                    &job.src,
+                    dst_store,
+                    &job.dst,
+                    opts,
+                    Some(progress),
+                )
+                .await?;
                 Ok::<_, anyhow::Error>((job, r))
             }
         })
@@ -87,7 +96,12 @@ pub async fn run(args: &CpArgs, s: &Settings) -> Result<()> {
 }
 
 /// Works out what to copy where.
-pub async fn plan(src: &StoreUrl, dst: &StoreUrl, src_store: &Store, recursive: bool) -> Result<Vec<Job>> {
+pub async fn plan(
+    src: &StoreUrl,
+    dst: &StoreUrl,
+    src_store: &Store,
+    recursive: bool,
+) -> Result<Vec<Job>> {
     let local_dir = |u: &StoreUrl| u.local_path().is_some_and(|p| p.is_dir());
     if recursive {
         let objects = src_store.list(src.key()).await?;
@@ -98,16 +112,24 @@ pub async fn plan(src: &StoreUrl, dst: &StoreUrl, src_store: &Store, recursive: 
                     return Ok(vec![single_target(src, dst, info.size)?]);
                 }
             }
-            bail!("no objects under {src}");
+            return Err(strata_store::StoreError::empty_prefix(src).into());
         }
-        let base = if src.key().is_empty() { String::new() } else { format!("{}/", src.key()) };
+        let base = if src.key().is_empty() {
+            String::new()
+        } else {
+            format!("{}/", src.key())
+        };
         return objects
             .into_iter()
             .filter(|o| !is_temp_name(&o.key))
             .map(|o| {
                 let rel = o.key.strip_prefix(&base).unwrap_or(&o.key);
                 let rel = safe_relative_key(rel)?;
-                Ok(Job { src: src.with_key(&o.key), dst: dst.join(&rel)?, size: o.size })
+                Ok(Job {
+                    src: src.with_key(&o.key),
+                    dst: dst.join(&rel)?,
+                    size: o.size,
+                })
             })
             .collect();
     }
@@ -121,7 +143,9 @@ pub async fn plan(src: &StoreUrl, dst: &StoreUrl, src_store: &Store, recursive: 
 fn single_target(src: &StoreUrl, dst: &StoreUrl, size: u64) -> Result<Job> {
     let into = dst.is_prefix_syntax() || dst.local_path().is_some_and(|p| p.is_dir());
     let dst = if into {
-        let name = src.file_name().ok_or_else(|| anyhow::anyhow!("{src} has no file name"))?;
+        let name = src
+            .file_name()
+            .ok_or_else(|| anyhow::anyhow!("{src} has no file name"))?;
         dst.join(name)?
     } else {
         dst.clone()
@@ -129,7 +153,11 @@ fn single_target(src: &StoreUrl, dst: &StoreUrl, size: u64) -> Result<Job> {
     if &dst == src {
         bail!("{src} and {dst} are the same object");
     }
-    Ok(Job { src: src.clone(), dst, size })
+    Ok(Job {
+        src: src.clone(),
+        dst,
+        size,
+    })
 }
 
 /// Temporary files of an unfinished download; never copied.
@@ -149,15 +177,28 @@ pub async fn copy_one(
 ) -> Result<TransferReport> {
     let report = match (src.local_path(), dst.local_path()) {
         (Some(from), Some(to)) => {
-            let r = tokio::task::spawn_blocking(move || strata_store::local::copy_file(&from, &to)).await??;
+            let r = tokio::task::spawn_blocking(move || strata_store::local::copy_file(&from, &to))
+                .await??;
             if let Some(p) = &progress {
                 p(r.bytes);
             }
             r
         }
-        (None, Some(to)) => src_store.download_to_file(src.key(), &to, opts, progress).await?,
-        (Some(from), None) => dst_store.upload_file(&from, dst.key(), opts, progress).await?,
-        (None, None) => dst_store.copy_from(src_store, src.key(), dst.key(), opts, progress).await?,
+        (None, Some(to)) => {
+            src_store
+                .download_to_file(src.key(), &to, opts, progress)
+                .await?
+        }
+        (Some(from), None) => {
+            dst_store
+                .upload_file(&from, dst.key(), opts, progress)
+                .await?
+        }
+        (None, None) => {
+            dst_store
+                .copy_from(src_store, src.key(), dst.key(), opts, progress)
+                .await?
+        }
     };
     Ok(report)
 }

@@ -19,18 +19,29 @@ use crate::output;
 use crate::settings::Settings;
 
 pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
-    let dir = if args.dir.is_absolute() { args.dir.clone() } else { std::env::current_dir()?.join(&args.dir) };
+    let dir = if args.dir.is_absolute() {
+        args.dir.clone()
+    } else {
+        std::env::current_dir()?.join(&args.dir)
+    };
     let src_dir = dir.join("source");
     let store_dir = dir.join("store");
     std::fs::create_dir_all(&src_dir)?;
     std::fs::create_dir_all(&store_dir)?;
-    let say = |m: &str| if !s.json { println!("{m}") };
+    let say = |m: &str| {
+        if !s.json {
+            println!("{m}")
+        }
+    };
 
     say(&format!("Strata demo in {}\n", dir.display()));
     say("1. A dataset: one 64 MiB object and 200 samples of 100 KiB");
     let big_crc = data::write_file(&src_dir.join("weights.bin"), 7, 64 << 20)?;
     for i in 0..200u64 {
-        std::fs::write(src_dir.join(format!("sample-{i:04}.bin")), data::bytes(i, 100 * 1024))?;
+        std::fs::write(
+            src_dir.join(format!("sample-{i:04}.bin")),
+            data::bytes(i, 100 * 1024),
+        )?;
     }
 
     say("2. strata cp -r source/ store/dataset/   (local directories as the store)");
@@ -45,7 +56,12 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
     }
     let listed = local.list(dst_url.key()).await?;
     let bytes: u64 = listed.iter().map(|o| o.size).sum();
-    say(&format!("   copied {n} files in {:.2}s; strata du store/dataset/ → {} in {} objects\n", t.elapsed().as_secs_f64(), format_size(bytes), listed.len()));
+    say(&format!(
+        "   copied {n} files in {:.2}s; strata du store/dataset/ → {} in {} objects\n",
+        t.elapsed().as_secs_f64(),
+        format_size(bytes),
+        listed.len()
+    ));
     if listed.len() != n {
         bail!("demo: listed {} objects after copying {n}", listed.len());
     }
@@ -54,7 +70,10 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
     let profile = LinkProfile::s3();
     let cap = profile.total_bytes_per_sec.unwrap_or(1) as f64 / (1 << 20) as f64;
     let per_conn = profile.per_conn_bytes_per_sec.unwrap_or(1) as f64 / (1 << 20) as f64;
-    say(&format!("   link profile 's3': {} ms to first byte, {per_conn:.0} MiB/s per connection, {cap:.0} MiB/s total", profile.first_byte_latency.as_millis()));
+    say(&format!(
+        "   link profile 's3': {} ms to first byte, {per_conn:.0} MiB/s per connection, {cap:.0} MiB/s total",
+        profile.first_byte_latency.as_millis()
+    ));
     let server = S3Server::start();
     let emu = LinkEmulator::start(server.addr(), profile);
     let mut cfg: StoreConfig = server.store_config();
@@ -64,31 +83,77 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
     let remote = Store::open(&remote_url, &cfg)?;
 
     let t = Instant::now();
-    let up = remote.upload_file(&src_dir.join("weights.bin"), "dataset/weights.bin", &cfg.transfer, None).await?;
+    let up = remote
+        .upload_file(
+            &src_dir.join("weights.bin"),
+            "dataset/weights.bin",
+            &cfg.transfer,
+            None,
+        )
+        .await?;
     let up_rate = up.bytes as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64();
     let down_path = dir.join("weights.downloaded");
     let (bar, progress) = output::bytes_bar(64 << 20, s.progress, "download");
-    let down = remote.download_to_file("dataset/weights.bin", &down_path, &cfg.transfer, Some(progress)).await?;
+    let down = remote
+        .download_to_file(
+            "dataset/weights.bin",
+            &down_path,
+            &cfg.transfer,
+            Some(progress),
+        )
+        .await?;
     bar.finish_and_clear();
     if down.crc32c != big_crc || up.crc32c != big_crc {
         bail!("demo: checksum mismatch after the round trip");
     }
     let t = Instant::now();
-    let sample = remote.get_range("dataset/weights.bin", 0..16 << 20, None).await?;
+    let sample = remote
+        .get_range("dataset/weights.bin", 0..16 << 20, None)
+        .await?;
     let single = sample.len() as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64();
-    say(&format!("   upload   64 MiB: {up_rate:7.1} MiB/s  ({:.0}% of the link cap, {} parts)", up_rate / cap * 100.0, up.parts));
-    say(&format!("   download 64 MiB: {:7.1} MiB/s  ({:.0}% of the link cap, {} parts in flight)", down.mib_per_sec(), down.mib_per_sec() / cap * 100.0, cfg.transfer.concurrency));
-    say(&format!("   one stream:      {single:7.1} MiB/s  → the engine is {:.1}× faster; CRC32C {:08x} verified", down.mib_per_sec() / single, down.crc32c));
+    say(&format!(
+        "   upload   64 MiB: {up_rate:7.1} MiB/s  ({:.0}% of the link cap, {} parts)",
+        up_rate / cap * 100.0,
+        up.parts
+    ));
+    say(&format!(
+        "   download 64 MiB: {:7.1} MiB/s  ({:.0}% of the link cap, {} parts in flight)",
+        down.mib_per_sec(),
+        down.mib_per_sec() / cap * 100.0,
+        cfg.transfer.concurrency
+    ));
+    say(&format!(
+        "   one stream:      {single:7.1} MiB/s  → the engine is {:.1}× faster; CRC32C {:08x} verified",
+        down.mib_per_sec() / single,
+        down.crc32c
+    ));
 
     let samples_src = StoreUrl::from_local_path(&src_dir, true)?;
     let t = Instant::now();
-    let jobs: Vec<_> = plan(&samples_src, &remote_url, &local, true).await?.into_iter().filter(|j| j.size < 1 << 20).collect();
+    let jobs: Vec<_> = plan(&samples_src, &remote_url, &local, true)
+        .await?
+        .into_iter()
+        .filter(|j| j.size < 1 << 20)
+        .collect();
     for chunk in jobs.chunks(32) {
-        futures::future::try_join_all(chunk.iter().map(|j| copy_one(&local, &j.src, &remote, &j.dst, &cfg.transfer, None))).await?;
+        futures::future::try_join_all(
+            chunk
+                .iter()
+                .map(|j| copy_one(&local, &j.src, &remote, &j.dst, &cfg.transfer, None)),
+        )
+        .await?;
     }
-    say(&format!("   200 samples of 100 KiB uploaded in {:.2}s, 32 at a time", t.elapsed().as_secs_f64()));
+    say(&format!(
+        "   200 samples of 100 KiB uploaded in {:.2}s, 32 at a time",
+        t.elapsed().as_secs_f64()
+    ));
     let stats = emu.stats();
-    say(&format!("   the emulator saw {} requests, {} down, {} up\n", stats.requests, format_size(stats.bytes_down), format_size(stats.bytes_up)));
+    say(&format!(
+        "   the emulator saw {} requests, {} down, {} up\n",
+        stats.requests,
+        format_size(stats.bytes_down),
+        format_size(stats.bytes_up)
+    ));
 
     say("Next: strata ls -H strata-demo/store/dataset/ · strata bench transfer · strata --help");
     if s.json {

@@ -1,7 +1,7 @@
 //! `strata ls URL [-r] [-H]` and `strata du URL [-H]`.
 
-use anyhow::{Result, bail};
-use strata_store::{Listing, ObjectInfo, Store, StoreUrl};
+use anyhow::Result;
+use strata_store::{Listing, ObjectInfo, Store, StoreError, StoreUrl};
 
 use crate::args::{DuArgs, LsArgs};
 use crate::output;
@@ -11,20 +11,29 @@ pub async fn ls(args: &LsArgs, s: &Settings) -> Result<()> {
     let url = StoreUrl::parse(&args.url)?;
     let store = Store::open(&url, &s.store)?;
     let listing = if args.recursive {
-        Listing { objects: store.list(url.key()).await?, prefixes: Vec::new() }
+        Listing {
+            objects: store.list(url.key()).await?,
+            prefixes: Vec::new(),
+        }
     } else {
         store.list_dir(url.key()).await?
     };
     // A URL that names an object (not a prefix) lists that object.
-    let listing = if listing.objects.is_empty() && listing.prefixes.is_empty() && !url.is_prefix_syntax() {
-        match store.head(url.key()).await {
-            Ok(info) => Listing { objects: vec![info], prefixes: Vec::new() },
-            Err(e) if e.kind() == strata_store::ErrorKind::NotFound => bail!("no objects under {url}"),
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        listing
-    };
+    let listing =
+        if listing.objects.is_empty() && listing.prefixes.is_empty() && !url.is_prefix_syntax() {
+            match store.head(url.key()).await {
+                Ok(info) => Listing {
+                    objects: vec![info],
+                    prefixes: Vec::new(),
+                },
+                Err(e) if e.kind() == strata_store::ErrorKind::NotFound => {
+                    return Err(StoreError::empty_prefix(&url).into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            listing
+        };
     if s.json {
         output::json(&serde_json::json!({
             "url": url.to_string(),
@@ -33,7 +42,12 @@ pub async fn ls(args: &LsArgs, s: &Settings) -> Result<()> {
         }));
         return Ok(());
     }
-    let width = listing.objects.iter().map(|o| output::size(o.size, args.human_readable).len()).max().unwrap_or(0);
+    let width = listing
+        .objects
+        .iter()
+        .map(|o| output::size(o.size, args.human_readable).len())
+        .max()
+        .unwrap_or(0);
     for p in &listing.prefixes {
         println!("{:>19}  {:>width$}  {}/", "", "PRE", display_key(&url, p));
     }
@@ -50,7 +64,11 @@ pub async fn ls(args: &LsArgs, s: &Settings) -> Result<()> {
 
 /// Local paths are shown as paths; remote keys as keys, like other object store tools.
 fn display_key(url: &StoreUrl, key: &str) -> String {
-    if url.local_path().is_some() { format!("/{key}") } else { key.to_string() }
+    if url.local_path().is_some() {
+        format!("/{key}")
+    } else {
+        key.to_string()
+    }
 }
 
 fn object_json(store: &Store, o: &ObjectInfo) -> serde_json::Value {
@@ -72,9 +90,15 @@ pub async fn du(args: &DuArgs, s: &Settings) -> Result<()> {
     }
     let bytes: u64 = objects.iter().map(|o| o.size).sum();
     if s.json {
-        output::json(&serde_json::json!({"url": url.to_string(), "objects": objects.len(), "bytes": bytes}));
+        output::json(
+            &serde_json::json!({"url": url.to_string(), "objects": objects.len(), "bytes": bytes}),
+        );
     } else {
-        println!("{}\t{} objects\t{url}", output::size(bytes, args.human_readable), objects.len());
+        println!(
+            "{}\t{} objects\t{url}",
+            output::size(bytes, args.human_readable),
+            objects.len()
+        );
     }
     Ok(())
 }

@@ -16,14 +16,16 @@ pub async fn run(args: &RmArgs, s: &Settings) -> Result<()> {
     let keys: Vec<String> = if args.recursive {
         let objects = store.list(url.key()).await?;
         if objects.is_empty() {
-            bail!("no objects under {url}");
+            return Err(strata_store::StoreError::empty_prefix(&url).into());
         }
         let bytes: u64 = objects.iter().map(|o| o.size).sum();
-        if !args.yes && !confirm(&format!(
-            "delete {} object(s), {}, under {url}?",
-            objects.len(),
-            strata_store::size::format_size(bytes)
-        ))? {
+        if !args.yes
+            && !confirm(&format!(
+                "delete {} object(s), {}, under {url}?",
+                objects.len(),
+                strata_store::size::format_size(bytes)
+            ))?
+        {
             bail!("nothing deleted (answer y, or pass --yes)");
         }
         objects.into_iter().map(|o| o.key).collect()
