@@ -416,12 +416,12 @@ impl StoreConfig {
     pub fn from_layer(l: &ConfigLayer) -> Result<Self> {
         let bad = |reason: String| StoreError::Config { reason };
         let endpoint = l.s3.endpoint.clone();
-        if let Some(ep) = &endpoint {
-            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
-                return Err(bad(format!(
-                    "s3.endpoint {ep:?} must start with http:// or https://"
-                )));
-            }
+        if let Some(ep) = &endpoint
+            && !(ep.starts_with("http://") || ep.starts_with("https://"))
+        {
+            return Err(bad(format!(
+                "s3.endpoint {ep:?} must start with http:// or https://"
+            )));
         }
         let allow_http = l.s3.allow_http.unwrap_or_else(|| {
             endpoint

@@ -253,14 +253,14 @@ impl Store {
             }
         })
         .await?;
-        if let (Some(want), Some(got)) = (expect_e_tag, e_tag.as_deref()) {
-            if want != got {
-                return Err(StoreError::Changed {
-                    url: url.to_string(),
-                    expected: want.to_string(),
-                    found: got.to_string(),
-                });
-            }
+        if let (Some(want), Some(got)) = (expect_e_tag, e_tag.as_deref())
+            && want != got
+        {
+            return Err(StoreError::Changed {
+                url: url.to_string(),
+                expected: want.to_string(),
+                found: got.to_string(),
+            });
         }
         m::record_bytes_read(bytes.len() as u64);
         Ok(bytes)

@@ -372,11 +372,11 @@ impl AbortGuard {
 
 impl Drop for AbortGuard {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let (mp, path, policy) = (self.mp.clone(), self.path.clone(), self.policy.clone());
-                handle.spawn(abort_upload(mp, path, id, policy));
-            }
+        if let Some(id) = self.id.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let (mp, path, policy) = (self.mp.clone(), self.path.clone(), self.policy.clone());
+            handle.spawn(abort_upload(mp, path, id, policy));
         }
     }
 }

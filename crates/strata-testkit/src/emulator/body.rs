@@ -137,6 +137,6 @@ impl<B: hyper::body::Body + Unpin> hyper::body::Body for Sized<B> {
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.hint.clone()
+        self.hint
     }
 }
