@@ -78,3 +78,17 @@ async fn garage() {
     )
     .await;
 }
+
+/// With S3 additional checksums switched on, every PUT and part carries one and the server
+/// verifies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3s_server_with_additional_checksums() {
+    let server = S3Server::start();
+    for algo in ["sha256", "crc64nvme"] {
+        let mut layer = server.config_layer();
+        layer.s3.checksum = Some(algo.into());
+        let store =
+            Store::open(&server.url(""), &StoreConfig::from_layer(&layer).unwrap()).unwrap();
+        run_all(&store, &format!("checksum-{algo}"), ENFORCED).await;
+    }
+}
