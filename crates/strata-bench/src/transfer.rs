@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use strata_store::size::format_size;
 use strata_store::{Store, StoreConfig, TransferConfig};
-use strata_testkit::{LinkEmulator, LinkProfile, S3Server, data};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 use crate::machine::MachineLimits;
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use strata_testkit::{S3Server, data};
+use strata_testkit::{S3Endpoint, S3Server, data};
 
 fn strata(server: Option<&S3Server>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));

@@ -3,7 +3,7 @@
 
 use strata_store::{ConditionalCreate, Store, StoreConfig, StoreUrl};
 use strata_testkit::conformance::{Expect, run_all};
-use strata_testkit::{GarageServer, LinkEmulator, LinkProfile, S3Server};
+use strata_testkit::{GarageServer, LinkEmulator, LinkProfile, S3Endpoint, S3Server};
 
 const ENFORCED: Expect = Expect {
     conditional_create: ConditionalCreate::Enforced,

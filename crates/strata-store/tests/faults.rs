@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_store::{ConfigLayer, ErrorKind, Secret, Store, StoreConfig, StoreUrl, TransferConfig};
-use strata_testkit::{LinkEmulator, LinkProfile, S3Server, data};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 fn through(server: &S3Server, emu: &LinkEmulator) -> StoreConfig {
     let mut layer = server.config_layer();

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use strata_store::config::SizeValue;
 use strata_store::{Store, StoreConfig};
-use strata_testkit::{LinkEmulator, LinkProfile, S3Server, data};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 fn config(
     server: &S3Server,

@@ -2,7 +2,7 @@
 //! counting global allocator over the whole process: client, runtime and HTTP stack.
 
 use strata_store::{Store, TransferConfig};
-use strata_testkit::{S3Server, data};
+use strata_testkit::{S3Endpoint, S3Server, data};
 
 #[global_allocator]
 static ALLOC: strata_testkit::alloc::Counting = strata_testkit::alloc::Counting;

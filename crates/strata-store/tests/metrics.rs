@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use strata_store::{Store, StoreConfig};
-use strata_testkit::{LinkEmulator, LinkProfile, S3Server};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server};
 
 #[test]
 fn requests_retries_errors_and_bytes_are_counted() {

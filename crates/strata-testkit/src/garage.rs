@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strata_store::{ConfigLayer, StoreConfig, StoreUrl};
-
-use crate::s3_server::layer_for;
+use crate::s3_server::S3Endpoint;
 
 /// The bucket the fixture creates.
 pub const BUCKET: &str = "strata-test";
@@ -208,34 +206,32 @@ root_domain = ".s3.garage.localhost"
         self.s3_addr
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.s3_addr)
-    }
-
     /// The process id of the node.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// A config layer with Garage's endpoint, region and key.
-    pub fn config_layer(&self) -> ConfigLayer {
-        layer_for(&self.endpoint(), REGION, &self.access_key, &self.secret_key)
-    }
-
-    /// Store settings for this node.
-    pub fn store_config(&self) -> StoreConfig {
-        StoreConfig::from_layer(&self.config_layer()).expect("valid config")
-    }
-
-    /// `s3://strata-test/key`.
-    pub fn url(&self, key: &str) -> StoreUrl {
-        StoreUrl::parse(&format!("s3://{BUCKET}/{key}")).expect("valid url")
-    }
-
     /// The node's data directory.
     pub fn dir(&self) -> &Path {
         self._dir.path()
+    }
+}
+
+impl S3Endpoint for GarageServer {
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.s3_addr)
+    }
+    fn region(&self) -> &str {
+        REGION
+    }
+    fn bucket(&self) -> &str {
+        BUCKET
+    }
+    fn access_key(&self) -> &str {
+        &self.access_key
+    }
+    fn secret_key(&self) -> &str {
+        &self.secret_key
     }
 }
 

@@ -23,4 +23,4 @@ pub mod s3_server;
 
 pub use emulator::{LinkEmulator, LinkProfile, StatsSnapshot};
 pub use garage::GarageServer;
-pub use s3_server::S3Server;
+pub use s3_server::{S3Endpoint, S3Server};

@@ -2,7 +2,8 @@
 //! 127.0.0.1 at a free port, with SigV4 authentication, serving a temporary directory.
 //!
 //! ```no_run
-//! let server = strata_testkit::S3Server::start();
+//! use strata_testkit::{S3Endpoint, S3Server};
+//! let server = S3Server::start();
 //! let config = server.store_config();          // endpoint, region and credentials
 //! let url = server.url("some/key");            // s3://<bucket>/some/key
 //! # drop((config, url));
@@ -65,26 +66,6 @@ impl S3Server {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The bucket name.
-    pub fn bucket(&self) -> &str {
-        BUCKET
-    }
-
-    /// Access key ID.
-    pub fn access_key(&self) -> &str {
-        &self.access_key
-    }
-
-    /// Secret access key.
-    pub fn secret_key(&self) -> &str {
-        &self.secret_key
-    }
-
     /// The directory the server stores objects in (one subdirectory per bucket).
     pub fn root_dir(&self) -> &Path {
         self.dir.path()
@@ -95,21 +76,6 @@ impl S3Server {
         let p = self.dir.path().join(name);
         std::fs::create_dir_all(&p).expect("bucket dir");
         p
-    }
-
-    /// A config layer with this server's endpoint, region and credentials.
-    pub fn config_layer(&self) -> ConfigLayer {
-        layer_for(&self.endpoint(), REGION, &self.access_key, &self.secret_key)
-    }
-
-    /// Store settings for this server (defaults otherwise).
-    pub fn store_config(&self) -> StoreConfig {
-        StoreConfig::from_layer(&self.config_layer()).expect("valid config")
-    }
-
-    /// `s3://BUCKET/key`.
-    pub fn url(&self, key: &str) -> StoreUrl {
-        StoreUrl::parse(&format!("s3://{BUCKET}/{key}")).expect("valid url")
     }
 
     /// Names of multipart uploads that were started and neither completed nor aborted.
@@ -125,14 +91,58 @@ impl S3Server {
     }
 }
 
-/// A config layer pointing at an S3 endpoint with static credentials.
-pub fn layer_for(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> ConfigLayer {
-    let mut l = ConfigLayer::default();
-    l.s3.endpoint = Some(endpoint.to_string());
-    l.s3.region = Some(region.to_string());
-    l.s3.access_key_id = Some(access_key.to_string());
-    l.s3.secret_access_key = Some(Secret::new(secret_key));
-    l
+/// An S3 server a test started: where it is, its bucket and its credentials, and from those
+/// the settings and URLs to reach it. Implemented by [`S3Server`] and
+/// [`crate::GarageServer`], so tests and benchmarks can take either.
+pub trait S3Endpoint {
+    /// `http://127.0.0.1:PORT`.
+    fn endpoint(&self) -> String;
+    /// The region the server expects in signatures.
+    fn region(&self) -> &str;
+    /// The bucket the fixture created.
+    fn bucket(&self) -> &str;
+    /// Access key ID.
+    fn access_key(&self) -> &str;
+    /// Secret access key.
+    fn secret_key(&self) -> &str;
+
+    /// A config layer with the endpoint, region and credentials (defaults otherwise).
+    fn config_layer(&self) -> ConfigLayer {
+        let mut l = ConfigLayer::default();
+        l.s3.endpoint = Some(self.endpoint());
+        l.s3.region = Some(self.region().to_string());
+        l.s3.access_key_id = Some(self.access_key().to_string());
+        l.s3.secret_access_key = Some(Secret::new(self.secret_key()));
+        l
+    }
+
+    /// Store settings for the server.
+    fn store_config(&self) -> StoreConfig {
+        StoreConfig::from_layer(&self.config_layer()).expect("valid config")
+    }
+
+    /// `s3://BUCKET/key`.
+    fn url(&self, key: &str) -> StoreUrl {
+        StoreUrl::parse(&format!("s3://{}/{key}", self.bucket())).expect("valid url")
+    }
+}
+
+impl S3Endpoint for S3Server {
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    fn region(&self) -> &str {
+        REGION
+    }
+    fn bucket(&self) -> &str {
+        BUCKET
+    }
+    fn access_key(&self) -> &str {
+        &self.access_key
+    }
+    fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
 }
 
 async fn serve(listener: std::net::TcpListener, root: PathBuf, ak: String, sk: String) {

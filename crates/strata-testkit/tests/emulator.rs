@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_store::{Store, StoreConfig};
-use strata_testkit::{LinkEmulator, LinkProfile, S3Server, data};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 const MIB: u64 = 1 << 20;
 

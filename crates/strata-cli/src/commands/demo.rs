@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use strata_store::size::format_size;
 use strata_store::{Store, StoreConfig, StoreUrl};
-use strata_testkit::{LinkEmulator, LinkProfile, S3Server, data};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 use crate::args::DemoArgs;
 use crate::commands::cp::{copy_one, plan};
