@@ -111,6 +111,11 @@ pub struct S3Layer {
     pub virtual_hosted: Option<bool>,
     /// S3 additional checksum sent with every PUT and part: `sha256`, `crc64nvme` or `none`.
     pub checksum: Option<String>,
+    /// Never ask the EC2 instance metadata service for credentials.
+    pub metadata_disabled: Option<bool>,
+    /// Set from the environment when web identity or container credentials are configured.
+    #[serde(skip)]
+    pub external_credentials: Option<bool>,
 }
 
 /// Transfer engine settings.
@@ -147,9 +152,13 @@ pub struct LimitsLayer {
     pub max_requests: Option<usize>,
 }
 
+/// Copies every field set in `$high` over `$low`. The pattern is exhaustive (no `..`), so a
+/// field added to a layer but not listed here is a compile error, not a silently ignored
+/// setting.
 macro_rules! overlay {
-    ($low:expr, $high:expr, [$($f:ident),*]) => {{
-        $( if $high.$f.is_some() { $low.$f = $high.$f.clone(); } )*
+    ($low:expr, $high:expr, $ty:ident { $($f:ident),* $(,)? }) => {{
+        let $ty { $($f),* } = &$high;
+        $( if $f.is_some() { $low.$f = $f.clone(); } )*
     }};
 }
 
@@ -159,7 +168,7 @@ impl ConfigLayer {
         overlay!(
             self.s3,
             high.s3,
-            [
+            S3Layer {
                 endpoint,
                 region,
                 access_key_id,
@@ -167,37 +176,43 @@ impl ConfigLayer {
                 session_token,
                 allow_http,
                 virtual_hosted,
-                checksum
-            ]
+                checksum,
+                metadata_disabled,
+                external_credentials,
+            }
         );
         overlay!(
             self.transfer,
             high.transfer,
-            [
+            TransferLayer {
                 part_size,
                 concurrency,
                 upload_part_size,
                 upload_concurrency,
                 single_put_threshold,
-                files_in_flight
-            ]
+                files_in_flight,
+            }
         );
         overlay!(
             self.retry,
             high.retry,
-            [
+            RetryLayer {
                 max_attempts,
                 initial_backoff_ms,
                 max_backoff_ms,
                 total_timeout_secs,
                 request_timeout_secs,
-                connect_timeout_secs
-            ]
+                connect_timeout_secs,
+            }
         );
         overlay!(
             self.limits,
             high.limits,
-            [requests_per_sec, bytes_per_sec, max_requests]
+            LimitsLayer {
+                requests_per_sec,
+                bytes_per_sec,
+                max_requests
+            }
         );
         self
     }
@@ -228,6 +243,18 @@ impl ConfigLayer {
         l.s3.secret_access_key = get("AWS_SECRET_ACCESS_KEY").map(Secret);
         l.s3.session_token = get("AWS_SESSION_TOKEN").map(Secret);
         l.s3.allow_http = get("AWS_ALLOW_HTTP").map(|v| v == "true" || v == "1");
+        l.s3.metadata_disabled =
+            get("AWS_EC2_METADATA_DISABLED").map(|v| v.eq_ignore_ascii_case("true"));
+        l.s3.external_credentials = Some(
+            [
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ]
+            .iter()
+            .any(|k| get(k).is_some()),
+        )
+        .filter(|&b| b);
         l.transfer.part_size = get("STRATA_PART_SIZE").map(SizeValue::Text);
         l.transfer.concurrency = num("STRATA_CONCURRENCY")?;
         l.retry.max_attempts = num("STRATA_MAX_ATTEMPTS")?.map(|v| v as u32);
@@ -271,21 +298,22 @@ pub struct S3Config {
     pub virtual_hosted: bool,
     /// S3 additional checksum algorithm for uploads. Default: none.
     pub checksum: Option<object_store::aws::Checksum>,
+    /// Never ask the EC2 instance metadata service (`AWS_EC2_METADATA_DISABLED=true`).
+    pub metadata_disabled: bool,
+    /// Web identity or container credentials are configured in the environment.
+    pub external_credentials: bool,
 }
 
 impl S3Config {
-    /// True when requests go unsigned: no access key is configured and either the endpoint
-    /// is not AWS (a custom endpoint has no instance metadata service to ask) or
-    /// `AWS_EC2_METADATA_DISABLED=true`. Otherwise object_store's chain applies (web
-    /// identity, container credentials, then EC2 instance metadata).
+    /// True when requests go unsigned: no access key is configured, no other credential
+    /// source is set in the environment (web identity, container credentials), and either the
+    /// endpoint is not AWS (a custom endpoint has no instance metadata service to ask) or
+    /// `AWS_EC2_METADATA_DISABLED=true`. Otherwise object_store's chain applies, ending with
+    /// EC2 instance metadata.
     pub fn anonymous(&self) -> bool {
         self.access_key_id.is_none()
-            && std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_none()
-            && std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_none()
-            && std::env::var_os("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_none()
-            && (self.endpoint.is_some()
-                || std::env::var("AWS_EC2_METADATA_DISABLED")
-                    .is_ok_and(|v| v.eq_ignore_ascii_case("true")))
+            && !self.external_credentials
+            && (self.endpoint.is_some() || self.metadata_disabled)
     }
 }
 
@@ -541,6 +569,8 @@ impl StoreConfig {
                 allow_http,
                 virtual_hosted: l.s3.virtual_hosted.unwrap_or(false),
                 checksum,
+                metadata_disabled: l.s3.metadata_disabled.unwrap_or(false),
+                external_credentials: l.s3.external_credentials.unwrap_or(false),
             },
             transfer: TransferConfig {
                 part_size,
@@ -638,6 +668,52 @@ mod tests {
         let err =
             StoreConfig::resolve(Some(&missing), &env(&[]), &ConfigLayer::default()).unwrap_err();
         assert!(err.to_string().contains("nope.toml"), "{err}");
+    }
+
+    #[test]
+    fn credential_source_is_decided_from_merged_settings() {
+        let none = StoreConfig::resolve(None, &env(&[]), &ConfigLayer::default()).unwrap();
+        assert!(
+            !none.s3.anonymous(),
+            "AWS without credentials uses the SDK chain"
+        );
+        let custom = StoreConfig::resolve(
+            None,
+            &env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]),
+            &ConfigLayer::default(),
+        )
+        .unwrap();
+        assert!(
+            custom.s3.anonymous(),
+            "a custom endpoint without credentials goes unsigned"
+        );
+        let off = StoreConfig::resolve(
+            None,
+            &env(&[("AWS_EC2_METADATA_DISABLED", "true")]),
+            &ConfigLayer::default(),
+        )
+        .unwrap();
+        assert!(off.s3.anonymous());
+        let web = StoreConfig::resolve(
+            None,
+            &env(&[
+                ("AWS_ENDPOINT_URL", "http://x:9"),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+            ]),
+            &ConfigLayer::default(),
+        )
+        .unwrap();
+        assert!(!web.s3.anonymous(), "web identity credentials are used");
+        let keyed = StoreConfig::resolve(
+            None,
+            &env(&[
+                ("AWS_ENDPOINT_URL", "http://x:9"),
+                ("AWS_ACCESS_KEY_ID", "a"),
+            ]),
+            &ConfigLayer::default(),
+        )
+        .unwrap();
+        assert!(!keyed.s3.anonymous());
     }
 
     #[test]

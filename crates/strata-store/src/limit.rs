@@ -59,6 +59,27 @@ impl<T: ?Sized> LimitedStore<T> {
         permit
     }
 
+    /// A listing that starts once a request token is paid. object_store pages listings
+    /// inside its stream, out of our sight, so a listing is charged one request, not one per
+    /// page.
+    fn paced_listing(
+        &self,
+        inner: BoxStream<'static, Result<ObjectMeta>>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        match &self.requests {
+            None => inner,
+            Some(r) => {
+                let wait = r.reserve(1);
+                futures::stream::once(async move {
+                    tokio::time::sleep(wait).await;
+                    inner
+                })
+                .flatten()
+                .boxed()
+            }
+        }
+    }
+
     async fn pay_bytes(&self, n: u64) {
         if let Some(b) = &self.bytes {
             b.acquire(n).await;
@@ -193,11 +214,7 @@ impl<T: ObjectStore + ?Sized> ObjectStore for LimitedStore<T> {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        if let Some(r) = &self.requests {
-            // One token per page is not observable here; charge one per listing.
-            let _ = r.reserve(1);
-        }
-        self.inner.list(prefix)
+        self.paced_listing(self.inner.list(prefix))
     }
 
     fn list_with_offset(
@@ -205,10 +222,7 @@ impl<T: ObjectStore + ?Sized> ObjectStore for LimitedStore<T> {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
-        if let Some(r) = &self.requests {
-            let _ = r.reserve(1);
-        }
-        self.inner.list_with_offset(prefix, offset)
+        self.paced_listing(self.inner.list_with_offset(prefix, offset))
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {

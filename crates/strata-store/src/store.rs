@@ -348,8 +348,9 @@ impl Store {
             async move { os.delete(&path).await }
         })
         .await;
+        // S3 answers 204 for a missing object; other backends say 404. Both mean "gone".
         match res {
-            Err(e) if e.kind() == ErrorKind::NotFound && self.root.scheme() != Scheme::S3 => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             other => other,
         }
     }
