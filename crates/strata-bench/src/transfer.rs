@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use strata_store::size::format_size;
-use strata_store::{Store, StoreConfig, TransferConfig};
+use strata_store::{Store, StoreConfig};
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 use crate::machine::MachineLimits;
@@ -26,8 +26,10 @@ pub struct TransferBench {
     pub single_sample: u64,
     /// The emulated link. Default: the `s3` profile.
     pub profile: LinkProfile,
-    /// Engine settings. Default: 8 MiB parts, 16 in flight.
-    pub transfer: TransferConfig,
+    /// Settings for the client: engine, retries, limits, S3 options (checksum, unsigned
+    /// payload). Endpoint, region and credentials are replaced by the test server's.
+    /// Default: the defaults (8 MiB parts, 16 in flight).
+    pub config: StoreConfig,
     /// Where the source file and downloads go. Default: a temporary directory.
     pub work_dir: Option<PathBuf>,
 }
@@ -38,7 +40,7 @@ impl Default for TransferBench {
             size: 1 << 30,
             single_sample: 64 << 20,
             profile: LinkProfile::s3(),
-            transfer: StoreConfig::default().transfer,
+            config: StoreConfig::default(),
             work_dir: None,
         }
     }
@@ -167,14 +169,15 @@ impl TransferBench {
         let server = S3Server::start();
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let direct_cfg = {
-            let mut l = server.config_layer();
-            l.transfer.part_size = Some(strata_store::config::SizeValue::Bytes(
-                self.transfer.part_size,
-            ));
-            StoreConfig {
-                transfer: self.transfer.clone(),
-                ..StoreConfig::from_layer(&l).map_err(|e| e.to_string())?
-            }
+            let at = server.store_config().s3;
+            let mut c = self.config.clone();
+            c.s3.endpoint = at.endpoint;
+            c.s3.region = at.region;
+            c.s3.access_key_id = at.access_key_id;
+            c.s3.secret_access_key = at.secret_access_key;
+            c.s3.session_token = None;
+            c.s3.allow_http = true;
+            c
         };
         let mut emu_cfg = direct_cfg.clone();
         emu_cfg.s3.endpoint = Some(emu.endpoint());
@@ -185,7 +188,7 @@ impl TransferBench {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let opts = &self.transfer;
+        let opts = &self.config.transfer;
         let sample = self.single_sample.min(self.size).max(1);
         let cap = self
             .profile

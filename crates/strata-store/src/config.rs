@@ -111,6 +111,8 @@ pub struct S3Layer {
     pub virtual_hosted: Option<bool>,
     /// S3 additional checksum sent with every PUT and part: `sha256`, `crc64nvme` or `none`.
     pub checksum: Option<String>,
+    /// Sign requests with `UNSIGNED-PAYLOAD` instead of hashing every body with SHA-256.
+    pub unsigned_payload: Option<bool>,
     /// Never ask the EC2 instance metadata service for credentials.
     pub metadata_disabled: Option<bool>,
     /// Set from the environment when web identity or container credentials are configured.
@@ -177,6 +179,7 @@ impl ConfigLayer {
                 allow_http,
                 virtual_hosted,
                 checksum,
+                unsigned_payload,
                 metadata_disabled,
                 external_credentials,
             }
@@ -298,6 +301,9 @@ pub struct S3Config {
     pub virtual_hosted: bool,
     /// S3 additional checksum algorithm for uploads. Default: none.
     pub checksum: Option<object_store::aws::Checksum>,
+    /// Sign with `UNSIGNED-PAYLOAD`: bodies are not hashed with SHA-256 for the signature.
+    /// Default: false. Integrity then rests on TLS and on `checksum`; set both.
+    pub unsigned_payload: bool,
     /// Never ask the EC2 instance metadata service (`AWS_EC2_METADATA_DISABLED=true`).
     pub metadata_disabled: bool,
     /// Web identity or container credentials are configured in the environment.
@@ -569,6 +575,7 @@ impl StoreConfig {
                 allow_http,
                 virtual_hosted: l.s3.virtual_hosted.unwrap_or(false),
                 checksum,
+                unsigned_payload: l.s3.unsigned_payload.unwrap_or(false),
                 metadata_disabled: l.s3.metadata_disabled.unwrap_or(false),
                 external_credentials: l.s3.external_credentials.unwrap_or(false),
             },

@@ -137,6 +137,9 @@ impl Store {
                 if let Some(c) = s3.checksum {
                     b = b.with_checksum_algorithm(c);
                 }
+                if s3.unsigned_payload {
+                    b = b.with_unsigned_payload(true);
+                }
                 if s3.anonymous() {
                     b = b.with_skip_signature(true);
                 }

@@ -21,7 +21,7 @@ fn transfer(a: &BenchTransferArgs, s: &Settings) -> Result<()> {
         single_sample: parse_size(&a.single_sample).map_err(|e| anyhow!("--single-sample: {e}"))?,
         profile: LinkProfile::named(&a.profile)
             .ok_or_else(|| anyhow!("--profile {:?}: use s3, nfs, lustre or local", a.profile))?,
-        transfer: s.store.transfer.clone(),
+        config: s.store.clone(),
         work_dir: a.dir.clone(),
     };
     if bench.size == 0 {
