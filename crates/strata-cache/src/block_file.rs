@@ -1,0 +1,158 @@
+//! The on-disk format of one cached block, version 1. Little-endian:
+//!
+//! | field | bytes |
+//! |---|---|
+//! | magic `STRBLK01` | 8 |
+//! | header length (from the magic to the end of the header CRC) | 4 |
+//! | object offset of the block | 8 |
+//! | payload length | 8 |
+//! | payload CRC32C | 4 |
+//! | key text length, key text (see [`crate::key::ObjectVersion::key_text`]) | 4 + n |
+//! | header CRC32C (of everything before it) | 4 |
+//! | payload | length |
+//!
+//! A file is written to a temporary name in the cache's `tmp/` directory, fsynced, and
+//! renamed into place, so a crash leaves either no file or a whole one. Every read checks the
+//! magic, both CRCs, the file length and the key text; any mismatch is [`BlockError::Corrupt`]
+//! and the caller drops the file and fetches the block again.
+
+use std::io::Write;
+use std::path::Path;
+
+use bytes::Bytes;
+
+const MAGIC: &[u8; 8] = b"STRBLK01";
+/// Fixed part of the header: magic, header length, offset, length, CRC, key length.
+const FIXED: usize = 8 + 4 + 8 + 8 + 4 + 4;
+/// Longest key text accepted (S3 keys are at most 1 KiB; stores and ETags are short).
+const MAX_KEY: usize = 64 * 1024;
+
+/// Why a block file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// No such file.
+    #[error("missing")]
+    Missing,
+    /// The file is damaged or belongs to another key; it must be dropped.
+    #[error("corrupt block file: {0}")]
+    Corrupt(String),
+    /// Reading failed for another reason.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A decoded block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// Where the block starts in its object.
+    pub offset: u64,
+    /// The payload.
+    pub data: Bytes,
+}
+
+/// Encodes the header for `data`.
+pub fn header(key_text: &str, offset: u64, data: &[u8]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(FIXED + key_text.len() + 4);
+    h.extend_from_slice(MAGIC);
+    let hdr_len = (FIXED + key_text.len() + 4) as u32;
+    h.extend_from_slice(&hdr_len.to_le_bytes());
+    h.extend_from_slice(&offset.to_le_bytes());
+    h.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    h.extend_from_slice(&crc32c::crc32c(data).to_le_bytes());
+    h.extend_from_slice(&(key_text.len() as u32).to_le_bytes());
+    h.extend_from_slice(key_text.as_bytes());
+    let crc = crc32c::crc32c(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Writes a block file: `tmp` (a unique name on the same file system), fsync, rename to
+/// `dest`. On error the temporary file is removed.
+pub fn write(tmp: &Path, dest: &Path, key_text: &str, offset: u64, data: &[u8]) -> std::io::Result<()> {
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp)?;
+        let h = header(key_text, offset, data);
+        f.write_all(&h)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(tmp, dest)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
+}
+
+/// Reads and verifies the block file at `path` for `key_text`.
+pub fn read(path: &Path, key_text: &str) -> Result<Block, BlockError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlockError::Missing),
+        Err(e) => return Err(e.into()),
+    };
+    decode(Bytes::from(bytes), key_text)
+}
+
+/// Verifies a whole block file held in memory.
+pub fn decode(file: Bytes, key_text: &str) -> Result<Block, BlockError> {
+    let bad = |why: &str| Err(BlockError::Corrupt(why.to_string()));
+    if file.len() < FIXED + 4 || &file[..8] != MAGIC {
+        return bad("bad magic or too short");
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(file[i..i + 4].try_into().expect("4 bytes"));
+    let u64_at = |i: usize| u64::from_le_bytes(file[i..i + 8].try_into().expect("8 bytes"));
+    let hdr_len = u32_at(8) as usize;
+    let key_len = u32_at(32) as usize;
+    if key_len > MAX_KEY || hdr_len != FIXED + key_len + 4 || hdr_len > file.len() {
+        return bad("bad header length");
+    }
+    if crc32c::crc32c(&file[..hdr_len - 4]) != u32_at(hdr_len - 4) {
+        return bad("header checksum mismatch");
+    }
+    if &file[FIXED..FIXED + key_len] != key_text.as_bytes() {
+        return bad("the file belongs to another key");
+    }
+    let offset = u64_at(12);
+    let len = u64_at(20) as usize;
+    if file.len() - hdr_len != len {
+        return bad("truncated or extended payload");
+    }
+    let data = file.slice(hdr_len..);
+    if crc32c::crc32c(&data) != u32_at(28) {
+        return bad("payload checksum mismatch");
+    }
+    Ok(Block { offset, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_every_corruption_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, dest) = (dir.path().join("t"), dir.path().join("b.blk"));
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        write(&tmp, &dest, "key-1", 4096, &data).unwrap();
+        assert!(!tmp.exists());
+        let b = read(&dest, "key-1").unwrap();
+        assert_eq!(b.offset, 4096);
+        assert_eq!(&b.data[..], &data[..]);
+        assert!(matches!(read(&dest, "key-2"), Err(BlockError::Corrupt(_))));
+        assert!(matches!(read(&dir.path().join("none"), "k"), Err(BlockError::Missing)));
+
+        let good = std::fs::read(&dest).unwrap();
+        // Flip each byte in turn (a sample of positions across header and payload).
+        for pos in (0..good.len()).step_by(97).chain([0, 8, 20, 40, good.len() - 1]) {
+            let mut bad = good.clone();
+            bad[pos] ^= 0x40;
+            assert!(matches!(decode(Bytes::from(bad), "key-1"), Err(BlockError::Corrupt(_))), "flip at {pos}");
+        }
+        for cut in [0, 5, 40, good.len() - 1] {
+            assert!(matches!(decode(Bytes::from(good[..cut].to_vec()), "key-1"), Err(BlockError::Corrupt(_))), "cut at {cut}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(decode(Bytes::from(longer), "key-1").is_err());
+    }
+}
