@@ -50,6 +50,11 @@ pub struct Block {
     pub data: Bytes,
 }
 
+/// The header length for a key text.
+pub fn header_len(key_text: &str) -> usize {
+    FIXED + key_text.len() + 4
+}
+
 /// Encodes the header for `data`.
 pub fn header(key_text: &str, offset: u64, data: &[u8]) -> Vec<u8> {
     let mut h = Vec::with_capacity(FIXED + key_text.len() + 4);
@@ -68,9 +73,18 @@ pub fn header(key_text: &str, offset: u64, data: &[u8]) -> Vec<u8> {
 
 /// Writes a block file: `tmp` (a unique name on the same file system), fsync, rename to
 /// `dest`. On error the temporary file is removed.
-pub fn write(tmp: &Path, dest: &Path, key_text: &str, offset: u64, data: &[u8]) -> std::io::Result<()> {
+pub fn write(
+    tmp: &Path,
+    dest: &Path,
+    key_text: &str,
+    offset: u64,
+    data: &[u8],
+) -> std::io::Result<()> {
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)?;
         let h = header(key_text, offset, data);
         f.write_all(&h)?;
         f.write_all(data)?;
@@ -139,17 +153,35 @@ mod tests {
         assert_eq!(b.offset, 4096);
         assert_eq!(&b.data[..], &data[..]);
         assert!(matches!(read(&dest, "key-2"), Err(BlockError::Corrupt(_))));
-        assert!(matches!(read(&dir.path().join("none"), "k"), Err(BlockError::Missing)));
+        assert!(matches!(
+            read(&dir.path().join("none"), "k"),
+            Err(BlockError::Missing)
+        ));
 
         let good = std::fs::read(&dest).unwrap();
         // Flip each byte in turn (a sample of positions across header and payload).
-        for pos in (0..good.len()).step_by(97).chain([0, 8, 20, 40, good.len() - 1]) {
+        for pos in (0..good.len())
+            .step_by(97)
+            .chain([0, 8, 20, 40, good.len() - 1])
+        {
             let mut bad = good.clone();
             bad[pos] ^= 0x40;
-            assert!(matches!(decode(Bytes::from(bad), "key-1"), Err(BlockError::Corrupt(_))), "flip at {pos}");
+            assert!(
+                matches!(
+                    decode(Bytes::from(bad), "key-1"),
+                    Err(BlockError::Corrupt(_))
+                ),
+                "flip at {pos}"
+            );
         }
         for cut in [0, 5, 40, good.len() - 1] {
-            assert!(matches!(decode(Bytes::from(good[..cut].to_vec()), "key-1"), Err(BlockError::Corrupt(_))), "cut at {cut}");
+            assert!(
+                matches!(
+                    decode(Bytes::from(good[..cut].to_vec()), "key-1"),
+                    Err(BlockError::Corrupt(_))
+                ),
+                "cut at {cut}"
+            );
         }
         let mut longer = good.clone();
         longer.push(0);

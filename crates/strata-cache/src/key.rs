@@ -98,7 +98,10 @@ pub struct BlockId {
 impl BlockId {
     /// The file name of this block: `OOOOOOOOOOOOOOOO-VVVVVVVV-INDEX.blk` (hex hashes).
     pub fn file_name(&self) -> String {
-        format!("{:016x}-{:08x}-{}.blk", self.object, self.version, self.index)
+        format!(
+            "{:016x}-{:08x}-{}.blk",
+            self.object, self.version, self.index
+        )
     }
 
     /// The fan-out directory (first byte of the object hash), so no directory grows large.
@@ -113,7 +116,11 @@ impl BlockId {
         let object = u64::from_str_radix(it.next()?, 16).ok()?;
         let version = u32::from_str_radix(it.next()?, 16).ok()?;
         let index = it.next()?.parse().ok()?;
-        Some(Self { object, version, index })
+        Some(Self {
+            object,
+            version,
+            index,
+        })
     }
 }
 
@@ -170,7 +177,10 @@ mod tests {
         assert_ne!(a.block(0), b.block(0));
         assert_ne!(a.block(0), c.block(0));
         // Length prefixes keep ("ab","c") and ("a","bc") apart.
-        assert_ne!(ObjectVersion::new("ab", "c", "v", 1).key_text(0), ObjectVersion::new("a", "bc", "v", 1).key_text(0));
+        assert_ne!(
+            ObjectVersion::new("ab", "c", "v", 1).key_text(0),
+            ObjectVersion::new("a", "bc", "v", 1).key_text(0)
+        );
     }
 
     #[test]

@@ -1,4 +1,6 @@
 //! # strata-cache (in progress)
 pub mod block_file;
 pub mod key;
+pub mod nvme;
 pub mod policy;
+pub mod stats;

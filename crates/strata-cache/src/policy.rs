@@ -187,7 +187,8 @@ impl EvictionPolicy for S3Fifo {
                 return None;
             }
             let from_small = !self.small.is_empty()
-                && (self.small_bytes as f64 >= self.small_fraction * total as f64 || self.main.is_empty());
+                && (self.small_bytes as f64 >= self.small_fraction * total as f64
+                    || self.main.is_empty());
             if from_small {
                 let id = self.small.pop_front()?;
                 let (size, freq, _) = self.meta[&id];
@@ -332,7 +333,11 @@ pub fn simulate(policy: &mut dyn EvictionPolicy, trace: &[BlockId], capacity: us
             }
         }
     }
-    if trace.is_empty() { 0.0 } else { hits as f64 / trace.len() as f64 }
+    if trace.is_empty() {
+        0.0
+    } else {
+        hits as f64 / trace.len() as f64
+    }
 }
 
 /// A shuffled-epoch trace: `epochs` passes over `blocks` blocks, each pass in a fresh random
@@ -345,7 +350,11 @@ pub fn shuffled_epochs(blocks: u64, epochs: usize, seed: u64) -> Vec<BlockId> {
     let mut order: Vec<u64> = (0..blocks).collect();
     for _ in 0..epochs {
         order.shuffle(&mut rng);
-        trace.extend(order.iter().map(|&i| BlockId { object: 1, version: 1, index: i }));
+        trace.extend(order.iter().map(|&i| BlockId {
+            object: 1,
+            version: 1,
+            index: i,
+        }));
     }
     trace
 }
@@ -355,7 +364,11 @@ mod tests {
     use super::*;
 
     fn id(i: u64) -> BlockId {
-        BlockId { object: 0, version: 0, index: i }
+        BlockId {
+            object: 0,
+            version: 0,
+            index: i,
+        }
     }
 
     #[test]
@@ -400,8 +413,14 @@ mod tests {
         let fifo = simulate(&mut S3Fifo::default(), &trace, cap);
         // Epoch 1 is all misses: the best possible is 0.5 × 4/5 = 0.4 over five epochs.
         let best = 0.5 * 4.0 / 5.0;
-        assert!((opt - best).abs() < 0.05, "next-use {opt:.3}, optimum {best:.3}");
-        assert!(opt > lru + 0.1 && opt > fifo + 0.1, "next-use {opt:.3}, lru {lru:.3}, s3fifo {fifo:.3}");
+        assert!(
+            (opt - best).abs() < 0.05,
+            "next-use {opt:.3}, optimum {best:.3}"
+        );
+        assert!(
+            opt > lru + 0.1 && opt > fifo + 0.1,
+            "next-use {opt:.3}, lru {lru:.3}, s3fifo {fifo:.3}"
+        );
     }
 
     #[test]

@@ -1,0 +1,375 @@
+//! The NVMe tier: a directory of block files on local storage.
+//!
+//! Layout: `DIR/blocks/XX/OOOOOOOOOOOOOOOO-VVVVVVVV-INDEX.blk` (see [`crate::key::BlockId`]),
+//! `DIR/tmp/` for files being written, `DIR/fetch.lock` for cross-process single flight.
+//! The directory is created private to its owner (0700).
+//!
+//! Opening scans the block directories (names and sizes only, no file is read), so a
+//! directory of 100,000 blocks opens in well under a second, and deletes temporary files
+//! left by processes that are gone. Every read is verified ([`crate::block_file`]); a damaged
+//! file is deleted and reported as a miss. Writes stop (and reads go on, uncached) when the
+//! tier is at its byte capacity and nothing can be evicted, or when the file system's free
+//! space falls below `min_free_fraction`.
+//!
+//! Several processes may share one directory. Each keeps its own index of the files it has
+//! seen, learns of others' files when it finds them on a lookup, and treats a file another
+//! process evicted as a miss. Capacity is enforced by every process on what it has seen, and
+//! free space by all of them, so a shared directory can overshoot its byte capacity by what
+//! one process has not seen yet, never the disk.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::block_file::{self, BlockError};
+use crate::key::{BlockId, ObjectVersion};
+use crate::policy::{EvictionPolicy, PolicyKind};
+use crate::stats::TierStats;
+
+/// Settings of the NVMe tier.
+#[derive(Debug, Clone)]
+pub struct NvmeConfig {
+    /// The cache directory.
+    pub dir: PathBuf,
+    /// Bytes of block files (headers included) the tier may hold.
+    pub capacity: u64,
+    /// Stop writing when the file system has less than this fraction free. Default: 0.05.
+    pub min_free_fraction: f64,
+    /// Eviction policy. Default: S3-FIFO.
+    pub policy: PolicyKind,
+}
+
+/// Why a block was not written.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotStored {
+    /// The file system is (nearly) full, or the block is larger than the tier.
+    Full,
+    /// Writing failed; the reason was logged.
+    Failed,
+}
+
+struct State {
+    index: HashMap<BlockId, u64>,
+    used: u64,
+    policy: Box<dyn EvictionPolicy>,
+}
+
+/// The NVMe tier. Its methods block: call them from `spawn_blocking` in async code.
+pub struct NvmeTier {
+    dir: PathBuf,
+    capacity: u64,
+    min_free: f64,
+    state: Mutex<State>,
+    full_warned: AtomicBool,
+    nonce: AtomicU64,
+    pub(crate) stats: TierStats,
+}
+
+impl NvmeTier {
+    /// Opens (creating if needed) the tier in `cfg.dir`.
+    pub fn open(cfg: &NvmeConfig) -> std::io::Result<Self> {
+        create_private_dir(&cfg.dir)?;
+        let blocks = cfg.dir.join("blocks");
+        let tmp = cfg.dir.join("tmp");
+        create_private_dir(&blocks)?;
+        create_private_dir(&tmp)?;
+        clean_tmp(&tmp);
+        let mut state = State {
+            index: HashMap::new(),
+            used: 0,
+            policy: cfg.policy.build(),
+        };
+        for fan in std::fs::read_dir(&blocks)? {
+            let fan = fan?;
+            if !fan.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(fan.path())? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(id) = name.to_str().and_then(BlockId::parse_file_name) else {
+                    continue;
+                };
+                let size = entry.metadata()?.len();
+                state.index.insert(id, size);
+                state.used += size;
+                state.policy.on_insert(id, size);
+            }
+        }
+        Ok(Self {
+            dir: cfg.dir.clone(),
+            capacity: cfg.capacity,
+            min_free: cfg.min_free_fraction,
+            state: Mutex::new(state),
+            full_warned: AtomicBool::new(false),
+            nonce: AtomicU64::new(rand::random()),
+            stats: TierStats::default(),
+        })
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where block `id` lives.
+    pub fn path_of(&self, id: BlockId) -> PathBuf {
+        self.dir
+            .join("blocks")
+            .join(id.fanout())
+            .join(id.file_name())
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes held (as far as this process knows) and the number of blocks.
+    pub fn usage(&self) -> (u64, usize) {
+        let s = self.state();
+        (s.used, s.index.len())
+    }
+
+    /// The tier's counters.
+    pub fn stats(&self) -> crate::stats::TierSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// The byte capacity.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Reads block `index` of `v`, verified. A damaged file is deleted and counted, and the
+    /// result is a miss. Records the access with the eviction policy.
+    pub fn get(&self, v: &ObjectVersion, index: u64) -> Option<Bytes> {
+        let id = v.block(index);
+        let path = self.path_of(id);
+        let key = v.key_text(index);
+        match block_file::read(&path, &key) {
+            Ok(block) => {
+                let mut s = self.state();
+                if let std::collections::hash_map::Entry::Vacant(e) = s.index.entry(id) {
+                    // Written by another process sharing the directory.
+                    let size = (block_file::header_len(&key) + block.data.len()) as u64;
+                    e.insert(size);
+                    s.used += size;
+                    s.policy.on_insert(id, size);
+                }
+                s.policy.on_access(id, true);
+                drop(s);
+                self.stats.hit(block.data.len() as u64);
+                return Some(block.data);
+            }
+            Err(BlockError::Missing) => {}
+            Err(BlockError::Corrupt(why)) => {
+                tracing::warn!(
+                    "cache: dropping damaged block file {}: {why}",
+                    path.display()
+                );
+                let _ = std::fs::remove_file(&path);
+                self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(BlockError::Io(e)) => tracing::warn!("cache: cannot read {}: {e}", path.display()),
+        }
+        let mut s = self.state();
+        if let Some(size) = s.index.remove(&id) {
+            // Evicted by another process, or damaged.
+            s.used -= size;
+            s.policy.on_remove(id);
+        }
+        s.policy.on_access(id, false);
+        drop(s);
+        self.stats.miss();
+        None
+    }
+
+    /// Stores block `index` of `v` (which starts at `offset` in the object), evicting as
+    /// needed. Errors are logged once and mean "not cached"; the caller goes on.
+    pub fn put(
+        &self,
+        v: &ObjectVersion,
+        index: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), NotStored> {
+        let id = v.block(index);
+        let key = v.key_text(index);
+        let size = (block_file::header_len(&key) + data.len()) as u64;
+        if size > self.capacity || self.low_on_space() {
+            self.warn_full("the tier is full");
+            return Err(NotStored::Full);
+        }
+        // Choose victims and reserve room under the lock; delete and write outside it.
+        let mut victims = Vec::new();
+        {
+            let mut s = self.state();
+            if let Some(old) = s.index.remove(&id) {
+                s.used -= old;
+                s.policy.on_remove(id);
+            }
+            while s.used + size > self.capacity {
+                let Some(v) = s.policy.victim() else { break };
+                if let Some(vs) = s.index.remove(&v) {
+                    s.used -= vs;
+                    victims.push(v);
+                }
+            }
+            if s.used + size > self.capacity {
+                return Err(NotStored::Full);
+            }
+            s.used += size;
+        }
+        for v in &victims {
+            let _ = std::fs::remove_file(self.path_of(*v));
+        }
+        self.stats
+            .evictions
+            .fetch_add(victims.len() as u64, Ordering::Relaxed);
+        let dest = self.path_of(id);
+        let n = self.nonce.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join("tmp")
+            .join(format!("{}-{n:016x}.tmp", std::process::id()));
+        let written = std::fs::create_dir_all(dest.parent().expect("has a parent"))
+            .and_then(|_| block_file::write(&tmp, &dest, &key, offset, data));
+        let mut s = self.state();
+        match written {
+            Ok(()) => {
+                s.index.insert(id, size);
+                s.policy.on_insert(id, size);
+                drop(s);
+                self.stats
+                    .bytes_written
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                s.used -= size;
+                drop(s);
+                if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT)
+                {
+                    self.warn_full("the file system is full");
+                    Err(NotStored::Full)
+                } else {
+                    tracing::warn!("cache: cannot write {}: {e}", dest.display());
+                    Err(NotStored::Failed)
+                }
+            }
+        }
+    }
+
+    /// Deletes every block of the object (all versions). Returns how many were deleted.
+    pub fn remove_object(&self, object_hash: u64) -> usize {
+        let fan = self
+            .dir
+            .join("blocks")
+            .join(format!("{:02x}", object_hash >> 56));
+        let prefix = format!("{object_hash:016x}-");
+        let mut n = 0;
+        if let Ok(rd) = std::fs::read_dir(&fan) {
+            for entry in rd.flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with(&prefix) {
+                    if std::fs::remove_file(entry.path()).is_ok() {
+                        n += 1;
+                    }
+                    if let Some(id) = BlockId::parse_file_name(name) {
+                        let mut s = self.state();
+                        if let Some(size) = s.index.remove(&id) {
+                            s.used -= size;
+                            s.policy.on_remove(id);
+                        }
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    /// Deletes every block.
+    pub fn clear(&self) -> std::io::Result<usize> {
+        let mut n = 0;
+        for fan in std::fs::read_dir(self.dir.join("blocks"))?.flatten() {
+            for entry in std::fs::read_dir(fan.path())?.flatten() {
+                if std::fs::remove_file(entry.path()).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        let mut s = self.state();
+        let ids: Vec<BlockId> = s.index.keys().copied().collect();
+        for id in ids {
+            s.policy.on_remove(id);
+        }
+        s.index.clear();
+        s.used = 0;
+        Ok(n)
+    }
+
+    fn low_on_space(&self) -> bool {
+        free_fraction(&self.dir).is_some_and(|f| f < self.min_free)
+    }
+
+    fn warn_full(&self, why: &str) {
+        self.stats.pass_through.fetch_add(1, Ordering::Relaxed);
+        if !self.full_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "cache {}: {why}; reading through without caching",
+                self.dir.display()
+            );
+        }
+    }
+}
+
+/// The fraction of the file system holding `dir` that is free for unprivileged users.
+pub fn free_fraction(dir: &Path) -> Option<f64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path; `st` is written by the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 || st.f_blocks == 0 {
+        return None;
+    }
+    Some(st.f_bavail as f64 / st.f_blocks as f64)
+}
+
+/// Creates `dir` (and parents) and makes it private to its owner.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Deletes temporary files whose writer is gone (its pid is not alive) or that are older than
+/// an hour.
+fn clean_tmp(tmp: &Path) {
+    let Ok(rd) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid: Option<i32> = name.split('-').next().and_then(|p| p.parse().ok());
+        let alive = pid.is_some_and(|p| {
+            // SAFETY: signal 0 only asks whether the process exists; EPERM means it does.
+            p > 0
+                && (unsafe { libc::kill(p, 0) } == 0
+                    || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+        });
+        let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+            SystemTime::now().duration_since(t).unwrap_or_default() > Duration::from_secs(3600)
+        });
+        if !alive || old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}

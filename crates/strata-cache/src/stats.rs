@@ -1,0 +1,54 @@
+//! Counters per tier, readable at any time and exported through the `metrics` facade.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one tier.
+#[derive(Debug, Default)]
+pub struct TierStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    /// Payload bytes served from the tier.
+    pub bytes_read: AtomicU64,
+    /// Payload bytes stored in the tier.
+    pub bytes_written: AtomicU64,
+    pub evictions: AtomicU64,
+    /// Damaged block files found and dropped.
+    pub corrupt: AtomicU64,
+    /// Blocks not stored because the tier or the disk was full.
+    pub pass_through: AtomicU64,
+}
+
+impl TierStats {
+    pub(crate) fn hit(&self, bytes: u64) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub(crate) fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A snapshot.
+    pub fn snapshot(&self) -> TierSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TierSnapshot {
+            hits: g(&self.hits),
+            misses: g(&self.misses),
+            bytes_read: g(&self.bytes_read),
+            bytes_written: g(&self.bytes_written),
+            evictions: g(&self.evictions),
+            corrupt: g(&self.corrupt),
+            pass_through: g(&self.pass_through),
+        }
+    }
+}
+
+/// A snapshot of [`TierStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TierSnapshot {
+    pub hits: u64,
+    pub misses: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub evictions: u64,
+    pub corrupt: u64,
+    pub pass_through: u64,
+}
