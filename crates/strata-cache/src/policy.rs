@@ -148,10 +148,8 @@ impl EvictionPolicy for S3Fifo {
         "s3fifo"
     }
     fn on_access(&mut self, id: BlockId, hit: bool) {
-        if hit {
-            if let Some(m) = self.meta.get_mut(&id) {
-                m.1 = (m.1 + 1).min(3);
-            }
+        if hit && let Some(m) = self.meta.get_mut(&id) {
+            m.1 = (m.1 + 1).min(3);
         }
     }
     fn on_insert(&mut self, id: BlockId, size: u64) {
