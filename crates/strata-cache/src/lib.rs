@@ -1,6 +1,14 @@
 //! # strata-cache (in progress)
 pub mod block_file;
+pub mod cache;
+pub mod dram;
 pub mod key;
+pub mod lock;
 pub mod nvme;
 pub mod policy;
+pub mod source;
 pub mod stats;
+
+pub use cache::{BlockCache, CacheConfig, CacheError, CacheStats, Why};
+pub use key::{BlockId, Geometry, ObjectVersion};
+pub use source::{BlockSource, FetchError};

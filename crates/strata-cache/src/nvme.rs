@@ -147,6 +147,16 @@ impl NvmeTier {
     /// Reads block `index` of `v`, verified. A damaged file is deleted and counted, and the
     /// result is a miss. Records the access with the eviction policy.
     pub fn get(&self, v: &ObjectVersion, index: u64) -> Option<Bytes> {
+        self.lookup(v, index, true)
+    }
+
+    /// Like [`NvmeTier::get`], but not counted as an access (for a second look after
+    /// waiting on another process).
+    pub fn peek(&self, v: &ObjectVersion, index: u64) -> Option<Bytes> {
+        self.lookup(v, index, false)
+    }
+
+    fn lookup(&self, v: &ObjectVersion, index: u64, record: bool) -> Option<Bytes> {
         let id = v.block(index);
         let path = self.path_of(id);
         let key = v.key_text(index);
@@ -160,9 +170,13 @@ impl NvmeTier {
                     s.used += size;
                     s.policy.on_insert(id, size);
                 }
-                s.policy.on_access(id, true);
+                if record {
+                    s.policy.on_access(id, true);
+                }
                 drop(s);
-                self.stats.hit(block.data.len() as u64);
+                if record {
+                    self.stats.hit(block.data.len() as u64);
+                }
                 return Some(block.data);
             }
             Err(BlockError::Missing) => {}
@@ -182,9 +196,13 @@ impl NvmeTier {
             s.used -= size;
             s.policy.on_remove(id);
         }
-        s.policy.on_access(id, false);
+        if record {
+            s.policy.on_access(id, false);
+        }
         drop(s);
-        self.stats.miss();
+        if record {
+            self.stats.miss();
+        }
         None
     }
 

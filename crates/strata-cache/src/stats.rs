@@ -52,3 +52,39 @@ pub struct TierSnapshot {
     pub corrupt: u64,
     pub pass_through: u64,
 }
+
+/// Counters of fetches from the source.
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    demand: AtomicU64,
+    prefetch: AtomicU64,
+    bytes: AtomicU64,
+    shared: AtomicU64,
+}
+
+impl FetchStats {
+    pub(crate) fn fetched(&self, why: crate::cache::Why, bytes: u64, took: std::time::Duration) {
+        let (counter, label) = match why {
+            crate::cache::Why::Demand => (&self.demand, "demand"),
+            crate::cache::Why::Prefetch => (&self.prefetch, "prefetch"),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        metrics::counter!("strata_cache_fetches_total", "why" => label).increment(1);
+        metrics::counter!("strata_cache_fetched_bytes_total").increment(bytes);
+        metrics::histogram!("strata_cache_fetch_seconds").record(took.as_secs_f64());
+    }
+    pub(crate) fn shared(&self) {
+        self.shared.fetch_add(1, Ordering::Relaxed);
+    }
+    /// (demand fetches, prefetch fetches, bytes, shared fetches).
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        (
+            g(&self.demand),
+            g(&self.prefetch),
+            g(&self.bytes),
+            g(&self.shared),
+        )
+    }
+}

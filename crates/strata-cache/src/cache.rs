@@ -1,0 +1,336 @@
+//! [`BlockCache`]: DRAM over NVMe over a [`BlockSource`], read-through, with single flight
+//! inside the process (concurrent readers of a block share one fetch) and across processes
+//! that share the cache directory ([`crate::lock`]).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use tokio::sync::OnceCell;
+
+use crate::dram::DramTier;
+use crate::key::{BlockId, Geometry, ObjectVersion};
+use crate::lock::FetchLocks;
+use crate::nvme::{NvmeConfig, NvmeTier};
+use crate::source::{BlockSource, FetchError};
+use crate::stats::{FetchStats, TierSnapshot};
+
+/// Settings of a [`BlockCache`].
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Block size in bytes. Default: 8 MiB (see `docs/benchmarks.md`).
+    pub block_size: u64,
+    /// DRAM tier capacity in bytes; 0 turns the tier off. Default: 1 GiB.
+    pub dram_bytes: u64,
+    /// The NVMe tier, if any.
+    pub nvme: Option<NvmeConfig>,
+    /// Blocks fetched at once for one read. Default: 16.
+    pub read_concurrency: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            block_size: 8 << 20,
+            dram_bytes: 1 << 30,
+            nvme: None,
+            read_concurrency: 16,
+        }
+    }
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The source failed; the error is the source's own.
+    #[error("{0}")]
+    Fetch(FetchError),
+    /// The source returned the wrong number of bytes.
+    #[error("{object:?} block {index}: the source returned {got} bytes, expected {want}")]
+    ShortBlock {
+        object: ObjectVersion,
+        index: u64,
+        got: usize,
+        want: u64,
+    },
+    /// The cache directory could not be used.
+    #[error("cache directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Demand reads are what a caller waits for; prefetches run ahead of them. They are counted
+/// apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    Demand,
+    Prefetch,
+}
+
+/// A tiered, read-through block cache. Cheap to share (`Arc`).
+pub struct BlockCache {
+    geometry: Geometry,
+    read_concurrency: usize,
+    dram: Option<DramTier>,
+    nvme: Option<Arc<NvmeTier>>,
+    locks: Option<Arc<FetchLocks>>,
+    flights: Mutex<HashMap<BlockId, Arc<OnceCell<Bytes>>>>,
+    pub(crate) fetches: FetchStats,
+}
+
+/// Counters of every tier and of the fetches behind them.
+#[derive(Debug, Clone, Default)]
+pub struct CacheStats {
+    pub dram: Option<TierSnapshot>,
+    pub nvme: Option<TierSnapshot>,
+    pub demand_fetches: u64,
+    pub prefetch_fetches: u64,
+    pub fetched_bytes: u64,
+    /// Readers that found a fetch of their block in flight and shared it.
+    pub shared_fetches: u64,
+}
+
+impl BlockCache {
+    /// Opens the cache (creating the NVMe directory if needed).
+    pub fn open(cfg: &CacheConfig) -> Result<Self, CacheError> {
+        let nvme = cfg
+            .nvme
+            .as_ref()
+            .map(NvmeTier::open)
+            .transpose()?
+            .map(Arc::new);
+        let locks = match &nvme {
+            Some(n) => Some(Arc::new(FetchLocks::open(n.dir())?)),
+            None => None,
+        };
+        Ok(Self {
+            geometry: Geometry {
+                block_size: cfg.block_size.max(4096),
+            },
+            read_concurrency: cfg.read_concurrency.max(1),
+            dram: (cfg.dram_bytes > 0).then(|| DramTier::new(cfg.dram_bytes)),
+            nvme,
+            locks,
+            flights: Mutex::new(HashMap::new()),
+            fetches: FetchStats::default(),
+        })
+    }
+
+    /// How objects are cut into blocks.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// The NVMe tier, if configured.
+    pub fn nvme(&self) -> Option<&NvmeTier> {
+        self.nvme.as_deref()
+    }
+
+    /// The DRAM tier, if configured.
+    pub fn dram(&self) -> Option<&DramTier> {
+        self.dram.as_ref()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CacheStats {
+        let f = self.fetches.snapshot();
+        CacheStats {
+            dram: self.dram.as_ref().map(|d| d.stats()),
+            nvme: self.nvme.as_ref().map(|n| n.stats()),
+            demand_fetches: f.0,
+            prefetch_fetches: f.1,
+            fetched_bytes: f.2,
+            shared_fetches: f.3,
+        }
+    }
+
+    /// Block `index` of `object`: from DRAM, else NVMe, else fetched once from `source`
+    /// (however many tasks and processes ask at the same time) and stored in both tiers.
+    ///
+    /// Cancel safety: a cancelled fetch leaves nothing behind; the next reader fetches again.
+    pub async fn get_block(
+        &self,
+        source: &dyn BlockSource,
+        object: &ObjectVersion,
+        index: u64,
+        why: Why,
+    ) -> Result<Bytes, CacheError> {
+        let id = object.block(index);
+        let key = object.key_text(index);
+        if let Some(d) = &self.dram
+            && let Some(b) = d.get(id, &key)
+        {
+            return Ok(b);
+        }
+        let cell = {
+            let mut f = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            let cell = f.entry(id).or_default().clone();
+            if Arc::strong_count(&cell) > 2 {
+                self.fetches.shared();
+            }
+            cell
+        };
+        let result = cell
+            .get_or_try_init(|| self.fill(source, object, index, &key, why))
+            .await
+            .cloned();
+        {
+            let mut f = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            if f.get(&id).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                f.remove(&id);
+            }
+        }
+        result
+    }
+
+    async fn fill(
+        &self,
+        source: &dyn BlockSource,
+        object: &ObjectVersion,
+        index: u64,
+        key: &str,
+        why: Why,
+    ) -> Result<Bytes, CacheError> {
+        let id = object.block(index);
+        if let Some(b) = self.nvme_get(object, index, true).await {
+            self.keep_in_dram(id, key, &b);
+            return Ok(b);
+        }
+        // Across processes: wait for whoever is fetching this block, then look again.
+        let _lock = match &self.locks {
+            Some(locks) => {
+                let locks = locks.clone();
+                tokio::task::spawn_blocking(move || locks.lock(id))
+                    .await
+                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))??;
+                Some(Unlock {
+                    locks: self.locks.clone().expect("set"),
+                    id,
+                })
+            }
+            None => None,
+        };
+        if self.locks.is_some()
+            && let Some(b) = self.nvme_get(object, index, false).await
+        {
+            self.keep_in_dram(id, key, &b);
+            return Ok(b);
+        }
+        let range = self.geometry.block_range(index, object.size);
+        let want = range.end - range.start;
+        let t = Instant::now();
+        let data = source
+            .fetch(object, range.clone())
+            .await
+            .map_err(CacheError::Fetch)?;
+        if data.len() as u64 != want {
+            return Err(CacheError::ShortBlock {
+                object: object.clone(),
+                index,
+                got: data.len(),
+                want,
+            });
+        }
+        self.fetches.fetched(why, data.len() as u64, t.elapsed());
+        if let Some(n) = &self.nvme {
+            let (n, object, data) = (n.clone(), object.clone(), data.clone());
+            // Not stored (full disk, write error) is logged by the tier; the read goes on.
+            let _ = tokio::task::spawn_blocking(move || n.put(&object, index, range.start, &data))
+                .await;
+        }
+        self.keep_in_dram(id, key, &data);
+        Ok(data)
+    }
+
+    async fn nvme_get(&self, object: &ObjectVersion, index: u64, record: bool) -> Option<Bytes> {
+        let n = self.nvme.as_ref()?.clone();
+        let object = object.clone();
+        tokio::task::spawn_blocking(move || {
+            if record {
+                n.get(&object, index)
+            } else {
+                n.peek(&object, index)
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    fn keep_in_dram(&self, id: BlockId, key: &str, data: &Bytes) {
+        if let Some(d) = &self.dram {
+            d.insert(id, key, data.clone());
+        }
+    }
+
+    /// The bytes of `range` of `object`, in order, one piece per block, fetching up to
+    /// `read_concurrency` blocks ahead.
+    pub fn stream_range<'a>(
+        &'a self,
+        source: &'a dyn BlockSource,
+        object: &'a ObjectVersion,
+        range: Range<u64>,
+    ) -> BoxStream<'a, Result<Bytes, CacheError>> {
+        let g = self.geometry;
+        let end = range.end.min(object.size);
+        let start = range.start.min(end);
+        stream::iter(g.blocks(&(start..end), object.size))
+            .map(move |i| async move {
+                let b = self.get_block(source, object, i, Why::Demand).await?;
+                let r = g.block_range(i, object.size);
+                let from = (start.max(r.start) - r.start) as usize;
+                let to = (end.min(r.end) - r.start) as usize;
+                Ok(b.slice(from..to))
+            })
+            .buffered(self.read_concurrency)
+            .boxed()
+    }
+
+    /// The bytes of `range` of `object` (read through the cache).
+    pub async fn read(
+        &self,
+        source: &dyn BlockSource,
+        object: &ObjectVersion,
+        range: Range<u64>,
+    ) -> Result<Bytes, CacheError> {
+        let pieces: Vec<Bytes> = self
+            .stream_range(source, object, range)
+            .try_collect()
+            .await?;
+        Ok(match pieces.len() {
+            0 => Bytes::new(),
+            1 => pieces.into_iter().next().expect("one"),
+            _ => {
+                let mut out = BytesMut::with_capacity(pieces.iter().map(Bytes::len).sum());
+                for p in pieces {
+                    out.extend_from_slice(&p);
+                }
+                out.freeze()
+            }
+        })
+    }
+
+    /// Drops every cached block of an object (all versions) from both tiers.
+    pub fn invalidate_object(&self, store: &str, path: &str) -> usize {
+        let h = crate::key::object_hash(store, path);
+        if let Some(d) = &self.dram {
+            // DRAM entries are keyed by block id; dropping all of them is simplest and safe.
+            d.clear();
+        }
+        self.nvme.as_ref().map_or(0, |n| n.remove_object(h))
+    }
+}
+
+/// Releases a cross-process fetch lock taken on a blocking thread.
+struct Unlock {
+    locks: Arc<FetchLocks>,
+    id: BlockId,
+}
+
+impl Drop for Unlock {
+    fn drop(&mut self) {
+        self.locks.unlock(self.id);
+    }
+}

@@ -1,0 +1,44 @@
+//! Where missing blocks come from. The cache never opens a connection: it asks a
+//! [`BlockSource`]. strata-store's [`Store`] is one (ranged GETs with the store layer's
+//! retries, limits and metrics, checked against the object's ETag).
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use strata_store::Store;
+
+use crate::key::ObjectVersion;
+
+/// An error from a source, kept whole so callers can inspect it (for example downcast to
+/// `strata_store::StoreError` for its kind).
+pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Fetches byte ranges of object versions.
+pub trait BlockSource: Send + Sync {
+    /// Reads `range` of `object`; must fail rather than return another version's bytes.
+    fn fetch(
+        &self,
+        object: &ObjectVersion,
+        range: Range<u64>,
+    ) -> BoxFuture<'static, Result<Bytes, FetchError>>;
+}
+
+impl BlockSource for Store {
+    fn fetch(
+        &self,
+        object: &ObjectVersion,
+        range: Range<u64>,
+    ) -> BoxFuture<'static, Result<Bytes, FetchError>> {
+        let store = self.clone();
+        let path = object.path.clone();
+        let version = object.version.clone();
+        Box::pin(async move {
+            let e_tag = (!version.is_empty()).then_some(&*version);
+            store
+                .get_range(&path, range, e_tag)
+                .await
+                .map_err(|e| Box::new(e) as FetchError)
+        })
+    }
+}
