@@ -42,12 +42,58 @@ impl Default for CacheConfig {
     }
 }
 
+impl From<CacheError> for strata_store::StoreError {
+    /// The source's own error when it was a store error; otherwise an I/O error that says
+    /// what happened.
+    fn from(e: CacheError) -> Self {
+        match e {
+            CacheError::Fetch(inner) => match inner.downcast::<strata_store::StoreError>() {
+                Ok(store) => *store,
+                Err(other) => strata_store::StoreError::Io {
+                    op: "read through the cache",
+                    path: String::new(),
+                    source: std::io::Error::other(other),
+                },
+            },
+            CacheError::Io(source) => strata_store::StoreError::Io {
+                op: "cache",
+                path: String::new(),
+                source,
+            },
+            other => strata_store::StoreError::Io {
+                op: "read through the cache",
+                path: String::new(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The configuration the merged settings describe: an NVMe tier in `s.dir` (unless
+    /// `nvme` is false) and a DRAM tier of `s.dram_size` bytes.
+    pub fn from_settings(s: &strata_store::config::CacheSettings, nvme: bool) -> Self {
+        Self {
+            block_size: s.block_size,
+            dram_bytes: s.dram_size,
+            nvme: nvme.then(|| NvmeConfig {
+                dir: s.dir.clone(),
+                capacity: s.nvme_size,
+                min_free_fraction: s.min_free_fraction,
+                policy: crate::policy::PolicyKind::parse(&s.policy)
+                    .unwrap_or(crate::policy::PolicyKind::S3Fifo),
+            }),
+            read_concurrency: 16,
+        }
+    }
+}
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// The source failed; the error is the source's own.
-    #[error("{0}")]
-    Fetch(FetchError),
+    #[error("reading through the cache")]
+    Fetch(#[source] FetchError),
     /// The source returned the wrong number of bytes.
     #[error("{object:?} block {index}: the source returned {got} bytes, expected {want}")]
     ShortBlock {
@@ -332,5 +378,44 @@ struct Unlock {
 impl Drop for Unlock {
     fn drop(&mut self) {
         self.locks.unlock(self.id);
+    }
+}
+
+impl BlockCache {
+    /// Reads a whole object through the cache into the file `dest` (temporary name, fsync,
+    /// rename: the file appears whole or not at all). Returns the bytes written.
+    pub async fn read_to_file(
+        &self,
+        source: &dyn BlockSource,
+        object: &ObjectVersion,
+        dest: &std::path::Path,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, CacheError> {
+        use std::io::Write;
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = strata_store::local::temp_path(dest);
+        let result = async {
+            let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+            let mut pieces = self.stream_range(source, object, 0..object.size);
+            let mut n = 0u64;
+            while let Some(piece) = pieces.next().await {
+                let piece = piece?;
+                f.write_all(&piece)?;
+                n += piece.len() as u64;
+                progress(piece.len() as u64);
+            }
+            let f = f.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, dest)?;
+            strata_store::local::sync_parent(dest);
+            Ok::<_, CacheError>(n)
+        }
+        .await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
     }
 }

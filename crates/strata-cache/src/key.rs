@@ -10,6 +10,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
+use strata_store::store::normalize_etag;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// One version of one object: the unit of consistency. A new ETag is a new `ObjectVersion`,
@@ -48,8 +49,14 @@ impl ObjectVersion {
         object_hash(&self.store, &self.path)
     }
 
+    /// The version without the quotes and weak-validator prefix that stores add to ETags
+    /// inconsistently (`"abc"`, `W/"abc"` and `abc` are one version).
+    pub fn normalized_version(&self) -> &str {
+        normalize_etag(&self.version)
+    }
+
     fn version_hash(&self) -> u32 {
-        xxh3_64_with_seed(self.version.as_bytes(), 0x5354_5241) as u32
+        xxh3_64_with_seed(self.normalized_version().as_bytes(), 0x5354_5241) as u32
     }
 
     /// The id of block `index`.
@@ -70,8 +77,8 @@ impl ObjectVersion {
             self.store,
             self.path.len(),
             self.path,
-            self.version.len(),
-            self.version,
+            self.normalized_version().len(),
+            self.normalized_version(),
             index
         )
     }
@@ -176,6 +183,14 @@ mod tests {
         assert_eq!(a.object_hash(), b.object_hash());
         assert_ne!(a.block(0), b.block(0));
         assert_ne!(a.block(0), c.block(0));
+        assert_eq!(
+            ObjectVersion::new("s", "k", "\"e1\"", 1).block(0),
+            ObjectVersion::new("s", "k", "W/\"e1\"", 1).block(0)
+        );
+        assert_eq!(
+            ObjectVersion::new("s3://b", "k", "\"e1\"", 10).block(0),
+            a.block(0)
+        );
         // Length prefixes keep ("ab","c") and ("a","bc") apart.
         assert_ne!(
             ObjectVersion::new("ab", "c", "v", 1).key_text(0),

@@ -8,7 +8,9 @@ pub mod nvme;
 pub mod policy;
 pub mod source;
 pub mod stats;
+pub mod warm;
 
 pub use cache::{BlockCache, CacheConfig, CacheError, CacheStats, Why};
 pub use key::{BlockId, Geometry, ObjectVersion};
-pub use source::{BlockSource, FetchError};
+pub use source::{BlockSource, FetchError, object_version};
+pub use warm::{WarmReport, warm};

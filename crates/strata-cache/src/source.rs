@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use strata_store::Store;
+use strata_store::{ObjectInfo, Store, StoreError};
 
 use crate::key::ObjectVersion;
 
@@ -40,5 +40,28 @@ impl BlockSource for Store {
                 .await
                 .map_err(|e| Box::new(e) as FetchError)
         })
+    }
+}
+
+/// The cache identity of a listed object. Some stores (s3s-fs among them) list objects
+/// without ETags (or with empty ones); then the object is asked for its ETag, so that a remote object is never
+/// cached under an empty version, which could not tell versions apart.
+pub async fn object_version(store: &Store, info: &ObjectInfo) -> Result<ObjectVersion, StoreError> {
+    let root = store.root().to_string();
+    match info
+        .e_tag
+        .as_deref()
+        .filter(|e| !strata_store::store::normalize_etag(e).is_empty())
+    {
+        Some(e) => Ok(ObjectVersion::new(&root, &info.key, e, info.size)),
+        None => {
+            let head = store.head(&info.key).await?;
+            Ok(ObjectVersion::new(
+                &root,
+                &info.key,
+                head.e_tag.as_deref().unwrap_or(""),
+                head.size,
+            ))
+        }
     }
 }

@@ -171,7 +171,13 @@ async fn a_changed_object_is_never_served_from_old_blocks() {
     // emptied, rather than returning new bytes under the old name.
     cache.invalidate_object(&old.store, &old.path);
     let err = cache.read(&r.store, &old, 0..10).await.unwrap_err();
-    assert!(err.to_string().contains("changed"), "{err}");
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(e) = source {
+        chain.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    assert!(chain.contains("changed while it was read"), "{chain}");
 }
 
 /// Child role: read the whole object through the shared cache directory.

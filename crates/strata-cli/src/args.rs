@@ -36,6 +36,10 @@ pub struct GlobalArgs {
     /// Limit transfer bandwidth, e.g. 100MiB (per second).
     #[arg(long, global = true, value_name = "SIZE")]
     pub bytes_per_sec: Option<String>,
+    /// Read through the block cache in this directory (cp, cat), or use it (warm, cache).
+    /// Default for warm and cache: $STRATA_CACHE_DIR, else ~/.cache/strata.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// Print machine-readable JSON on standard output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -58,6 +62,11 @@ pub enum Command {
     Rm(RmArgs),
     /// Total size and object count under a prefix.
     Du(DuArgs),
+    /// Hydrate the NVMe cache with everything under a prefix (or one object).
+    Warm(UrlArg),
+    /// Inspect and manage the block cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Run a short tour of Strata on local directories (no servers to start).
     Demo(DemoArgs),
     /// Benchmarks, measured against the machine's limits and the naive way.
@@ -113,6 +122,20 @@ pub struct DuArgs {
     /// Human-readable sizes.
     #[arg(short = 'H', long)]
     pub human_readable: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Blocks, bytes, capacity and free space of the cache directory.
+    Stats,
+    /// Delete every cached block.
+    Clear {
+        /// Do not ask first.
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Drop the cached blocks of an object, or of every object under a prefix.
+    Invalidate(UrlArg),
 }
 
 #[derive(Debug, Args)]

@@ -77,6 +77,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Stat(a) => commands::cat::stat(a, &settings).await,
                 Command::Rm(a) => commands::rm::run(a, &settings).await,
                 Command::Demo(a) => commands::demo::run(a, &settings).await,
+                Command::Warm(a) => commands::cache::warm(a, &settings).await,
+                Command::Cache(c) => commands::cache::run(c, &settings).await,
                 Command::Bench(_) => unreachable!("handled above"),
             }
         };

@@ -13,9 +13,21 @@ pub struct Settings {
     pub json: bool,
     /// Show progress bars: not with --json or --quiet, and only on a terminal.
     pub progress: bool,
+    /// `--cache` was given: cp and cat read through the cache.
+    pub read_through: bool,
 }
 
 impl Settings {
+    /// Opens the block cache the settings describe (NVMe tier; DRAM too when `dram`).
+    pub fn open_cache(&self, dram: bool) -> Result<strata_cache::BlockCache> {
+        let mut cfg = strata_cache::CacheConfig::from_settings(&self.store.cache, true);
+        if !dram {
+            cfg.dram_bytes = 0;
+        }
+        strata_cache::BlockCache::open(&cfg)
+            .with_context(|| format!("cache {}", self.store.cache.dir.display()))
+    }
+
     /// Merges defaults < config file < environment < flags, and validates once.
     pub fn from_args(g: &GlobalArgs) -> Result<Self> {
         let mut flags = ConfigLayer::default();
@@ -24,6 +36,7 @@ impl Settings {
         flags.transfer.part_size = g.part_size.clone().map(SizeValue::Text);
         flags.transfer.concurrency = g.concurrency;
         flags.limits.bytes_per_sec = g.bytes_per_sec.clone().map(SizeValue::Text);
+        flags.cache.dir = g.cache.as_ref().map(|p| p.display().to_string());
         let store = StoreConfig::resolve(g.config.as_deref(), &|k| std::env::var(k).ok(), &flags)
             .context("settings")?;
         use std::io::IsTerminal;
@@ -31,6 +44,7 @@ impl Settings {
             store,
             json: g.json,
             progress: !g.json && !g.quiet && std::io::stderr().is_terminal(),
+            read_through: g.cache.is_some(),
         })
     }
 }

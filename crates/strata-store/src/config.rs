@@ -22,6 +22,10 @@
 //!
 //! [limits]
 //! bytes_per_sec = "200MiB"
+//!
+//! [cache]
+//! dir = "/mnt/nvme/strata"  # also $STRATA_CACHE_DIR or --cache
+//! nvme_size = "500GiB"
 //! ```
 //!
 //! Environment: `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, `AWS_REGION` /
@@ -96,6 +100,26 @@ pub struct ConfigLayer {
     pub transfer: TransferLayer,
     pub retry: RetryLayer,
     pub limits: LimitsLayer,
+    pub cache: CacheLayer,
+}
+
+/// The block cache (`strata-cache`). Plain settings here, so that the file, the environment
+/// and the flags of every layer are merged in one place.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheLayer {
+    /// NVMe tier directory. Default: `$XDG_CACHE_HOME/strata` or `~/.cache/strata`.
+    pub dir: Option<String>,
+    /// NVMe tier capacity. Default: 64 GiB.
+    pub nvme_size: Option<SizeValue>,
+    /// DRAM tier capacity. Default: 1 GiB.
+    pub dram_size: Option<SizeValue>,
+    /// Block size. Default: 8 MiB.
+    pub block_size: Option<SizeValue>,
+    /// Stop filling the NVMe tier below this free fraction of its file system. Default: 0.05.
+    pub min_free_fraction: Option<f64>,
+    /// NVMe eviction policy: `s3fifo` (default) or `lru`.
+    pub policy: Option<String>,
 }
 
 /// S3 endpoint and credentials.
@@ -209,6 +233,18 @@ impl ConfigLayer {
             }
         );
         overlay!(
+            self.cache,
+            high.cache,
+            CacheLayer {
+                dir,
+                nvme_size,
+                dram_size,
+                block_size,
+                min_free_fraction,
+                policy
+            }
+        );
+        overlay!(
             self.limits,
             high.limits,
             LimitsLayer {
@@ -270,17 +306,36 @@ impl ConfigLayer {
             })
             .transpose()?;
         l.limits.max_requests = num("STRATA_MAX_REQUESTS")?;
+        l.cache.dir = get("STRATA_CACHE_DIR");
         Ok(l)
     }
 }
 
-/// The validated settings of the store layer.
+/// The validated settings of the store layer (and, as plain values, of the cache).
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub s3: S3Config,
     pub transfer: TransferConfig,
     pub retry: RetryPolicy,
     pub limits: Limits,
+    pub cache: CacheSettings,
+}
+
+/// Validated cache settings; `strata-cache` builds its configuration from them.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// NVMe tier directory.
+    pub dir: PathBuf,
+    /// NVMe tier capacity in bytes. Default: 64 GiB.
+    pub nvme_size: u64,
+    /// DRAM tier capacity in bytes. Default: 1 GiB.
+    pub dram_size: u64,
+    /// Block size in bytes. Default: 8 MiB.
+    pub block_size: u64,
+    /// Default: 0.05.
+    pub min_free_fraction: f64,
+    /// `s3fifo` or `lru`. Default: `s3fifo`.
+    pub policy: String,
 }
 
 /// S3 endpoint and credentials. Unset credentials fall back to the AWS SDK's usual chain
@@ -565,7 +620,38 @@ impl StoreConfig {
                 .map(|v| count(Some(v), "limits.max_requests", 1))
                 .transpose()?,
         };
+        let cache = CacheSettings {
+            dir: l
+                .cache
+                .dir
+                .as_ref()
+                .map(PathBuf::from)
+                .unwrap_or_else(default_cache_dir),
+            nvme_size: size(&l.cache.nvme_size, "cache.nvme_size", 64 << 30)?,
+            dram_size: size(&l.cache.dram_size, "cache.dram_size", 1 << 30)?,
+            block_size: match size(&l.cache.block_size, "cache.block_size", 8 << 20)? {
+                b if (64 << 10..=1 << 30).contains(&b) => b,
+                b => {
+                    return Err(bad(format!(
+                        "cache.block_size {b} must be between 64 KiB and 1 GiB"
+                    )));
+                }
+            },
+            min_free_fraction: match l.cache.min_free_fraction.unwrap_or(0.05) {
+                f if (0.0..1.0).contains(&f) => f,
+                f => {
+                    return Err(bad(format!(
+                        "cache.min_free_fraction {f} must be in [0, 1)"
+                    )));
+                }
+            },
+            policy: match l.cache.policy.as_deref().unwrap_or("s3fifo") {
+                p @ ("s3fifo" | "lru") => p.to_string(),
+                p => return Err(bad(format!("cache.policy {p:?}: use s3fifo or lru"))),
+            },
+        };
         Ok(Self {
+            cache,
             s3: S3Config {
                 endpoint,
                 region: l.s3.region.clone().unwrap_or_else(|| "us-east-1".into()),
@@ -595,6 +681,17 @@ impl StoreConfig {
             limits,
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`, else `./.strata-cache`.
+fn default_cache_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(x).join("strata");
+    }
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".strata-cache"),
+        |h| PathBuf::from(h).join(".cache/strata"),
+    )
 }
 
 fn default_config_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {

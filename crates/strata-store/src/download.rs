@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::TransferConfig;
 use crate::error::{Result, StoreError};
+use crate::local::{sync_parent, temp_path};
 use crate::store::{ObjectInfo, Store};
 use crate::transfer::{Buffered, ProgressFn, TransferReport, combine_crc32c, plan_parts};
 
@@ -263,26 +264,4 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
-}
-
-/// A unique temporary name beside `dest`, hidden, so that listings and globbing skip it.
-pub(crate) fn temp_path(dest: &Path) -> std::path::PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let nonce: u64 = rand::random();
-    dest.with_file_name(format!(
-        ".{name}.strata-{}-{nonce:016x}.tmp",
-        std::process::id()
-    ))
-}
-
-/// Makes a rename durable by syncing the directory that holds it (best effort).
-pub(crate) fn sync_parent(path: &Path) {
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
 }

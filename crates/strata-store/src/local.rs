@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::download::{sync_parent, temp_path};
 use crate::error::{Result, StoreError};
 use crate::transfer::TransferReport;
 
@@ -50,5 +49,27 @@ pub fn copy_file(src: &Path, dst: &Path) -> Result<TransferReport> {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
         }
+    }
+}
+
+/// A unique temporary name beside `dest`, hidden, so that listings and globbing skip it.
+pub fn temp_path(dest: &Path) -> std::path::PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nonce: u64 = rand::random();
+    dest.with_file_name(format!(
+        ".{name}.strata-{}-{nonce:016x}.tmp",
+        std::process::id()
+    ))
+}
+
+/// Makes a rename durable by syncing the directory that holds it (best effort).
+pub fn sync_parent(path: &Path) {
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
 }

@@ -257,7 +257,7 @@ impl Store {
         })
         .await?;
         if let (Some(want), Some(got)) = (expect_e_tag, e_tag.as_deref())
-            && want != got
+            && normalize_etag(want) != normalize_etag(got)
         {
             return Err(StoreError::Changed {
                 url: url.to_string(),
@@ -420,6 +420,12 @@ impl Store {
         listing.prefixes.sort();
         Ok(listing)
     }
+}
+
+/// An ETag without `W/` and surrounding quotes: stores quote ETags inconsistently between
+/// HEAD, GET and LIST.
+pub fn normalize_etag(e: &str) -> &str {
+    e.strip_prefix("W/").unwrap_or(e).trim_matches('"')
 }
 
 /// Wraps a backend that implements both traits in the limits and returns it as both.

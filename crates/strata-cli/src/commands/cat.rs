@@ -11,6 +11,9 @@ pub async fn cat(args: &UrlArg, s: &Settings) -> Result<()> {
     let url = StoreUrl::parse(&args.url)?;
     let store = Store::open(&url, &s.store)?;
     let mut out = tokio::io::stdout();
+    if s.read_through && url.local_path().is_none() {
+        return cat_through_cache(&store, &url, s, &mut out).await;
+    }
     match store
         .download_to_writer(url.key(), &mut out, &s.store.transfer, None)
         .await
@@ -48,5 +51,29 @@ pub async fn stat(args: &UrlArg, s: &Settings) -> Result<()> {
             println!("version:       {v}");
         }
     }
+    Ok(())
+}
+
+/// `cat --cache DIR`: the object's blocks through the cache, in order.
+async fn cat_through_cache(
+    store: &Store,
+    url: &StoreUrl,
+    s: &Settings,
+    out: &mut tokio::io::Stdout,
+) -> Result<()> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let info = store.head(url.key()).await?;
+    let object = strata_cache::object_version(store, &info).await?;
+    let cache = s.open_cache(true)?;
+    let mut pieces = cache.stream_range(store, &object, 0..info.size);
+    while let Some(piece) = pieces.next().await {
+        let piece = piece.map_err(strata_store::StoreError::from)?;
+        match out.write_all(&piece).await {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other?,
+        }
+    }
+    out.flush().await?;
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use futures::{StreamExt, TryStreamExt};
+use strata_cache::BlockCache;
 use strata_store::url::safe_relative_key;
 use strata_store::{ProgressFn, Store, StoreUrl, TransferConfig, TransferReport};
 
@@ -17,6 +18,8 @@ pub struct Job {
     pub src: StoreUrl,
     pub dst: StoreUrl,
     pub size: u64,
+    /// The source's ETag, when listed (for reading through the cache).
+    pub e_tag: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -45,20 +48,22 @@ pub async fn run(args: &CpArgs, s: &Settings) -> Result<()> {
         opts.concurrency = (opts.concurrency / files).max(2);
         opts.upload_concurrency = (opts.upload_concurrency / files).max(2);
     }
+    let cache = if s.read_through {
+        Some(s.open_cache(true)?)
+    } else {
+        None
+    };
     let copied: Vec<(Job, TransferReport)> = futures::stream::iter(jobs)
         .map(|job| {
-            let (src_store, dst_store, opts, progress) =
-                (&src_store, &dst_store, &opts, progress.clone());
+            let (src_store, dst_store, opts, progress, cache) = (
+                &src_store,
+                &dst_store,
+                &opts,
+                progress.clone(),
+                cache.as_ref(),
+            );
             async move {
-                let r = copy_one(
-                    src_store,
-                    &job.src,
-                    dst_store,
-                    &job.dst,
-                    opts,
-                    Some(progress),
-                )
-                .await?;
+                let r = copy_one(src_store, &job, dst_store, opts, cache, Some(progress)).await?;
                 Ok::<_, anyhow::Error>((job, r))
             }
         })
@@ -109,7 +114,7 @@ pub async fn plan(
             if !src.is_prefix_syntax() && !local_dir(src) {
                 // `cp -r` of a single object copies that object.
                 if let Ok(info) = src_store.head(src.key()).await {
-                    return Ok(vec![single_target(src, dst, info.size)?]);
+                    return Ok(vec![single_target(src, dst, &info)?]);
                 }
             }
             return Err(strata_store::StoreError::empty_prefix(src).into());
@@ -129,6 +134,7 @@ pub async fn plan(
                     src: src.with_key(&o.key),
                     dst: dst.join(&rel)?,
                     size: o.size,
+                    e_tag: o.e_tag,
                 })
             })
             .collect();
@@ -137,10 +143,10 @@ pub async fn plan(
         bail!("{src} is a prefix or directory; use -r to copy what is under it");
     }
     let info = src_store.head(src.key()).await?;
-    Ok(vec![single_target(src, dst, info.size)?])
+    Ok(vec![single_target(src, dst, &info)?])
 }
 
-fn single_target(src: &StoreUrl, dst: &StoreUrl, size: u64) -> Result<Job> {
+fn single_target(src: &StoreUrl, dst: &StoreUrl, info: &strata_store::ObjectInfo) -> Result<Job> {
     let into = dst.is_prefix_syntax() || dst.local_path().is_some_and(|p| p.is_dir());
     let dst = if into {
         let name = src
@@ -156,7 +162,8 @@ fn single_target(src: &StoreUrl, dst: &StoreUrl, size: u64) -> Result<Job> {
     Ok(Job {
         src: src.clone(),
         dst,
-        size,
+        size: info.size,
+        e_tag: info.e_tag.clone(),
     })
 }
 
@@ -169,12 +176,16 @@ fn is_temp_name(key: &str) -> bool {
 /// Copies one object, choosing the engine by where the bytes are.
 pub async fn copy_one(
     src_store: &Store,
-    src: &StoreUrl,
+    job: &Job,
     dst_store: &Store,
-    dst: &StoreUrl,
     opts: &TransferConfig,
+    cache: Option<&BlockCache>,
     progress: Option<ProgressFn>,
 ) -> Result<TransferReport> {
+    let (src, dst) = (&job.src, &job.dst);
+    if let (Some(cache), None) = (cache, src.local_path()) {
+        return copy_through_cache(cache, src_store, job, dst_store, opts, progress).await;
+    }
     let report = match (src.local_path(), dst.local_path()) {
         (Some(from), Some(to)) => {
             let r = tokio::task::spawn_blocking(move || strata_store::local::copy_file(&from, &to))
@@ -201,4 +212,55 @@ pub async fn copy_one(
         }
     };
     Ok(report)
+}
+
+/// A remote source read through the block cache, into a local file or another store.
+async fn copy_through_cache(
+    cache: &BlockCache,
+    src_store: &Store,
+    job: &Job,
+    dst_store: &Store,
+    opts: &TransferConfig,
+    progress: Option<ProgressFn>,
+) -> Result<TransferReport> {
+    let start = std::time::Instant::now();
+    let listed = strata_store::ObjectInfo {
+        key: job.src.key().to_string(),
+        size: job.size,
+        e_tag: job.e_tag.clone(),
+        version: None,
+        last_modified: chrono::Utc::now(),
+    };
+    let object = strata_cache::object_version(src_store, &listed).await?;
+    let bytes = match job.dst.local_path() {
+        Some(to) => {
+            let tick = |n: u64| {
+                if let Some(p) = &progress {
+                    p(n)
+                }
+            };
+            cache.read_to_file(src_store, &object, &to, &tick).await?
+        }
+        None => {
+            let read = |_i: usize, r: std::ops::Range<u64>| {
+                let object = &object;
+                async move {
+                    cache
+                        .read(src_store, object, r)
+                        .await
+                        .map_err(strata_store::StoreError::from)
+                }
+            };
+            dst_store
+                .upload_with(job.dst.key(), job.size, opts, read, progress)
+                .await?
+                .bytes
+        }
+    };
+    Ok(TransferReport {
+        bytes,
+        parts: 1,
+        elapsed_secs: start.elapsed().as_secs_f64(),
+        ..Default::default()
+    })
 }

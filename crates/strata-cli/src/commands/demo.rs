@@ -56,7 +56,7 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
     let jobs = plan(&src_url, &dst_url, &local, true).await?;
     let n = jobs.len();
     for j in &jobs {
-        copy_one(&local, &j.src, &local, &j.dst, &s.store.transfer, None).await?;
+        copy_one(&local, j, &local, &s.store.transfer, None, None).await?;
     }
     let listed = local.list(dst_url.key()).await?;
     let bytes: u64 = listed.iter().map(|o| o.size).sum();
@@ -145,7 +145,7 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
         futures::future::try_join_all(
             chunk
                 .iter()
-                .map(|j| copy_one(&local, &j.src, &remote, &j.dst, &cfg.transfer, None)),
+                .map(|j| copy_one(&local, j, &remote, &cfg.transfer, None, None)),
         )
         .await?;
     }

@@ -1,6 +1,7 @@
 //! One file per command. Each turns its arguments into calls to the libraries and prints.
 
 pub mod bench;
+pub mod cache;
 pub mod cat;
 pub mod cp;
 pub mod demo;

@@ -55,7 +55,7 @@ pub async fn run(args: &RmArgs, s: &Settings) -> Result<()> {
 }
 
 /// Asks on the terminal; without one, refuses (scripts pass --yes).
-fn confirm(question: &str) -> Result<bool> {
+pub fn confirm(question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("{question} Refusing without a terminal to ask on; pass --yes");
     }

@@ -1,0 +1,131 @@
+//! `strata warm URL` and `strata cache stats|clear|invalidate`.
+
+use anyhow::{Result, bail};
+use strata_cache::ObjectVersion;
+use strata_store::size::format_size;
+use strata_store::{ObjectInfo, Store, StoreError, StoreUrl};
+
+use crate::args::{CacheCommand, UrlArg};
+use crate::output;
+use crate::settings::Settings;
+
+/// The objects a URL names: everything under it if it is a prefix, else the object.
+pub async fn objects(store: &Store, url: &StoreUrl) -> Result<Vec<ObjectInfo>> {
+    let mut objects = store.list(url.key()).await?;
+    if objects.is_empty() {
+        if url.is_prefix_syntax() {
+            return Err(StoreError::empty_prefix(url).into());
+        }
+        objects.push(store.head(url.key()).await?);
+    }
+    Ok(objects)
+}
+
+pub async fn warm(a: &UrlArg, s: &Settings) -> Result<()> {
+    let url = StoreUrl::parse(&a.url)?;
+    let store = Store::open(&url, &s.store)?;
+    let mut versions: Vec<ObjectVersion> = Vec::new();
+    for o in objects(&store, &url).await? {
+        versions.push(strata_cache::object_version(&store, &o).await?);
+    }
+    let total: u64 = versions.iter().map(|v| v.size).sum();
+    // A CLI process's DRAM dies with it: warm the NVMe tier.
+    let cache = s.open_cache(false)?;
+    let (bar, progress) = output::bytes_bar(total, s.progress, "warming");
+    let report = strata_cache::warm(
+        &cache,
+        &store,
+        &versions,
+        s.store.transfer.concurrency,
+        &*progress,
+    )
+    .await?;
+    bar.finish_and_clear();
+    if s.json {
+        output::json(&report);
+    } else {
+        println!(
+            "warmed {} object(s), {} in {:.2}s ({:.1} MiB/s); fetched {}, {} already cached; cache {}",
+            report.objects,
+            format_size(report.bytes),
+            report.elapsed_secs,
+            report.bytes as f64 / (1 << 20) as f64 / report.elapsed_secs.max(1e-9),
+            format_size(report.fetched_bytes),
+            format_size(report.bytes - report.fetched_bytes.min(report.bytes)),
+            s.store.cache.dir.display()
+        );
+    }
+    Ok(())
+}
+
+pub async fn run(c: &CacheCommand, s: &Settings) -> Result<()> {
+    let cache = s.open_cache(false)?;
+    let nvme = cache.nvme().expect("the CLI opens an NVMe tier");
+    match c {
+        CacheCommand::Stats => {
+            let (bytes, blocks) = nvme.usage();
+            let free = strata_cache::nvme::free_fraction(nvme.dir());
+            if s.json {
+                output::json(&serde_json::json!({
+                    "dir": nvme.dir().display().to_string(), "blocks": blocks, "bytes": bytes,
+                    "capacity": nvme.capacity(), "block_size": cache.geometry().block_size,
+                    "filesystem_free_fraction": free,
+                }));
+            } else {
+                println!("dir:        {}", nvme.dir().display());
+                println!("blocks:     {blocks}");
+                println!(
+                    "bytes:      {} of {} ({:.1}%)",
+                    format_size(bytes),
+                    format_size(nvme.capacity()),
+                    bytes as f64 / nvme.capacity().max(1) as f64 * 100.0
+                );
+                println!("block size: {}", format_size(cache.geometry().block_size));
+                if let Some(f) = free {
+                    println!("disk free:  {:.1}%", f * 100.0);
+                }
+            }
+        }
+        CacheCommand::Clear { yes } => {
+            let (bytes, blocks) = nvme.usage();
+            if !yes
+                && !crate::commands::rm::confirm(&format!(
+                    "delete {blocks} cached block(s), {}, in {}?",
+                    format_size(bytes),
+                    nvme.dir().display()
+                ))?
+            {
+                bail!("nothing deleted (answer y, or pass --yes)");
+            }
+            let n = nvme.clear()?;
+            if s.json {
+                output::json(&serde_json::json!({"deleted_blocks": n}));
+            } else {
+                eprintln!("deleted {n} block(s)");
+            }
+        }
+        CacheCommand::Invalidate(a) => {
+            let url = StoreUrl::parse(&a.url)?;
+            let store = Store::open(&url, &s.store)?;
+            let root = store.root().to_string();
+            // A single object is found by its name alone (it may be gone from the store);
+            // a prefix is listed.
+            let keys: Vec<String> = if url.is_prefix_syntax() {
+                objects(&store, &url)
+                    .await?
+                    .into_iter()
+                    .map(|o| o.key)
+                    .collect()
+            } else {
+                vec![url.key().to_string()]
+            };
+            let n: usize = keys.iter().map(|k| cache.invalidate_object(&root, k)).sum();
+            if s.json {
+                output::json(&serde_json::json!({"objects": keys.len(), "deleted_blocks": n}));
+            } else {
+                eprintln!("dropped {n} cached block(s) of {} object(s)", keys.len());
+            }
+        }
+    }
+    Ok(())
+}

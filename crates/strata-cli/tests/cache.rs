@@ -1,0 +1,181 @@
+//! `strata warm`, `strata cache …`, and `cp`/`cat --cache` as a user runs them, against the
+//! in-process S3 server behind the link emulator (which counts the bytes that cross it).
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+
+use bytes::Bytes;
+use strata_store::Store;
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+
+fn run(server: &S3Server, emu: &LinkEmulator, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", emu.endpoint())
+        .env("AWS_ACCESS_KEY_ID", server.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("STRATA_CONFIG")
+        .env_remove("STRATA_CACHE_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(out: Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+#[test]
+fn warm_then_read_locally_then_invalidate_and_clear() {
+    let server = S3Server::start();
+    let emu = LinkEmulator::start(server.addr(), LinkProfile::local());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = Store::open(&server.url(""), &server.store_config()).unwrap();
+    let sizes = [(9 << 20) + 3, 1000, 0, 3 << 20];
+    rt.block_on(async {
+        for (i, n) in sizes.iter().enumerate() {
+            store
+                .put(&format!("ds/f{i}"), Bytes::from(data::bytes(i as u64, *n)))
+                .await
+                .unwrap();
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let c = cache.to_str().unwrap();
+
+    let w = json(run(
+        &server,
+        &emu,
+        &["warm", "s3://strata-test/ds/", "--cache", c, "--json"],
+    ));
+    let total: u64 = sizes.iter().sum::<usize>() as u64;
+    assert_eq!(w["objects"], 4);
+    assert_eq!(w["bytes"], total);
+    assert_eq!(w["fetched_bytes"], total);
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
+    // Warm again: nothing fetched.
+    let w = json(run(
+        &server,
+        &emu,
+        &["warm", "s3://strata-test/ds/", "--cache", c, "--json"],
+    ));
+    assert_eq!(w["fetched_bytes"], 0);
+
+    // Reads through the cache move no object bytes across the link.
+    let down = emu.stats().bytes_down;
+    let out = run(
+        &server,
+        &emu,
+        &["cat", "--cache", c, "s3://strata-test/ds/f0"],
+    );
+    assert!(out.status.success());
+    assert!(
+        out.stdout == data::bytes(0, sizes[0]),
+        "cat through the cache"
+    );
+    let dst = tmp.path().join("copy");
+    ok(run(
+        &server,
+        &emu,
+        &[
+            "cp",
+            "-r",
+            "--cache",
+            c,
+            "s3://strata-test/ds/",
+            dst.to_str().unwrap(),
+        ],
+    ));
+    for (i, n) in sizes.iter().enumerate() {
+        assert_eq!(
+            std::fs::read(dst.join(format!("f{i}"))).unwrap(),
+            data::bytes(i as u64, *n),
+            "f{i}"
+        );
+    }
+    let crossed = emu.stats().bytes_down - down;
+    assert!(
+        crossed < 64 * 1024,
+        "{crossed} bytes crossed the link for cached reads (listings only expected)"
+    );
+
+    // Remote to remote through the cache.
+    ok(run(
+        &server,
+        &emu,
+        &[
+            "cp",
+            "--cache",
+            c,
+            "s3://strata-test/ds/f0",
+            "s3://strata-test/other/f0",
+        ],
+    ));
+    let got = rt.block_on(store.get("other/f0")).unwrap();
+    assert!(got[..] == data::bytes(0, sizes[0])[..]);
+
+    let st = json(run(
+        &server,
+        &emu,
+        &["cache", "stats", "--cache", c, "--json"],
+    ));
+    let blocks = st["blocks"].as_u64().unwrap();
+    assert_eq!(
+        blocks,
+        2 + 1 + 1,
+        "9 MiB → 2 blocks of 8 MiB, 1000 B → 1, 3 MiB → 1 (the empty object has none)"
+    );
+
+    let inv = json(run(
+        &server,
+        &emu,
+        &[
+            "cache",
+            "invalidate",
+            "s3://strata-test/ds/f0",
+            "--cache",
+            c,
+            "--json",
+        ],
+    ));
+    assert_eq!(inv["deleted_blocks"], 2);
+    let st = json(run(
+        &server,
+        &emu,
+        &["cache", "stats", "--cache", c, "--json"],
+    ));
+    assert_eq!(st["blocks"].as_u64().unwrap(), blocks - 2);
+
+    // Clear asks first; without a terminal and without --yes it refuses.
+    let out = run(&server, &emu, &["cache", "clear", "--cache", c]);
+    assert!(!out.status.success());
+    let cleared = json(run(
+        &server,
+        &emu,
+        &["cache", "clear", "--yes", "--cache", c, "--json"],
+    ));
+    assert_eq!(cleared["deleted_blocks"], blocks - 2);
+    assert_eq!(
+        json(run(
+            &server,
+            &emu,
+            &["cache", "stats", "--cache", c, "--json"]
+        ))["blocks"],
+        0
+    );
+}
