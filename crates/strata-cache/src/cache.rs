@@ -311,6 +311,14 @@ impl BlockCache {
         }
     }
 
+    /// Whether block `index` of `object` is in a tier (DRAM, or a block file on NVMe),
+    /// without reading it.
+    pub fn contains(&self, object: &ObjectVersion, index: u64) -> bool {
+        let id = object.block(index);
+        self.dram.as_ref().is_some_and(|d| d.contains(id))
+            || self.nvme.as_ref().is_some_and(|n| n.path_of(id).exists())
+    }
+
     /// The bytes of `range` of `object`, in order, one piece per block, fetching up to
     /// `read_concurrency` blocks ahead.
     pub fn stream_range<'a>(

@@ -74,6 +74,11 @@ impl DramTier {
         }
     }
 
+    /// Whether a block is held (not counted as a hit or miss).
+    pub fn contains(&self, id: BlockId) -> bool {
+        self.cache.peek(&id).is_some()
+    }
+
     /// Holds a block.
     pub fn insert(&self, id: BlockId, key_text: &str, data: Bytes) {
         self.stats

@@ -6,11 +6,13 @@ pub mod key;
 pub mod lock;
 pub mod nvme;
 pub mod policy;
+pub mod prefetch;
 pub mod source;
 pub mod stats;
 pub mod warm;
 
 pub use cache::{BlockCache, CacheConfig, CacheError, CacheStats, Why};
 pub use key::{BlockId, Geometry, ObjectVersion};
+pub use prefetch::{Prefetcher, Ticket};
 pub use source::{BlockSource, FetchError, object_version};
 pub use warm::{WarmReport, warm};
