@@ -311,6 +311,14 @@ impl BlockCache {
         }
     }
 
+    /// Tells the NVMe tier's eviction policy the blocks that will be read, in order (for the
+    /// next-use policy: the dataset reader knows its whole shuffle plan in advance).
+    pub fn plan(&self, future: &[BlockId]) {
+        if let Some(n) = &self.nvme {
+            n.plan(future);
+        }
+    }
+
     /// Whether block `index` of `object` is in a tier (DRAM, or a block file on NVMe),
     /// without reading it.
     pub fn contains(&self, object: &ObjectVersion, index: u64) -> bool {

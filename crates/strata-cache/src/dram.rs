@@ -30,6 +30,7 @@ impl Lifecycle<BlockId, Value> for CountEvictions {
     type RequestState = ();
     fn on_evict(&self, _state: &mut Self::RequestState, _key: BlockId, _val: Value) {
         self.0.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("strata_cache_evictions_total", "tier" => "dram").increment(1);
     }
 }
 
@@ -56,7 +57,7 @@ impl DramTier {
             cache,
             evictions,
             capacity,
-            stats: TierStats::default(),
+            stats: TierStats::new("dram"),
         }
     }
 
@@ -81,9 +82,7 @@ impl DramTier {
 
     /// Holds a block.
     pub fn insert(&self, id: BlockId, key_text: &str, data: Bytes) {
-        self.stats
-            .bytes_written
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.stats.written(data.len() as u64);
         self.cache.insert(id, (key_text.into(), data));
     }
 

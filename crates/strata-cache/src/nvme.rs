@@ -107,7 +107,7 @@ impl NvmeTier {
             state: Mutex::new(state),
             full_warned: AtomicBool::new(false),
             nonce: AtomicU64::new(rand::random()),
-            stats: TierStats::default(),
+            stats: TierStats::new("nvme"),
         })
     }
 
@@ -186,7 +186,7 @@ impl NvmeTier {
                     path.display()
                 );
                 let _ = std::fs::remove_file(&path);
-                self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                self.stats.corrupted();
             }
             Err(BlockError::Io(e)) => tracing::warn!("cache: cannot read {}: {e}", path.display()),
         }
@@ -245,9 +245,9 @@ impl NvmeTier {
         for v in &victims {
             let _ = std::fs::remove_file(self.path_of(*v));
         }
-        self.stats
-            .evictions
-            .fetch_add(victims.len() as u64, Ordering::Relaxed);
+        if !victims.is_empty() {
+            self.stats.evicted(victims.len() as u64);
+        }
         let dest = self.path_of(id);
         let n = self.nonce.fetch_add(1, Ordering::Relaxed);
         let tmp = self
@@ -262,9 +262,7 @@ impl NvmeTier {
                 s.index.insert(id, size);
                 s.policy.on_insert(id, size);
                 drop(s);
-                self.stats
-                    .bytes_written
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.stats.written(data.len() as u64);
                 Ok(())
             }
             Err(e) => {
@@ -280,6 +278,12 @@ impl NvmeTier {
                 }
             }
         }
+    }
+
+    /// Tells the eviction policy the planned order of future accesses (used by the next-use
+    /// policy; others ignore it).
+    pub fn plan(&self, future: &[BlockId]) {
+        self.state().policy.plan(future);
     }
 
     /// Deletes every block of the object (all versions). Returns how many were deleted.
@@ -336,7 +340,7 @@ impl NvmeTier {
     }
 
     fn warn_full(&self, why: &str) {
-        self.stats.pass_through.fetch_add(1, Ordering::Relaxed);
+        self.stats.passed_through();
         if !self.full_warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 "cache {}: {why}; reading through without caching",

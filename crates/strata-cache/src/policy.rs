@@ -27,6 +27,9 @@ pub trait EvictionPolicy: Send {
     fn on_remove(&mut self, id: BlockId);
     /// Chooses a resident block to evict and forgets it. None when nothing is resident.
     fn victim(&mut self) -> Option<BlockId>;
+    /// Planned future accesses, in order, appended to what was planned before. Policies that
+    /// cannot use the future ignore it.
+    fn plan(&mut self, _future: &[BlockId]) {}
 }
 
 /// Which policy to build.
@@ -299,6 +302,9 @@ impl EvictionPolicy for NextUse {
         if let Some(n) = self.next_of.remove(&id) {
             self.resident.remove(&(n, id));
         }
+    }
+    fn plan(&mut self, future: &[BlockId]) {
+        self.extend_future(future.iter().copied());
     }
     fn victim(&mut self) -> Option<BlockId> {
         let &(n, id) = self.resident.iter().next_back()?;

@@ -1,10 +1,23 @@
-//! Counters per tier, readable at any time and exported through the `metrics` facade.
+//! Counters per tier, readable at any time and exported through the `metrics` facade:
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `strata_cache_hits_total`, `strata_cache_misses_total` | counter | `tier` (`dram`, `nvme`) |
+//! | `strata_cache_read_bytes_total`, `strata_cache_written_bytes_total` | counter | `tier` |
+//! | `strata_cache_evictions_total` | counter | `tier` |
+//! | `strata_cache_corrupt_total`, `strata_cache_pass_through_total` | counter | `tier` |
+//! | `strata_cache_fetches_total` | counter | `why` (`demand`, `prefetch`) |
+//! | `strata_cache_fetched_bytes_total` | counter | |
+//! | `strata_cache_fetch_seconds` | histogram | |
+//! | `strata_cache_prefetch_queue` | gauge | |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters of one tier.
 #[derive(Debug, Default)]
 pub struct TierStats {
+    /// `dram` or `nvme`, the metrics label.
+    pub tier: &'static str,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     /// Payload bytes served from the tier.
@@ -19,12 +32,38 @@ pub struct TierStats {
 }
 
 impl TierStats {
+    /// Counters for the tier named `tier`.
+    pub fn new(tier: &'static str) -> Self {
+        Self {
+            tier,
+            ..Self::default()
+        }
+    }
     pub(crate) fn hit(&self, bytes: u64) {
         self.hits.fetch_add(1, Ordering::Relaxed);
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        metrics::counter!("strata_cache_hits_total", "tier" => self.tier).increment(1);
+        metrics::counter!("strata_cache_read_bytes_total", "tier" => self.tier).increment(bytes);
     }
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("strata_cache_misses_total", "tier" => self.tier).increment(1);
+    }
+    pub(crate) fn written(&self, bytes: u64) {
+        self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        metrics::counter!("strata_cache_written_bytes_total", "tier" => self.tier).increment(bytes);
+    }
+    pub(crate) fn evicted(&self, n: u64) {
+        self.evictions.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!("strata_cache_evictions_total", "tier" => self.tier).increment(n);
+    }
+    pub(crate) fn corrupted(&self) {
+        self.corrupt.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("strata_cache_corrupt_total", "tier" => self.tier).increment(1);
+    }
+    pub(crate) fn passed_through(&self) {
+        self.pass_through.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("strata_cache_pass_through_total", "tier" => self.tier).increment(1);
     }
     /// A snapshot.
     pub fn snapshot(&self) -> TierSnapshot {
