@@ -5,8 +5,10 @@
 //! physical limit (the emulator's configured cap, memory copy bandwidth) and against the
 //! naive way (one stream). Absolute numbers vary between machines; the ratios are the claim.
 
+pub mod cache;
 pub mod machine;
 pub mod transfer;
 
+pub use cache::{CacheBench, CacheBenchReport};
 pub use machine::MachineLimits;
 pub use transfer::{TransferBench, TransferBenchReport};

@@ -99,12 +99,37 @@ pub fn write(
 
 /// Reads and verifies the block file at `path` for `key_text`.
 pub fn read(path: &Path, key_text: &str) -> Result<Block, BlockError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    read_with(path, key_text, Vec::new, Bytes::from)
+}
+
+/// Like [`read`], into a buffer from `take` (given the file length) that `freeze` turns into
+/// `Bytes` (see [`crate::bufpool`]).
+pub fn read_with(
+    path: &Path,
+    key_text: &str,
+    take: impl FnOnce() -> Vec<u8>,
+    freeze: impl FnOnce(Vec<u8>) -> Bytes,
+) -> Result<Block, BlockError> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlockError::Missing),
         Err(e) => return Err(e.into()),
     };
-    decode(Bytes::from(bytes), key_text)
+    let len = f.metadata()?.len() as usize;
+    // Ask for the whole file at once: a fresh file's readahead window starts small, and
+    // block files are read whole.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor; the call only advises the kernel.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
+    }
+    let mut bytes = take();
+    bytes.clear();
+    bytes.reserve(len);
+    f.read_to_end(&mut bytes)?;
+    decode(freeze(bytes), key_text)
 }
 
 /// Verifies a whole block file held in memory.

@@ -1,5 +1,6 @@
 //! # strata-cache (in progress)
 pub mod block_file;
+pub mod bufpool;
 pub mod cache;
 pub mod dram;
 pub mod key;

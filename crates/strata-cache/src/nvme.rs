@@ -19,13 +19,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
 use crate::block_file::{self, BlockError};
+use crate::bufpool::BufPool;
 use crate::key::{BlockId, ObjectVersion};
 use crate::policy::{EvictionPolicy, PolicyKind};
 use crate::stats::TierStats;
@@ -66,6 +67,8 @@ pub struct NvmeTier {
     state: Mutex<State>,
     full_warned: AtomicBool,
     nonce: AtomicU64,
+    /// Read buffers, recycled (see [`crate::bufpool`]).
+    buffers: Arc<BufPool>,
     pub(crate) stats: TierStats,
 }
 
@@ -107,6 +110,7 @@ impl NvmeTier {
             state: Mutex::new(state),
             full_warned: AtomicBool::new(false),
             nonce: AtomicU64::new(rand::random()),
+            buffers: BufPool::global().clone(),
             stats: TierStats::new("nvme"),
         })
     }
@@ -122,6 +126,11 @@ impl NvmeTier {
             .join("blocks")
             .join(id.fanout())
             .join(id.file_name())
+    }
+
+    /// The file size of block `id` if known (for sizing its read buffer), else 8 MiB.
+    fn block_hint(&self, id: BlockId) -> usize {
+        self.state().index.get(&id).map_or(8 << 20, |&s| s as usize)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -160,7 +169,13 @@ impl NvmeTier {
         let id = v.block(index);
         let path = self.path_of(id);
         let key = v.key_text(index);
-        match block_file::read(&path, &key) {
+        let pool = &self.buffers;
+        match block_file::read_with(
+            &path,
+            &key,
+            || pool.take(self.block_hint(id)),
+            |b| pool.freeze(b),
+        ) {
             Ok(block) => {
                 let mut s = self.state();
                 if let std::collections::hash_map::Entry::Vacant(e) = s.index.entry(id) {

@@ -149,6 +149,30 @@ pub struct DemoArgs {
 pub enum BenchCommand {
     /// Download and upload one object through the link emulator: engine vs single stream.
     Transfer(BenchTransferArgs),
+    /// Cold, NVMe-warm and DRAM-warm reads of a dataset, and eviction policies on shuffled epochs.
+    Cache(BenchCacheArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCacheArgs {
+    /// Dataset size (cut into 8 objects).
+    #[arg(long, default_value = "2GiB")]
+    pub size: String,
+    /// Block size.
+    #[arg(long, default_value = "8MiB")]
+    pub block_size: String,
+    /// Link emulator profile: s3, nfs, lustre or local.
+    #[arg(long, default_value = "s3")]
+    pub profile: String,
+    /// Blocks read at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Skip the block-size sweep.
+    #[arg(long)]
+    pub no_sweep: bool,
+    /// Directory for the cache and probe files (it should be on the device to measure).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -5,14 +5,51 @@ use strata_bench::TransferBench;
 use strata_store::size::parse_size;
 use strata_testkit::LinkProfile;
 
-use crate::args::{BenchCommand, BenchTransferArgs};
+use crate::args::{BenchCacheArgs, BenchCommand, BenchTransferArgs};
 use crate::output;
 use crate::settings::Settings;
 
 pub fn run(cmd: &BenchCommand, s: &Settings) -> Result<()> {
     match cmd {
         BenchCommand::Transfer(a) => transfer(a, s),
+        BenchCommand::Cache(a) => cache(a, s),
     }
+}
+
+fn cache(a: &BenchCacheArgs, s: &Settings) -> Result<()> {
+    let size = parse_size(&a.size).map_err(|e| anyhow!("--size: {e}"))?;
+    let block_size = parse_size(&a.block_size).map_err(|e| anyhow!("--block-size: {e}"))?;
+    if size < 8 * block_size {
+        return Err(anyhow!(
+            "--size must hold at least one block per object (8 × --block-size)"
+        ));
+    }
+    let mut bench = strata_bench::CacheBench {
+        size,
+        block_size,
+        profile: LinkProfile::named(&a.profile)
+            .ok_or_else(|| anyhow!("--profile {:?}: use s3, nfs, lustre or local", a.profile))?,
+        work_dir: a.dir.clone(),
+        concurrency: a.concurrency.max(1),
+        ..Default::default()
+    };
+    if a.no_sweep {
+        bench.sweep.clear();
+    }
+    if !s.json {
+        eprintln!(
+            "running: {} dataset through the '{}' link profile …",
+            strata_store::size::format_size(size),
+            bench.profile.name
+        );
+    }
+    let report = bench.run().map_err(|e| anyhow!("bench cache: {e}"))?;
+    if s.json {
+        output::json(&report);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
 }
 
 fn transfer(a: &BenchTransferArgs, s: &Settings) -> Result<()> {

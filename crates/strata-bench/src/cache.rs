@@ -1,0 +1,511 @@
+//! `strata bench cache`: a dataset read cold through the emulated S3 link, then warm from the
+//! NVMe tier (page cache dropped), then warm from DRAM; each against the physical limit
+//! measured in the same run (the link cap, the device's sequential read, memcpy). Then a
+//! shuffled-epoch trace replayed with the cache at half the dataset, under LRU, S3-FIFO and
+//! next-use, and a sweep of block sizes for the cold read.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use strata_cache::nvme::{NvmeConfig, NvmeTier};
+use strata_cache::policy::{self, EvictionPolicy, PolicyKind};
+use strata_cache::{BlockCache, CacheConfig, ObjectVersion};
+use strata_store::size::format_size;
+use strata_store::{Store, StoreConfig};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+
+use crate::machine::MachineLimits;
+
+/// Settings of the cache benchmark.
+#[derive(Debug, Clone)]
+pub struct CacheBench {
+    /// Dataset size in bytes (cut into 8 objects). Default: 2 GiB.
+    pub size: u64,
+    /// Block size. Default: 8 MiB.
+    pub block_size: u64,
+    /// Blocks read at once. Default: 16.
+    pub concurrency: usize,
+    /// The emulated link. Default: `s3`.
+    pub profile: LinkProfile,
+    /// Block sizes to sweep for the cold read (each on a quarter of the dataset); empty: none.
+    pub sweep: Vec<u64>,
+    /// Where the cache and probe files go. Default: a temporary directory.
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for CacheBench {
+    fn default() -> Self {
+        Self {
+            size: 2 << 30,
+            block_size: 8 << 20,
+            concurrency: 16,
+            profile: LinkProfile::s3(),
+            sweep: vec![1 << 20, 4 << 20, 8 << 20, 16 << 20],
+            work_dir: None,
+        }
+    }
+}
+
+/// One measured read of the whole dataset.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    pub bytes: u64,
+    pub secs: f64,
+    pub mib_per_sec: f64,
+    /// The limit it is compared with, MiB/s.
+    pub limit_mib_per_sec: f64,
+    pub limit: &'static str,
+    pub ratio: f64,
+    /// The target ratio, if the issue sets one.
+    pub target: Option<f64>,
+    /// Requests that crossed the emulated link during the phase.
+    pub link_requests: u64,
+}
+
+/// Hit ratios of the policies on the shuffled-epoch trace.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyRow {
+    pub policy: &'static str,
+    /// Simulated on the large trace (the tier's own policy code).
+    pub simulated: f64,
+    /// Replayed through a real NVMe tier (files, fsync) on the small trace.
+    pub replayed: f64,
+}
+
+/// What the benchmark measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CacheBenchReport {
+    pub date: String,
+    pub dataset_bytes: u64,
+    pub block_size: u64,
+    pub machine: MachineLimits,
+    pub device_read_mib_per_sec: f64,
+    /// How the page cache was emptied before the device probe and the NVMe-warm read.
+    pub page_cache_drop: CacheDrop,
+    pub profile: LinkProfile,
+    pub phases: Vec<Phase>,
+    /// Cache fraction of the trace replay (the optimum hit ratio after the first epoch).
+    pub cache_fraction: f64,
+    pub policies: Vec<PolicyRow>,
+    /// Cold-read MiB/s and fraction of the link cap, per block size.
+    pub sweep: Vec<(u64, f64, f64)>,
+}
+
+impl CacheBenchReport {
+    /// A table for people.
+    pub fn to_table(&self) -> String {
+        let mut s = format!(
+            "strata bench cache  {}\ndataset {} in 8 objects, block {}; machine: {} cores, memcpy {:.1} GiB/s, device sequential read {:.0} MiB/s (page cache emptied by {:?})\nlink profile {}\n\n",
+            self.date,
+            format_size(self.dataset_bytes),
+            format_size(self.block_size),
+            self.machine.cores,
+            self.machine.memcpy_gib_per_sec,
+            self.device_read_mib_per_sec,
+            self.page_cache_drop,
+            self.profile.name
+        );
+        s.push_str(&format!(
+            "{:<10} {:>10} {:>9} {:>24} {:>7} {:>8} {:>14}\n",
+            "read", "bytes", "MiB/s", "limit (MiB/s)", "ratio", "target", "link requests"
+        ));
+        for p in &self.phases {
+            s.push_str(&format!(
+                "{:<10} {:>10} {:>9.1} {:>24} {:>7.2} {:>8} {:>14}\n",
+                p.name,
+                format_size(p.bytes),
+                p.mib_per_sec,
+                format!("{} {:.0}", p.limit, p.limit_mib_per_sec),
+                p.ratio,
+                p.target.map_or("-".into(), |t| format!("≥ {t:.2}")),
+                p.link_requests
+            ));
+        }
+        s.push_str(&format!(
+            "\nshuffled epochs, cache = {:.0}% of the blocks; hit ratio after the first epoch (optimum {:.2}):\n",
+            self.cache_fraction * 100.0,
+            self.cache_fraction
+        ));
+        for r in &self.policies {
+            s.push_str(&format!(
+                "  {:<9} simulated {:.3}   replayed through the NVMe tier {:.3}\n",
+                r.policy, r.simulated, r.replayed
+            ));
+        }
+        if !self.sweep.is_empty() {
+            s.push_str("\ncold read by block size:\n");
+            for (b, mib, frac) in &self.sweep {
+                s.push_str(&format!(
+                    "  {:>9}  {:7.1} MiB/s  {:.2} of the link cap\n",
+                    format_size(*b),
+                    mib,
+                    frac
+                ));
+            }
+        }
+        s
+    }
+}
+
+fn mib(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)
+}
+
+/// How the page cache was dropped before a measured read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheDrop {
+    /// `sync` then `/proc/sys/vm/drop_caches` (needs root): the page cache is really empty.
+    DropCaches,
+    /// `posix_fadvise(DONTNEED)` per file: best effort; the kernel may keep some pages, which
+    /// inflates both the device figure and the warm reads.
+    Fadvise,
+}
+
+/// Empties the page cache of every file under `dir` (all of it, when root), so the next
+/// reads come from the device.
+fn drop_page_cache(dir: &Path) -> CacheDrop {
+    // SAFETY: sync has no arguments and no failure mode.
+    unsafe { libc::sync() };
+    if std::fs::write("/proc/sys/vm/drop_caches", b"3\n").is_ok() {
+        return CacheDrop::DropCaches;
+    }
+    fn walk(d: &Path) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p);
+            } else if let Ok(f) = std::fs::File::open(&p) {
+                use std::os::fd::AsRawFd;
+                // SAFETY: a valid descriptor; the call only advises the kernel.
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            }
+        }
+    }
+    walk(dir);
+    CacheDrop::Fadvise
+}
+
+/// Sequential read bandwidth of the device under `dir`, MiB/s: a file written, fsynced, its
+/// pages dropped, then read in 8 MiB pieces.
+/// Runs of the device probe and of the NVMe-warm read; the best of each is reported, since
+/// this machine's disk varies by half between back-to-back runs.
+const RUNS: usize = 3;
+
+fn device_read(dir: &Path, size: u64) -> std::io::Result<(f64, CacheDrop)> {
+    let path = dir.join("device-probe.bin");
+    data::write_file(&path, 99, size)?;
+    let mut best = 0.0f64;
+    let mut how = CacheDrop::Fadvise;
+    for _ in 0..RUNS {
+        let (m, h) = read_once(&path, dir)?;
+        best = best.max(m);
+        how = h;
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok((best, how))
+}
+
+fn read_once(path: &Path, dir: &Path) -> std::io::Result<(f64, CacheDrop)> {
+    use std::io::Read;
+    let how = drop_page_cache(dir);
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 8 << 20];
+    let t = Instant::now();
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        n += k as u64;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    Ok((mib(n, secs), how))
+}
+
+async fn read_all(
+    cache: &BlockCache,
+    store: &Store,
+    objects: &[ObjectVersion],
+    concurrency: usize,
+    copy_out: bool,
+) -> Result<u64, String> {
+    let g = cache.geometry();
+    let blocks: Vec<(&ObjectVersion, u64)> = objects
+        .iter()
+        .flat_map(|o| (0..g.block_count(o.size)).map(move |i| (o, i)))
+        .collect();
+    stream::iter(blocks)
+        .map(|(o, i)| async move {
+            let b = cache
+                .get_block(store, o, i, strata_cache::Why::Demand)
+                .await
+                .map_err(|e| e.to_string())?;
+            if copy_out {
+                // A consumer copies what it reads (into a tensor, a decode buffer): DRAM-warm
+                // throughput is measured with that copy, not as a zero-copy hand-off.
+                let mut v = vec![0u8; b.len()];
+                v.copy_from_slice(&b);
+                std::hint::black_box(&v);
+            }
+            Ok::<_, String>(b.len() as u64)
+        })
+        .buffer_unordered(concurrency)
+        .try_fold(0u64, |a, n| async move { Ok(a + n) })
+        .await
+}
+
+fn cache_cfg(dir: &Path, block: u64, dram: u64, capacity: u64, concurrency: usize) -> CacheConfig {
+    CacheConfig {
+        block_size: block,
+        dram_bytes: dram,
+        nvme: Some(NvmeConfig {
+            dir: dir.to_path_buf(),
+            capacity,
+            min_free_fraction: 0.02,
+            policy: PolicyKind::S3Fifo,
+        }),
+        read_concurrency: concurrency,
+    }
+}
+
+/// Replays `trace` through a real NVMe tier (tiny payloads) holding `capacity` blocks, and
+/// returns the hit ratio after the first `warmup` accesses.
+fn replay(
+    dir: &Path,
+    kind: PolicyKind,
+    trace: &[strata_cache::BlockId],
+    capacity: usize,
+    warmup: usize,
+) -> f64 {
+    let payload = vec![7u8; 1024];
+    let obj = ObjectVersion::new("bench://trace", "t", "v", u64::MAX);
+    let per_block = (strata_cache::block_file::header_len(&obj.key_text(u32::MAX as u64))
+        + payload.len()) as u64;
+    let tier = NvmeTier::open(&NvmeConfig {
+        dir: dir.to_path_buf(),
+        capacity: per_block * capacity as u64,
+        min_free_fraction: 0.0,
+        policy: kind,
+    })
+    .expect("tier");
+    if kind == PolicyKind::NextUse {
+        let future: Vec<_> = trace.iter().map(|id| obj.block(id.index)).collect();
+        tier.plan(&future);
+    }
+    let mut hits = 0usize;
+    for (n, id) in trace.iter().enumerate() {
+        if tier.get(&obj, id.index).is_some() {
+            if n >= warmup {
+                hits += 1;
+            }
+        } else {
+            let _ = tier.put(&obj, id.index, 0, &payload);
+        }
+    }
+    hits as f64 / (trace.len() - warmup).max(1) as f64
+}
+
+fn simulate_after(
+    kind: PolicyKind,
+    trace: &[strata_cache::BlockId],
+    capacity: usize,
+    warmup: usize,
+) -> f64 {
+    let mut p: Box<dyn EvictionPolicy> = kind.build();
+    p.plan(trace);
+    // Hit ratio of the whole trace and of the warm-up prefix give the ratio after it.
+    let all = policy::simulate(&mut *p, trace, capacity) * trace.len() as f64;
+    let mut q: Box<dyn EvictionPolicy> = kind.build();
+    q.plan(trace);
+    let first = policy::simulate(&mut *q, &trace[..warmup], capacity) * warmup as f64;
+    (all - first) / (trace.len() - warmup) as f64
+}
+
+impl CacheBench {
+    /// Runs the benchmark (blocking; it starts its own servers and runtime).
+    pub fn run(&self) -> Result<CacheBenchReport, String> {
+        let machine = MachineLimits::measure();
+        let tmp;
+        let dir = match &self.work_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+                d.clone()
+            }
+            None => {
+                tmp = tempfile::Builder::new()
+                    .prefix("strata-bench-cache-")
+                    .tempdir()
+                    .map_err(|e| e.to_string())?;
+                tmp.path().to_path_buf()
+            }
+        };
+        let (device, page_cache_drop) = device_read(&dir, self.size.clamp(256 << 20, 1 << 30))
+            .map_err(|e| format!("device probe: {e}"))?;
+        let server = S3Server::start();
+        let emu = LinkEmulator::start(server.addr(), self.profile.clone());
+        let direct =
+            Store::open(&server.url(""), &server.store_config()).map_err(|e| e.to_string())?;
+        let mut cfg: StoreConfig = server.store_config();
+        cfg.s3.endpoint = Some(emu.endpoint());
+        let linked = Store::open(&server.url(""), &cfg).map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let cap = self
+            .profile
+            .total_bytes_per_sec
+            .map_or(f64::INFINITY, |c| c as f64 / (1 << 20) as f64);
+        let per_object = self.size / 8;
+        let mut phases = Vec::new();
+        let mut sweep = Vec::new();
+        rt.block_on(async {
+            let mut objects = Vec::new();
+            for i in 0..8u64 {
+                let key = format!("dataset/part-{i}");
+                direct
+                    .put(&key, Bytes::from(data::bytes(i, per_object as usize)))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let info = direct.head(&key).await.map_err(|e| e.to_string())?;
+                objects.push(ObjectVersion::new(
+                    &linked.root().to_string(),
+                    &key,
+                    info.e_tag.as_deref().unwrap_or(""),
+                    info.size,
+                ));
+            }
+            let total = per_object * 8;
+            let cache_dir = dir.join("cache");
+            let mut phase = |name, secs: f64, limit_name, limit: f64, target, reqs| {
+                let m = mib(total, secs);
+                phases.push(Phase {
+                    name,
+                    bytes: total,
+                    secs,
+                    mib_per_sec: m,
+                    limit_mib_per_sec: limit,
+                    limit: limit_name,
+                    ratio: m / limit,
+                    target,
+                    link_requests: reqs,
+                });
+            };
+            // Cold: everything crosses the link once.
+            let cache = BlockCache::open(&cache_cfg(
+                &cache_dir,
+                self.block_size,
+                0,
+                self.size * 2,
+                self.concurrency,
+            ))
+            .map_err(|e| e.to_string())?;
+            let r0 = emu.stats().requests;
+            let t = Instant::now();
+            read_all(&cache, &linked, &objects, self.concurrency, false).await?;
+            phase(
+                "cold",
+                t.elapsed().as_secs_f64(),
+                "link cap",
+                cap,
+                Some(0.85),
+                emu.stats().requests - r0,
+            );
+            drop(cache);
+            // NVMe-warm: a new cache on the same directory, DRAM off, page cache emptied; the
+            // best of three runs, as for the device probe.
+            let r0 = emu.stats().requests;
+            let mut best = f64::MAX;
+            for _ in 0..RUNS {
+                drop_page_cache(&cache_dir);
+                let cache = BlockCache::open(&cache_cfg(
+                    &cache_dir,
+                    self.block_size,
+                    0,
+                    self.size * 2,
+                    self.concurrency,
+                ))
+                .map_err(|e| e.to_string())?;
+                let t = Instant::now();
+                read_all(&cache, &linked, &objects, self.concurrency, false).await?;
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            phase(
+                "nvme-warm",
+                best,
+                "device read",
+                device,
+                Some(0.8),
+                emu.stats().requests - r0,
+            );
+            // DRAM-warm: fill DRAM from NVMe, then read again, copying out.
+            let cache = BlockCache::open(&cache_cfg(
+                &cache_dir,
+                self.block_size,
+                self.size + (self.size / 4),
+                self.size * 2,
+                self.concurrency,
+            ))
+            .map_err(|e| e.to_string())?;
+            read_all(&cache, &linked, &objects, self.concurrency, false).await?;
+            let r0 = emu.stats().requests;
+            let t = Instant::now();
+            read_all(&cache, &linked, &objects, self.concurrency, true).await?;
+            phase(
+                "dram-warm",
+                t.elapsed().as_secs_f64(),
+                "memcpy",
+                machine.memcpy_gib_per_sec * 1024.0,
+                None,
+                emu.stats().requests - r0,
+            );
+            drop(cache);
+            // Block-size sweep of the cold read, on a quarter of the dataset each.
+            for &b in &self.sweep {
+                let d = dir.join(format!("sweep-{b}"));
+                let cache = BlockCache::open(&cache_cfg(&d, b, 0, self.size, self.concurrency))
+                    .map_err(|e| e.to_string())?;
+                let t = Instant::now();
+                let n = read_all(&cache, &linked, &objects[..2], self.concurrency, false).await?;
+                let m = mib(n, t.elapsed().as_secs_f64());
+                sweep.push((b, m, m / cap));
+                drop(cache);
+                let _ = std::fs::remove_dir_all(&d);
+            }
+            Ok::<_, String>(())
+        })?;
+        // Shuffled epochs with the cache at half the blocks.
+        let big = policy::shuffled_epochs(20_000, 5, 11);
+        let small = policy::shuffled_epochs(1_000, 4, 12);
+        let mut policies = Vec::new();
+        for kind in [PolicyKind::Lru, PolicyKind::S3Fifo, PolicyKind::NextUse] {
+            let d = dir.join(format!("replay-{kind:?}"));
+            policies.push(PolicyRow {
+                policy: kind.build().name(),
+                simulated: simulate_after(kind, &big, 10_000, 20_000),
+                replayed: replay(&d, kind, &small, 500, 1_000),
+            });
+            let _ = std::fs::remove_dir_all(&d);
+        }
+        Ok(CacheBenchReport {
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            dataset_bytes: per_object * 8,
+            block_size: self.block_size,
+            machine,
+            device_read_mib_per_sec: device,
+            page_cache_drop,
+            profile: self.profile.clone(),
+            phases,
+            cache_fraction: 0.5,
+            policies,
+            sweep,
+        })
+    }
+}
