@@ -418,6 +418,7 @@ impl CacheBench {
                 Some(0.85),
                 emu.stats().requests - r0,
             );
+            cache.flush().await;
             drop(cache);
             // NVMe-warm: a new cache on the same directory, DRAM off, page cache emptied; the
             // best of three runs, as for the device probe.
@@ -466,6 +467,7 @@ impl CacheBench {
                 None,
                 emu.stats().requests - r0,
             );
+            cache.flush().await;
             drop(cache);
             // Block-size sweep of the cold read, on a quarter of the dataset each.
             for &b in &self.sweep {
@@ -476,6 +478,7 @@ impl CacheBench {
                 let n = read_all(&cache, &linked, &objects[..2], self.concurrency, false).await?;
                 let m = mib(n, t.elapsed().as_secs_f64());
                 sweep.push((b, m, m / cap));
+                cache.flush().await;
                 drop(cache);
                 let _ = std::fs::remove_dir_all(&d);
             }

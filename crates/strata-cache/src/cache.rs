@@ -123,6 +123,11 @@ pub struct BlockCache {
     nvme: Option<Arc<NvmeTier>>,
     locks: Option<Arc<FetchLocks>>,
     flights: Mutex<HashMap<BlockId, Arc<OnceCell<Bytes>>>>,
+    /// Blocks fetched whose block files are still being written.
+    pending: Arc<Mutex<HashMap<BlockId, Bytes>>>,
+    /// Bounds the writes (and so the memory) pending at once.
+    write_slots: Arc<tokio::sync::Semaphore>,
+    write_slots_total: usize,
     pub(crate) fetches: FetchStats,
 }
 
@@ -160,6 +165,9 @@ impl BlockCache {
             nvme,
             locks,
             flights: Mutex::new(HashMap::new()),
+            pending: Arc::new(Mutex::new(HashMap::new())),
+            write_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_concurrency.max(1))),
+            write_slots_total: cfg.read_concurrency.max(1),
             fetches: FetchStats::default(),
         })
     }
@@ -210,6 +218,15 @@ impl BlockCache {
         {
             return Ok(b);
         }
+        if let Some(b) = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+        {
+            return Ok(b);
+        }
         let cell = {
             let mut f = self.flights.lock().unwrap_or_else(|e| e.into_inner());
             let cell = f.entry(id).or_default().clone();
@@ -245,7 +262,7 @@ impl BlockCache {
             return Ok(b);
         }
         // Across processes: wait for whoever is fetching this block, then look again.
-        let _lock = match &self.locks {
+        let lock = match &self.locks {
             Some(locks) => {
                 let locks = locks.clone();
                 tokio::task::spawn_blocking(move || locks.lock(id))
@@ -280,14 +297,49 @@ impl BlockCache {
             });
         }
         self.fetches.fetched(why, data.len() as u64, t.elapsed());
-        if let Some(n) = &self.nvme {
-            let (n, object, data) = (n.clone(), object.clone(), data.clone());
-            // Not stored (full disk, write error) is logged by the tier; the read goes on.
-            let _ = tokio::task::spawn_blocking(move || n.put(&object, index, range.start, &data))
-                .await;
-        }
         self.keep_in_dram(id, key, &data);
+        if let Some(n) = &self.nvme {
+            // Write behind: the reader has its bytes now; the block file is written on a
+            // blocking thread. Until it is renamed into place the block stays in `pending`
+            // (for this process) and the cross-process lock stays held (for others), so
+            // nobody fetches it again. At most `read_concurrency` writes are pending.
+            let permit = self
+                .write_slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| CacheError::Io(std::io::Error::other(e)))?;
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, data.clone());
+            let (n, object, block, pending) = (
+                n.clone(),
+                object.clone(),
+                data.clone(),
+                self.pending.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                // Not stored (full disk, write error) is logged by the tier; reads go on.
+                let _ = n.put(&object, index, range.start, &block);
+                pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                drop(lock);
+                drop(permit);
+            });
+        }
         Ok(data)
+    }
+
+    /// Waits until every block fetched so far is written to the NVMe tier. Call it before a
+    /// process exits if later processes should find the blocks.
+    pub async fn flush(&self) {
+        let n = self.write_slots_total as u32;
+        if let Ok(all) = self.write_slots.acquire_many(n).await {
+            drop(all);
+        }
     }
 
     async fn nvme_get(&self, object: &ObjectVersion, index: u64, record: bool) -> Option<Bytes> {
@@ -324,6 +376,11 @@ impl BlockCache {
     pub fn contains(&self, object: &ObjectVersion, index: u64) -> bool {
         let id = object.block(index);
         self.dram.as_ref().is_some_and(|d| d.contains(id))
+            || self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&id)
             || self.nvme.as_ref().is_some_and(|n| n.path_of(id).exists())
     }
 

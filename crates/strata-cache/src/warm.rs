@@ -47,6 +47,8 @@ pub async fn warm(
             Ok((n + 1, bytes + len))
         })
         .await?;
+    // Blocks are written behind the reads; a warm-up is done when they are on disk.
+    cache.flush().await;
     Ok(WarmReport {
         objects: objects.len(),
         blocks: n,

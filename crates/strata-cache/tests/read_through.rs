@@ -84,6 +84,7 @@ async fn repeats_come_from_dram_then_nvme_without_requests() {
     assert_eq!(r.emu.stats().requests, before, "served from DRAM");
     assert_eq!(cache.stats().dram.unwrap().hits, 21);
     // A new process (a new cache on the same directory, DRAM cold): NVMe.
+    cache.flush().await;
     drop(cache);
     let cache = BlockCache::open(&cache_config(dir.path(), 0)).unwrap();
     let got = cache.read(&r.store, &obj, 0..len as u64).await.unwrap();
@@ -128,6 +129,7 @@ async fn damaged_blocks_are_refetched_and_correct() {
     let obj = object(&r.store, "ds/c", len, 3).await;
     let cache = BlockCache::open(&cache_config(dir.path(), 0)).unwrap();
     cache.read(&r.store, &obj, 0..len as u64).await.unwrap();
+    cache.flush().await;
     for i in 0..3 {
         let p = cache.nvme().unwrap().path_of(obj.block(i));
         let mut b = std::fs::read(&p).unwrap();
@@ -141,6 +143,7 @@ async fn damaged_blocks_are_refetched_and_correct() {
     }
     let before = r.emu.stats().requests;
     let got = cache.read(&r.store, &obj, 0..len as u64).await.unwrap();
+    cache.flush().await;
     assert!(got == data::bytes(3, len), "damaged blocks were served");
     assert_eq!(
         r.emu.stats().requests - before,
@@ -208,6 +211,7 @@ fn child_read(dir: &str, endpoint: &str, ak: &str, sk: &str, key: &str) {
         let mut n = 0u64;
         loop {
             let got = cache.read(&store, &obj, 0..info.size).await.unwrap();
+            cache.flush().await;
             assert_eq!(got.len() as u64, info.size);
             n += 1;
             if std::env::var("STRATA_CHILD_LOOP").is_err() {

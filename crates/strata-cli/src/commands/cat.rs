@@ -75,5 +75,6 @@ async fn cat_through_cache(
         }
     }
     out.flush().await?;
+    cache.flush().await;
     Ok(())
 }

@@ -70,6 +70,10 @@ pub async fn run(args: &CpArgs, s: &Settings) -> Result<()> {
         .buffer_unordered(files)
         .try_collect()
         .await?;
+    if let Some(c) = &cache {
+        // Blocks are written behind the reads: keep them for the next process.
+        c.flush().await;
+    }
     bar.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
     let bytes: u64 = copied.iter().map(|c| c.1.bytes).sum();
