@@ -117,14 +117,6 @@ pub fn read_with(
         Err(e) => return Err(e.into()),
     };
     let len = f.metadata()?.len() as usize;
-    // Ask for the whole file at once: a fresh file's readahead window starts small, and
-    // block files are read whole.
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid descriptor; the call only advises the kernel.
-        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
-    }
     let mut bytes = take();
     bytes.clear();
     bytes.reserve(len);
