@@ -432,7 +432,10 @@ impl BlockCache {
     }
 
     /// Drops every cached block of an object (all versions) from both tiers.
-    pub fn invalidate_object(&self, store: &str, path: &str) -> usize {
+    ///
+    /// Writes still pending are finished first, so none lands after the invalidation.
+    pub async fn invalidate_object(&self, store: &str, path: &str) -> usize {
+        self.flush().await;
         let h = crate::key::object_hash(store, path);
         if let Some(d) = &self.dram {
             // DRAM entries are keyed by block id; dropping all of them is simplest and safe.

@@ -53,6 +53,8 @@ fn tiers_report_through_the_metrics_facade() {
             .get_block(&store, &obj, 3, Why::Prefetch)
             .await
             .unwrap();
+        // Block files are written behind the reads.
+        cache.flush().await;
     });
     let mut seen = std::collections::HashMap::new();
     for (key, _, _, value) in snap.snapshot().into_vec() {

@@ -172,7 +172,7 @@ async fn a_changed_object_is_never_served_from_old_blocks() {
     assert!(got == data::bytes(5, len), "new version served");
     // Asking for the old version now fails at the store (ETag mismatch) once the cache is
     // emptied, rather than returning new bytes under the old name.
-    cache.invalidate_object(&old.store, &old.path);
+    cache.invalidate_object(&old.store, &old.path).await;
     let err = cache.read(&r.store, &old, 0..10).await.unwrap_err();
     let mut chain = err.to_string();
     let mut source = std::error::Error::source(&err);

@@ -119,7 +119,10 @@ pub async fn run(c: &CacheCommand, s: &Settings) -> Result<()> {
             } else {
                 vec![url.key().to_string()]
             };
-            let n: usize = keys.iter().map(|k| cache.invalidate_object(&root, k)).sum();
+            let mut n = 0;
+            for k in &keys {
+                n += cache.invalidate_object(&root, k).await;
+            }
             if s.json {
                 output::json(&serde_json::json!({"objects": keys.len(), "deleted_blocks": n}));
             } else {
