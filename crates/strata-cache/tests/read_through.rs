@@ -331,3 +331,52 @@ fn kill_9_during_fills_leaves_no_torn_block() {
         "dead writers' temp files are cleaned on open"
     );
 }
+
+/// A cache directory on a full file system: reads through the cache go on (pass-through),
+/// every byte correct, nothing panics, and the tier counts what it could not store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_on_when_the_cache_disk_is_full() {
+    let r = rig(0);
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var("STRATA_REQUIRE_MOUNT").as_deref() != Ok("1"),
+            "cannot mount a tmpfs"
+        );
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let len = (10 * MIB) as usize;
+    let obj = object(&r.store, "ds/full", len, 8).await;
+    let cache = BlockCache::open(&cache_config(&mnt.join("cache"), 0)).unwrap();
+    for _ in 0..2 {
+        let got = cache.read(&r.store, &obj, 0..len as u64).await.unwrap();
+        assert!(
+            got == data::bytes(8, len),
+            "wrong bytes with a full cache disk"
+        );
+        cache.flush().await;
+    }
+    let nvme = cache.stats().nvme.unwrap();
+    assert!(nvme.pass_through >= 8, "{nvme:?}");
+    assert!(nvme.bytes_written <= 2 * MIB, "{nvme:?}");
+    assert_eq!(
+        std::fs::read_dir(mnt.join("cache/tmp")).unwrap().count(),
+        0,
+        "partial files left"
+    );
+}
