@@ -154,29 +154,10 @@ fn leftovers_of_dead_writers_are_cleaned() {
 /// On a full file system, puts fail softly (Full, warned once), reads go on, nothing panics.
 #[test]
 fn full_disk_degrades_to_pass_through() {
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("STRATA_REQUIRE_MOUNT").as_deref() != Ok("1"),
-            "cannot mount a tmpfs"
-        );
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+    let Some(fs) = strata_testkit::SmallFs::mount("2m") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    };
+    let mnt = fs.path();
     // The tier thinks it has 1 GiB; the file system has 2 MiB.
     let t = NvmeTier::open(&cfg(&mnt.join("cache"), 1 << 30)).unwrap();
     let o = obj("big");

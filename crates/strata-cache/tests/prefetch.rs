@@ -66,8 +66,7 @@ async fn setup(
     let mut p = LinkProfile::local();
     p.first_byte_latency = Duration::from_millis(latency_ms);
     let emu = LinkEmulator::start(server.addr(), p);
-    let mut l = server.config_layer();
-    l.s3.endpoint = Some(emu.endpoint());
+    let l = server.config_layer_through(&emu);
     let store = Store::open(&server.url(""), &StoreConfig::from_layer(&l).unwrap()).unwrap();
     let len = (blocks * MIB) as usize;
     store

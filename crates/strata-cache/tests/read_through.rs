@@ -42,8 +42,7 @@ fn rig(latency_ms: u64) -> Rig {
     let mut p = LinkProfile::local();
     p.first_byte_latency = Duration::from_millis(latency_ms);
     let emu = LinkEmulator::start(server.addr(), p);
-    let mut l = server.config_layer();
-    l.s3.endpoint = Some(emu.endpoint());
+    let l = server.config_layer_through(&emu);
     let store = Store::open(&server.url(""), &StoreConfig::from_layer(&l).unwrap()).unwrap();
     Rig { server, emu, store }
 }
@@ -208,17 +207,14 @@ fn child_read(dir: &str, endpoint: &str, ak: &str, sk: &str, key: &str) {
             info.size,
         );
         let cache = BlockCache::open(&cache_config(Path::new(dir), 0)).unwrap();
-        let mut n = 0u64;
         loop {
             let got = cache.read(&store, &obj, 0..info.size).await.unwrap();
             cache.flush().await;
             assert_eq!(got.len() as u64, info.size);
-            n += 1;
             if std::env::var("STRATA_CHILD_LOOP").is_err() {
                 break;
             }
             cache.nvme().unwrap().clear().unwrap();
-            let _ = n;
         }
     });
 }
@@ -337,29 +333,10 @@ fn kill_9_during_fills_leaves_no_torn_block() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_go_on_when_the_cache_disk_is_full() {
     let r = rig(0);
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        assert!(
-            std::env::var("STRATA_REQUIRE_MOUNT").as_deref() != Ok("1"),
-            "cannot mount a tmpfs"
-        );
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+    let Some(fs) = strata_testkit::SmallFs::mount("2m") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    };
+    let mnt = fs.path();
     let len = (10 * MIB) as usize;
     let obj = object(&r.store, "ds/full", len, 8).await;
     let cache = BlockCache::open(&cache_config(&mnt.join("cache"), 0)).unwrap();

@@ -43,8 +43,7 @@ async fn s3s_server() {
 async fn s3s_server_through_emulator() {
     let server = S3Server::start();
     let emu = LinkEmulator::start(server.addr(), LinkProfile::nfs());
-    let mut layer = server.config_layer();
-    layer.s3.endpoint = Some(emu.endpoint());
+    let layer = server.config_layer_through(&emu);
     let store = Store::open(&server.url(""), &StoreConfig::from_layer(&layer).unwrap()).unwrap();
     run_all(&store, "run", ENFORCED).await;
     assert!(

@@ -8,8 +8,7 @@ use strata_store::{ConfigLayer, ErrorKind, Secret, Store, StoreConfig, StoreUrl,
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 fn through(server: &S3Server, emu: &LinkEmulator) -> StoreConfig {
-    let mut layer = server.config_layer();
-    layer.s3.endpoint = Some(emu.endpoint());
+    let mut layer = server.config_layer_through(emu);
     layer.retry.initial_backoff_ms = Some(5);
     layer.retry.max_backoff_ms = Some(100);
     layer.retry.max_attempts = Some(20);

@@ -13,8 +13,7 @@ fn config(
     emu: &LinkEmulator,
     edit: impl FnOnce(&mut strata_store::ConfigLayer),
 ) -> StoreConfig {
-    let mut l = server.config_layer();
-    l.s3.endpoint = Some(emu.endpoint());
+    let mut l = server.config_layer_through(emu);
     edit(&mut l);
     StoreConfig::from_layer(&l).unwrap()
 }

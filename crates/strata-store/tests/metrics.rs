@@ -13,8 +13,7 @@ fn requests_retries_errors_and_bytes_are_counted() {
 
     let server = S3Server::start();
     let emu = LinkEmulator::start(server.addr(), LinkProfile::local().with_faults(0.3, 0.0));
-    let mut layer = server.config_layer();
-    layer.s3.endpoint = Some(emu.endpoint());
+    let mut layer = server.config_layer_through(&emu);
     layer.retry.initial_backoff_ms = Some(1);
     layer.retry.max_attempts = Some(30);
     let store = Store::open(&server.url(""), &StoreConfig::from_layer(&layer).unwrap()).unwrap();

@@ -20,7 +20,9 @@ pub mod emulator;
 pub mod garage;
 pub mod runtime;
 pub mod s3_server;
+pub mod small_fs;
 
 pub use emulator::{LinkEmulator, LinkProfile, StatsSnapshot};
 pub use garage::GarageServer;
 pub use s3_server::{S3Endpoint, S3Server};
+pub use small_fs::SmallFs;

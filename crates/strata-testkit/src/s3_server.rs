@@ -116,6 +116,14 @@ pub trait S3Endpoint {
         l
     }
 
+    /// A config layer like [`S3Endpoint::config_layer`], with the endpoint replaced by the
+    /// link emulator in front of this server.
+    fn config_layer_through(&self, emu: &crate::LinkEmulator) -> ConfigLayer {
+        let mut l = self.config_layer();
+        l.s3.endpoint = Some(emu.endpoint());
+        l
+    }
+
     /// Store settings for the server.
     fn store_config(&self) -> StoreConfig {
         StoreConfig::from_layer(&self.config_layer()).expect("valid config")

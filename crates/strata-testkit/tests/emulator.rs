@@ -11,8 +11,7 @@ use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 const MIB: u64 = 1 << 20;
 
 fn through(server: &S3Server, emu: &LinkEmulator) -> StoreConfig {
-    let mut l = server.config_layer();
-    l.s3.endpoint = Some(emu.endpoint());
+    let mut l = server.config_layer_through(emu);
     l.retry.initial_backoff_ms = Some(5);
     StoreConfig::from_layer(&l).unwrap()
 }
@@ -102,8 +101,7 @@ async fn stalls_are_cut_by_the_request_timeout_and_retried() {
     p.stall_rate = 1.0;
     p.stall = Duration::from_secs(30);
     let emu = LinkEmulator::start(server.addr(), p);
-    let mut l = server.config_layer();
-    l.s3.endpoint = Some(emu.endpoint());
+    let mut l = server.config_layer_through(&emu);
     l.retry.request_timeout_secs = Some(0.5);
     l.retry.initial_backoff_ms = Some(5);
     let store = Store::open(&server.url(""), &StoreConfig::from_layer(&l).unwrap()).unwrap();
