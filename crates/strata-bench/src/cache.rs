@@ -83,6 +83,9 @@ pub struct CacheBenchReport {
     pub block_size: u64,
     pub machine: MachineLimits,
     pub device_read_mib_per_sec: f64,
+    /// Each device probe run and the NVMe-warm run after it, MiB/s, in order: the spread
+    /// shows how much the disk itself varies during the run.
+    pub device_and_warm_runs: Vec<(f64, f64)>,
     /// How the page cache was emptied before the device probe and the NVMe-warm read.
     pub page_cache_drop: CacheDrop,
     pub profile: LinkProfile,
@@ -135,6 +138,11 @@ impl CacheBenchReport {
                 r.policy, r.simulated, r.replayed
             ));
         }
+        s.push_str("runs (device probe, then NVMe-warm), MiB/s:");
+        for (d, w) in &self.device_and_warm_runs {
+            s.push_str(&format!("  {d:.0}/{w:.0}"));
+        }
+        s.push('\n');
         if !self.sweep.is_empty() {
             s.push_str("\ncold read by block size:\n");
             for (b, mib, frac) in &self.sweep {
@@ -190,26 +198,14 @@ fn drop_page_cache(dir: &Path) -> CacheDrop {
     CacheDrop::Fadvise
 }
 
-/// Sequential read bandwidth of the device under `dir`, MiB/s: a file written, fsynced, its
-/// pages dropped, then read in 8 MiB pieces.
-/// Runs of the device probe and of the NVMe-warm read; the best of each is reported, since
-/// this machine's disk varies by half between back-to-back runs.
-const RUNS: usize = 3;
+/// Runs of the device probe and of the NVMe-warm read, alternated; the best of each is
+/// reported. On a virtual disk the host caches recent writes, so the same file reads at
+/// 0.5 GiB/s or 3 GiB/s depending on its age: the probe file is written right after the
+/// cache blocks and read in turn with them, so both see the same disk.
+const RUNS: usize = 5;
 
-fn device_read(dir: &Path, size: u64) -> std::io::Result<(f64, CacheDrop)> {
-    let path = dir.join("device-probe.bin");
-    data::write_file(&path, 99, size)?;
-    let mut best = 0.0f64;
-    let mut how = CacheDrop::Fadvise;
-    for _ in 0..RUNS {
-        let (m, h) = read_once(&path, dir)?;
-        best = best.max(m);
-        how = h;
-    }
-    let _ = std::fs::remove_file(&path);
-    Ok((best, how))
-}
-
+/// Sequential read bandwidth of the file at `path` in 8 MiB pieces, MiB/s, after emptying
+/// the page cache.
 fn read_once(path: &Path, dir: &Path) -> std::io::Result<(f64, CacheDrop)> {
     use std::io::Read;
     let how = drop_page_cache(dir);
@@ -352,8 +348,10 @@ impl CacheBench {
                 tmp.path().to_path_buf()
             }
         };
-        let (device, page_cache_drop) = device_read(&dir, self.size.clamp(256 << 20, 1 << 30))
-            .map_err(|e| format!("device probe: {e}"))?;
+        let probe_file = dir.join("device-probe.bin");
+        let mut device = 0.0f64;
+        let mut page_cache_drop = CacheDrop::Fadvise;
+        let mut runs = Vec::new();
         let server = S3Server::start();
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let direct =
@@ -432,17 +430,28 @@ impl CacheBench {
             );
             cache.flush().await;
             drop(cache);
-            // NVMe-warm: a new cache on the same directory, DRAM off, page cache emptied; the
-            // best of three runs, as for the device probe.
+            // The device probe's file, as large as the dataset (256 MiB to 1 GiB) and written
+            // now, when the blocks were.
+            data::write_file(&probe_file, 99, self.size.clamp(256 << 20, 1 << 30))
+                .map_err(|e| format!("device probe: {e}"))?;
+            // NVMe-warm: a new cache on the same directory, DRAM off, page cache emptied;
+            // each run follows a device probe run.
             let r0 = emu.stats().requests;
             let mut best = f64::MAX;
             for _ in 0..RUNS {
+                let (m, how) =
+                    read_once(&probe_file, &dir).map_err(|e| format!("device probe: {e}"))?;
+                device = device.max(m);
+                page_cache_drop = how;
                 drop_page_cache(&cache_dir);
                 let cache = open(0)?;
                 let t = Instant::now();
                 read_all(&cache, &linked, &objects, self.concurrency, false).await?;
-                best = best.min(t.elapsed().as_secs_f64());
+                let secs = t.elapsed().as_secs_f64();
+                best = best.min(secs);
+                runs.push((m, mib(total, secs)));
             }
+            let _ = std::fs::remove_file(&probe_file);
             phase(
                 "nvme-warm",
                 best,
@@ -501,6 +510,7 @@ impl CacheBench {
             block_size: self.block_size,
             machine,
             device_read_mib_per_sec: device,
+            device_and_warm_runs: runs,
             page_cache_drop,
             profile: self.profile.clone(),
             phases,

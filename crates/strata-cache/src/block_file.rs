@@ -72,14 +72,16 @@ pub fn header(key_text: &str, offset: u64, data: &[u8]) -> Vec<u8> {
 }
 
 /// Writes a block file: `tmp` (a unique name on the same file system), fsync, rename to
-/// `dest`. On error the temporary file is removed.
+/// `dest` unless `dest` exists. Returns whether this call placed the file: `false` means
+/// another writer placed the same block first (its file is kept, ours removed). On error the
+/// temporary file is removed.
 pub fn write(
     tmp: &Path,
     dest: &Path,
     key_text: &str,
     offset: u64,
     data: &[u8],
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -89,12 +91,42 @@ pub fn write(
         f.write_all(&h)?;
         f.write_all(data)?;
         f.sync_all()?;
-        std::fs::rename(tmp, dest)
+        rename_noreplace(tmp, dest)
     })();
-    if result.is_err() {
+    if !matches!(result, Ok(true)) {
         let _ = std::fs::remove_file(tmp);
     }
     result
+}
+
+/// `rename(from, to)` that fails if `to` exists (`renameat2(RENAME_NOREPLACE)`), falling
+/// back to a plain rename on file systems without it. Returns whether `from` was moved.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths, relative to the working directory.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EEXIST) => Ok(false),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => std::fs::rename(from, to).map(|_| true),
+        _ => Err(e),
+    }
 }
 
 /// Reads and verifies the block file at `path` for `key_text`.
@@ -110,8 +142,8 @@ pub fn read_with(
     take: impl FnOnce() -> Vec<u8>,
     freeze: impl FnOnce(Vec<u8>) -> Bytes,
 ) -> Result<Block, BlockError> {
-    use std::io::Read;
-    let mut f = match std::fs::File::open(path) {
+    use std::os::fd::AsRawFd;
+    let f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlockError::Missing),
         Err(e) => return Err(e.into()),
@@ -120,7 +152,34 @@ pub fn read_with(
     let mut bytes = take();
     bytes.clear();
     bytes.reserve(len);
-    f.read_to_end(&mut bytes)?;
+    // Block files never change after their rename, so the length is known: read exactly it
+    // with `pread` into the spare capacity, without `read_to_end`'s extra stat and EOF probe.
+    let spare = bytes.spare_capacity_mut();
+    let mut got = 0usize;
+    while got < len {
+        // SAFETY: the destination is `len - got` bytes of spare capacity of `bytes`.
+        let r = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                spare[got..].as_mut_ptr().cast(),
+                len - got,
+                got as libc::off_t,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e.into());
+        }
+        if r == 0 {
+            break; // shorter than its length said: `decode` reports it truncated
+        }
+        got += r as usize;
+    }
+    // SAFETY: the first `got` bytes were written by pread.
+    unsafe { bytes.set_len(got) };
     decode(freeze(bytes), key_text)
 }
 

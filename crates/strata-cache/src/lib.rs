@@ -1,9 +1,10 @@
-//! # strata-cache (in progress)
+//! # strata-cache: the tiered block cache (DRAM over NVMe over a block source)
 pub mod block_file;
 pub mod bufpool;
 pub mod cache;
 pub mod dram;
 pub mod key;
+pub mod ledger;
 pub mod lock;
 pub mod nvme;
 pub mod policy;

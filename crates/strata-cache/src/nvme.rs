@@ -12,10 +12,11 @@
 //! space falls below `min_free_fraction`.
 //!
 //! Several processes may share one directory. Each keeps its own index of the files it has
-//! seen, learns of others' files when it finds them on a lookup, and treats a file another
-//! process evicted as a miss. Capacity is enforced by every process on what it has seen, and
-//! free space by all of them, so a shared directory can overshoot its byte capacity by what
-//! one process has not seen yet, never the disk.
+//! seen (for its eviction policy), learns of others' files when it finds them on a lookup or
+//! by rescanning the directory when it has nothing of its own left to evict, and treats a file
+//! another process evicted as a miss. The byte count is shared ([`crate::ledger`]): a process
+//! reserves room in it before writing a block and evicts until the directory, not its own
+//! share, fits the capacity.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use bytes::Bytes;
 use crate::block_file::{self, BlockError};
 use crate::bufpool::BufPool;
 use crate::key::{BlockId, ObjectVersion};
+use crate::ledger::UsageLedger;
 use crate::policy::{EvictionPolicy, PolicyKind};
 use crate::stats::TierStats;
 
@@ -54,8 +56,8 @@ pub enum NotStored {
 }
 
 struct State {
+    /// The block files this process knows of, with their sizes in bytes.
     index: HashMap<BlockId, u64>,
-    used: u64,
     policy: Box<dyn EvictionPolicy>,
 }
 
@@ -65,6 +67,7 @@ pub struct NvmeTier {
     capacity: u64,
     min_free: f64,
     state: Mutex<State>,
+    ledger: UsageLedger,
     full_warned: AtomicBool,
     nonce: AtomicU64,
     /// Read buffers, recycled (see [`crate::bufpool`]).
@@ -83,31 +86,26 @@ impl NvmeTier {
         clean_tmp(&tmp);
         let mut state = State {
             index: HashMap::new(),
-            used: 0,
             policy: cfg.policy.build(),
         };
-        for fan in std::fs::read_dir(&blocks)? {
-            let fan = fan?;
-            if !fan.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in std::fs::read_dir(fan.path())? {
-                let entry = entry?;
-                let name = entry.file_name();
-                let Some(id) = name.to_str().and_then(BlockId::parse_file_name) else {
-                    continue;
-                };
-                let size = entry.metadata()?.len();
-                state.index.insert(id, size);
-                state.used += size;
-                state.policy.on_insert(id, size);
-            }
+        // The first user of the directory recounts it; later ones trust the shared count
+        // (see `crate::ledger`). Either way this process learns the files there.
+        let ledger = UsageLedger::open(&cfg.dir)?;
+        let mut scanned = false;
+        ledger.join(|count| {
+            let total = scan_into(&blocks, &mut state)?;
+            scanned = true;
+            count.set(total)
+        })?;
+        if !scanned {
+            scan_into(&blocks, &mut state)?;
         }
         Ok(Self {
             dir: cfg.dir.clone(),
             capacity: cfg.capacity,
             min_free: cfg.min_free_fraction,
             state: Mutex::new(state),
+            ledger,
             full_warned: AtomicBool::new(false),
             nonce: AtomicU64::new(rand::random()),
             buffers: BufPool::global().clone(),
@@ -137,10 +135,11 @@ impl NvmeTier {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Bytes held (as far as this process knows) and the number of blocks.
+    /// Bytes held in the directory (by every process sharing it) and the number of blocks
+    /// this process knows of (all of them, just after opening).
     pub fn usage(&self) -> (u64, usize) {
-        let s = self.state();
-        (s.used, s.index.len())
+        let n = self.state().index.len();
+        (self.ledger.get().unwrap_or(0), n)
     }
 
     /// The tier's counters.
@@ -182,7 +181,6 @@ impl NvmeTier {
                     // Written by another process sharing the directory.
                     let size = (block_file::header_len(&key) + block.data.len()) as u64;
                     e.insert(size);
-                    s.used += size;
                     s.policy.on_insert(id, size);
                 }
                 if record {
@@ -200,15 +198,14 @@ impl NvmeTier {
                     "cache: dropping damaged block file {}: {why}",
                     path.display()
                 );
-                let _ = std::fs::remove_file(&path);
+                self.unlink(&path, None);
                 self.stats.corrupted();
             }
             Err(BlockError::Io(e)) => tracing::warn!("cache: cannot read {}: {e}", path.display()),
         }
         let mut s = self.state();
-        if let Some(size) = s.index.remove(&id) {
+        if s.index.remove(&id).is_some() {
             // Evicted by another process, or damaged.
-            s.used -= size;
             s.policy.on_remove(id);
         }
         if record {
@@ -237,31 +234,14 @@ impl NvmeTier {
             self.warn_full("the tier is full");
             return Err(NotStored::Full);
         }
-        // Choose victims and reserve room under the lock; delete and write outside it.
-        let mut victims = Vec::new();
-        {
-            let mut s = self.state();
-            if let Some(old) = s.index.remove(&id) {
-                s.used -= old;
-                s.policy.on_remove(id);
-            }
-            while s.used + size > self.capacity {
-                let Some(v) = s.policy.victim() else { break };
-                if let Some(vs) = s.index.remove(&v) {
-                    s.used -= vs;
-                    victims.push(v);
+        if let Err(e) = self.reserve(size) {
+            return Err(match e {
+                NotStored::Full => {
+                    self.warn_full("the tier is full and nothing can be evicted");
+                    NotStored::Full
                 }
-            }
-            if s.used + size > self.capacity {
-                return Err(NotStored::Full);
-            }
-            s.used += size;
-        }
-        for v in &victims {
-            let _ = std::fs::remove_file(self.path_of(*v));
-        }
-        if !victims.is_empty() {
-            self.stats.evicted(victims.len() as u64);
+                other => other,
+            });
         }
         let dest = self.path_of(id);
         let n = self.nonce.fetch_add(1, Ordering::Relaxed);
@@ -271,18 +251,27 @@ impl NvmeTier {
             .join(format!("{}-{n:016x}.tmp", std::process::id()));
         let written = std::fs::create_dir_all(dest.parent().expect("has a parent"))
             .and_then(|_| block_file::write(&tmp, &dest, &key, offset, data));
-        let mut s = self.state();
         match written {
-            Ok(()) => {
-                s.index.insert(id, size);
+            Ok(placed) => {
+                let mut size = size;
+                if !placed {
+                    // Another process wrote the block first: its file is counted already.
+                    self.release(size);
+                    size = std::fs::metadata(&dest).map_or(size, |m| m.len());
+                }
+                let mut s = self.state();
+                if s.index.insert(id, size).is_some() {
+                    s.policy.on_remove(id);
+                }
                 s.policy.on_insert(id, size);
                 drop(s);
-                self.stats.written(data.len() as u64);
+                if placed {
+                    self.stats.written(data.len() as u64);
+                }
                 Ok(())
             }
             Err(e) => {
-                s.used -= size;
-                drop(s);
+                self.release(size);
                 if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT)
                 {
                     self.warn_full("the file system is full");
@@ -293,6 +282,94 @@ impl NvmeTier {
                 }
             }
         }
+    }
+
+    /// Reserves `size` bytes in the shared count, evicting until the directory fits the
+    /// capacity: first blocks this process knows of, then, after a rescan, blocks other
+    /// processes wrote.
+    fn reserve(&self, size: u64) -> Result<(), NotStored> {
+        let failed = |e: std::io::Error| {
+            tracing::warn!("cache {}: usage count: {e}", self.dir.display());
+            NotStored::Failed
+        };
+        let mut count = self.ledger.lock().map_err(failed)?;
+        let mut rescanned = false;
+        loop {
+            let need = (count.get() + size).saturating_sub(self.capacity);
+            if need == 0 {
+                break;
+            }
+            let freed = self.evict(need);
+            count
+                .set(count.get().saturating_sub(freed))
+                .map_err(failed)?;
+            if freed >= need {
+                continue;
+            }
+            if rescanned {
+                return Err(NotStored::Full);
+            }
+            // Nothing of ours left to evict: learn what the other processes wrote.
+            rescanned = true;
+            let mut s = self.state();
+            let _ = scan_into(&self.dir.join("blocks"), &mut s);
+        }
+        let total = count.get() + size;
+        count.set(total).map_err(failed)
+    }
+
+    /// Gives back `size` reserved bytes.
+    fn release(&self, size: u64) {
+        if let Err(e) = self.ledger.add(-(size as i64)) {
+            tracing::warn!("cache {}: usage count: {e}", self.dir.display());
+        }
+    }
+
+    /// Deletes victims chosen by the policy until `need` bytes are freed or none is left.
+    /// Returns the bytes this process's deletions freed (a file another process deleted
+    /// first is theirs to subtract). Call with the shared count locked.
+    fn evict(&self, need: u64) -> u64 {
+        let mut freed = 0;
+        let mut evicted = 0;
+        while freed < need {
+            let victim = {
+                let mut s = self.state();
+                loop {
+                    let Some(v) = s.policy.victim() else {
+                        break None;
+                    };
+                    if let Some(size) = s.index.remove(&v) {
+                        break Some((v, size));
+                    }
+                }
+            };
+            let Some((v, size)) = victim else { break };
+            match std::fs::remove_file(self.path_of(v)) {
+                Ok(()) => {
+                    freed += size;
+                    evicted += 1;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("cache: cannot evict {}: {e}", self.path_of(v).display()),
+            }
+        }
+        if evicted > 0 {
+            self.stats.evicted(evicted);
+        }
+        freed
+    }
+
+    /// Deletes a block file and subtracts its size (`size`, else its length on disk) from
+    /// the shared count, if this process's `unlink` is the one that removed it.
+    fn unlink(&self, path: &Path, size: Option<u64>) -> bool {
+        let size = size.or_else(|| std::fs::metadata(path).ok().map(|m| m.len()));
+        if std::fs::remove_file(path).is_err() {
+            return false;
+        }
+        if let Some(size) = size {
+            self.release(size);
+        }
+        true
     }
 
     /// Tells the eviction policy the planned order of future accesses (used by the next-use
@@ -314,13 +391,12 @@ impl NvmeTier {
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
                 if name.starts_with(&prefix) {
-                    if std::fs::remove_file(entry.path()).is_ok() {
+                    if self.unlink(&entry.path(), None) {
                         n += 1;
                     }
                     if let Some(id) = BlockId::parse_file_name(name) {
                         let mut s = self.state();
-                        if let Some(size) = s.index.remove(&id) {
-                            s.used -= size;
+                        if s.index.remove(&id).is_some() {
                             s.policy.on_remove(id);
                         }
                     }
@@ -335,7 +411,7 @@ impl NvmeTier {
         let mut n = 0;
         for fan in std::fs::read_dir(self.dir.join("blocks"))?.flatten() {
             for entry in std::fs::read_dir(fan.path())?.flatten() {
-                if std::fs::remove_file(entry.path()).is_ok() {
+                if self.unlink(&entry.path(), None) {
                     n += 1;
                 }
             }
@@ -346,7 +422,6 @@ impl NvmeTier {
             s.policy.on_remove(id);
         }
         s.index.clear();
-        s.used = 0;
         Ok(n)
     }
 
@@ -375,6 +450,34 @@ pub fn free_fraction(dir: &Path) -> Option<f64> {
         return None;
     }
     Some(st.f_bavail as f64 / st.f_blocks as f64)
+}
+
+/// Adds the block files under `blocks` that `state` does not know yet (names and sizes only)
+/// and returns the bytes of all block files found.
+fn scan_into(blocks: &Path, state: &mut State) -> std::io::Result<u64> {
+    let mut total = 0;
+    for fan in std::fs::read_dir(blocks)? {
+        let fan = fan?;
+        if !fan.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(fan.path())? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(BlockId::parse_file_name) else {
+                continue;
+            };
+            // A file deleted since the listing is simply skipped.
+            let Ok(meta) = entry.metadata() else { continue };
+            let size = meta.len();
+            total += size;
+            if let std::collections::hash_map::Entry::Vacant(e) = state.index.entry(id) {
+                e.insert(size);
+                state.policy.on_insert(id, size);
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// Creates `dir` (and parents) and makes it private to its owner.

@@ -189,3 +189,76 @@ fn full_disk_degrades_to_pass_through() {
     .unwrap();
     assert_eq!(t.put(&o, 0, 0, b"x"), Err(NotStored::Full));
 }
+
+/// Bytes of the block files under `dir/blocks`.
+fn bytes_on_disk(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir.join("blocks"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .map(|f| f.metadata().map_or(0, |m| m.len()))
+        .sum()
+}
+
+const SHARED_BLOCK: usize = 20_000;
+const SHARED_WRITES: u64 = 40;
+
+/// The capacity bounds the directory, not each process's share: four processes writing into
+/// one directory (each more than the whole capacity) leave it within the capacity, and the
+/// shared count agrees with the files.
+#[test]
+fn capacity_bounds_a_directory_shared_by_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let capacity = 12 * (SHARED_BLOCK as u64 + 200);
+    // Created first, so the children only reopen it.
+    drop(NvmeTier::open(&cfg(dir.path(), capacity)).unwrap());
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "child_writer", "--test-threads", "1"])
+                .env("STRATA_CHILD_DIR", dir.path())
+                .env("STRATA_CHILD_ID", i.to_string())
+                .env("STRATA_CHILD_CAPACITY", capacity.to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "a writer failed");
+    }
+    let on_disk = bytes_on_disk(dir.path());
+    assert!(
+        on_disk <= capacity,
+        "{on_disk} bytes on disk, capacity {capacity}"
+    );
+    assert!(on_disk > capacity / 2, "eviction went too far: {on_disk}");
+    let counted = u64::from_le_bytes(
+        std::fs::read(dir.path().join("usage")).unwrap()[..8]
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(counted, on_disk, "the shared count drifted from the files");
+    // Reopening recounts.
+    let t = NvmeTier::open(&cfg(dir.path(), capacity)).unwrap();
+    assert_eq!(t.usage().0, on_disk);
+}
+
+#[test]
+fn child_writer() {
+    // Only does something when started by the test above.
+    let Ok(dir) = std::env::var("STRATA_CHILD_DIR") else {
+        return;
+    };
+    let id: u64 = std::env::var("STRATA_CHILD_ID").unwrap().parse().unwrap();
+    let capacity: u64 = std::env::var("STRATA_CHILD_CAPACITY")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let t = NvmeTier::open(&cfg(std::path::Path::new(&dir), capacity)).unwrap();
+    let o = obj(&format!("writer-{id}"));
+    for i in 0..SHARED_WRITES {
+        t.put(&o, i, 0, &vec![id as u8; SHARED_BLOCK]).unwrap();
+        assert!(t.usage().0 <= capacity);
+    }
+}
