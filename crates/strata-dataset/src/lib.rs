@@ -1,0 +1,23 @@
+//! # strata-dataset: shards, shuffle plans, partitions and the reader
+//!
+//! Training data as WebDataset tar shards with a sample index ([`index`]) and a manifest
+//! ([`manifest`]); TFRecord files read with their checksums ([`tfrecord`]); a raw layout (one
+//! object per sample member) as the baseline. The packer ([`pack`]) makes shards from files.
+//!
+//! An epoch's order is a [`plan::Plan`], a pure function of (seed, epoch, manifest, plan
+//! settings), split across ranks and workers by [`partition::Partition`] with equal counts,
+//! and resumable from a three-number [`partition::ResumeState`] under any world size. The
+//! [`reader::Reader`] fetches samples through the block cache, prefetching by deadline from
+//! the plan's known future and telling the cache that future for next-use eviction.
+pub mod index;
+pub mod manifest;
+pub mod partition;
+pub mod plan;
+pub mod rng;
+pub mod tar;
+pub mod tfrecord;
+
+pub use index::{ShardFormat, ShardIndex};
+pub use manifest::{Layout, Manifest, ShardInfo};
+pub use partition::{Partition, Remainder, ResumeState, World};
+pub use plan::{Plan, PlanSpec, ShuffleMode};

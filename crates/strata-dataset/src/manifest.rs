@@ -1,0 +1,118 @@
+//! The dataset manifest: the shards, their sample counts and sizes, and totals.
+//!
+//! Stored at the dataset's root as `manifest.json`. A [`Manifest`] is also what shuffle plans
+//! are computed from; a raw dataset (one object per sample) is described by one with a
+//! single-sample "shard" per sample.
+
+use serde::{Deserialize, Serialize};
+
+use crate::index::ShardFormat;
+
+/// Manifest format version.
+pub const MANIFEST_VERSION: u32 = 1;
+/// The manifest's file name at the dataset root.
+pub const MANIFEST_NAME: &str = "manifest.json";
+
+/// How samples are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Samples packed in shards, each with an index.
+    Shards,
+    /// One object per sample member, grouped by key (the baseline).
+    Raw,
+}
+
+/// One shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// Path relative to the dataset root.
+    pub path: String,
+    /// Format.
+    pub format: ShardFormat,
+    /// Number of samples.
+    pub samples: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// The manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always `"strata-dataset"`.
+    pub format: String,
+    /// [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// Layout.
+    pub layout: Layout,
+    /// The shards, in canonical order.
+    pub shards: Vec<ShardInfo>,
+    /// Total samples.
+    pub samples: u64,
+    /// Total bytes of the shards.
+    pub bytes: u64,
+}
+
+impl Manifest {
+    /// A manifest over `shards`, totals computed.
+    pub fn new(layout: Layout, shards: Vec<ShardInfo>) -> Self {
+        Self {
+            format: "strata-dataset".into(),
+            version: MANIFEST_VERSION,
+            layout,
+            samples: shards.iter().map(|s| s.samples).sum(),
+            bytes: shards.iter().map(|s| s.bytes).sum(),
+            shards,
+        }
+    }
+
+    /// Serialized form (pretty JSON).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("a manifest serializes");
+        v.push(b'\n');
+        v
+    }
+
+    /// Parses and checks a manifest: format, version, totals that add up, safe paths.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if m.format != "strata-dataset" {
+            return Err(format!("format is {:?}, not \"strata-dataset\"", m.format));
+        }
+        if m.version != MANIFEST_VERSION {
+            return Err(format!(
+                "manifest version {} (this build reads {MANIFEST_VERSION})",
+                m.version
+            ));
+        }
+        let samples: u64 = m.shards.iter().map(|s| s.samples).sum();
+        let bytes: u64 = m.shards.iter().map(|s| s.bytes).sum();
+        if samples != m.samples || bytes != m.bytes {
+            return Err(format!(
+                "totals disagree with the shards: {} samples and {} bytes listed, {samples} and {bytes} summed",
+                m.samples, m.bytes
+            ));
+        }
+        for s in &m.shards {
+            if s.path.is_empty()
+                || s.path.starts_with('/')
+                || s.path.split('/').any(|c| c == ".." || c == ".")
+            {
+                return Err(format!("shard path {:?} is not a relative path", s.path));
+            }
+        }
+        Ok(m)
+    }
+
+    /// The index of the sample at global position `n` in canonical order: (shard, sample).
+    /// Linear in shards; plans use [`crate::plan`]'s prefix sums instead.
+    pub fn locate(&self, mut n: u64) -> Option<(usize, u64)> {
+        for (i, s) in self.shards.iter().enumerate() {
+            if n < s.samples {
+                return Some((i, n));
+            }
+            n -= s.samples;
+        }
+        None
+    }
+}
