@@ -177,6 +177,11 @@ impl BlockCache {
         self.geometry
     }
 
+    /// Blocks fetched at once for one read (also a sensible prefetch concurrency).
+    pub fn read_concurrency(&self) -> usize {
+        self.read_concurrency
+    }
+
     /// The NVMe tier, if configured.
     pub fn nvme(&self) -> Option<&NvmeTier> {
         self.nvme.as_deref()

@@ -29,6 +29,8 @@ pub enum ShardFormat {
     Tar,
     /// A TFRecord file.
     Tfrecord,
+    /// One object holding one sample's single member (the raw layout).
+    Raw,
 }
 
 impl ShardFormat {
@@ -136,7 +138,7 @@ impl IndexBuilder {
     pub fn new(format: ShardFormat) -> Self {
         Self {
             scanner: match format {
-                ShardFormat::Tar => Scanner::Tar(TarScanner::new(false)),
+                ShardFormat::Tar | ShardFormat::Raw => Scanner::Tar(TarScanner::new(false)),
                 ShardFormat::Tfrecord => Scanner::Tf(TfRecordScanner::new(false)),
             },
             samples: Vec::new(),
@@ -233,6 +235,26 @@ impl IndexBuilder {
 }
 
 impl ShardIndex {
+    /// The index of a raw object: one sample, one member of extension `ext`.
+    pub fn raw(ext: &str, size: u64) -> Self {
+        Self {
+            version: INDEX_VERSION,
+            format: ShardFormat::Raw,
+            shard_size: size,
+            samples: vec![SampleEntry {
+                key: String::new(),
+                offset: 0,
+                size,
+                crc32c: 0,
+                members: vec![MemberEntry {
+                    ext: ext.to_ascii_lowercase(),
+                    offset: 0,
+                    size,
+                }],
+            }],
+        }
+    }
+
     /// Indexes a whole shard held in memory.
     pub fn build(format: ShardFormat, bytes: &[u8]) -> Result<Self, IndexError> {
         let mut b = IndexBuilder::new(format);

@@ -9,15 +9,27 @@
 //! and resumable from a three-number [`partition::ResumeState`] under any world size. The
 //! [`reader::Reader`] fetches samples through the block cache, prefetching by deadline from
 //! the plan's known future and telling the cache that future for next-use eviction.
+pub mod dataset;
+pub mod error;
 pub mod index;
+pub mod indexer;
+pub mod location;
 pub mod manifest;
+pub mod pack;
 pub mod partition;
 pub mod plan;
+pub mod reader;
 pub mod rng;
+pub mod sample;
 pub mod tar;
 pub mod tfrecord;
 
+pub use dataset::Dataset;
+pub use error::{DatasetError, Result};
 pub use index::{ShardFormat, ShardIndex};
+pub use location::Location;
 pub use manifest::{Layout, Manifest, ShardInfo};
 pub use partition::{Partition, Remainder, ResumeState, World};
 pub use plan::{Plan, PlanSpec, ShuffleMode};
+pub use reader::{Reader, ReaderConfig, ReaderStats};
+pub use sample::Sample;

@@ -1,0 +1,49 @@
+//! Errors of the dataset engine. Every variant names the object (shard, sample, file) and the
+//! cause.
+
+use strata_store::StoreError;
+
+/// A dataset error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatasetError {
+    /// The store failed (after its retries).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The block cache failed.
+    #[error("cache: {0}")]
+    Cache(String),
+    /// An input of the packer could not be read.
+    #[error("cannot read input {path}: {cause}")]
+    Input { path: String, cause: String },
+    /// Writing an output failed.
+    #[error("cannot write {path}: {cause}")]
+    Output { path: String, cause: String },
+    /// A shard is damaged or does not parse.
+    #[error("shard {shard}: {cause}")]
+    Shard { shard: String, cause: String },
+    /// A sample failed its checksum or does not match its index.
+    #[error("shard {shard}, sample {sample} ({key}): {cause}")]
+    Sample {
+        shard: String,
+        sample: u64,
+        key: String,
+        cause: String,
+    },
+    /// The manifest is missing, unreadable, or disagrees with the shards.
+    #[error("manifest {path}: {cause}")]
+    Manifest { path: String, cause: String },
+    /// A setting is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DatasetError {
+    /// Whether the error is about one sample's data (the skip policy may skip it).
+    pub fn is_sample_error(&self) -> bool {
+        matches!(self, DatasetError::Sample { .. })
+    }
+}
+
+/// Results of this crate.
+pub type Result<T, E = DatasetError> = std::result::Result<T, E>;

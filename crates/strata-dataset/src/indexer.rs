@@ -1,0 +1,192 @@
+//! Indexing existing shards (`strata index URL`) and reading tars that have no index.
+//!
+//! [`index_prefix`] streams each shard once (never holding it whole), builds its
+//! [`ShardIndex`], writes it beside the shard as `SHARD.idx`, and writes a manifest over all of
+//! them last. [`stream_unindexed`] reads a tar in archive order, sample by sample, without an
+//! index (plain WebDataset streaming).
+
+use bytes::BytesMut;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt, stream};
+
+use crate::error::{DatasetError, Result};
+use crate::index::{INDEX_SUFFIX, IndexBuilder, ShardFormat, ShardIndex, split_key};
+use crate::location::Location;
+use crate::manifest::{Layout, MANIFEST_NAME, Manifest, ShardInfo};
+use crate::sample::Sample;
+use crate::tar::TarScanner;
+
+/// Whether a key names a shard (`.tar`, `.tfrecord`, `.tfrecords`, `.tfr`).
+pub fn is_shard(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with(".tar") || ShardFormat::of(&k) == ShardFormat::Tfrecord
+}
+
+/// Indexes one shard object; returns its index (not written).
+pub async fn index_shard(loc: &Location, rel: &str) -> Result<ShardIndex> {
+    let key = loc.key(rel);
+    let info = loc.store.head(&key).await?;
+    let mut parts = loc
+        .store
+        .download_stream(&key, &info, &loc.store.config().transfer);
+    let mut b = IndexBuilder::new(ShardFormat::of(rel));
+    let mut buf = BytesMut::new();
+    let shard_err = |cause: String| DatasetError::Shard {
+        shard: loc.display(rel),
+        cause,
+    };
+    while let Some(part) = parts.next().await {
+        buf.extend_from_slice(&part?);
+        b.push(&mut buf).map_err(|e| shard_err(e.to_string()))?;
+    }
+    b.finish(&buf).map_err(|e| shard_err(e.to_string()))
+}
+
+/// Indexes every shard under `loc` (4 at a time), writes each index beside its shard and a
+/// manifest at `loc` last. Returns the manifest.
+pub async fn index_prefix(
+    loc: &Location,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Manifest> {
+    let strip = if loc.prefix.is_empty() {
+        0
+    } else {
+        loc.prefix.len() + 1
+    };
+    let shards: Vec<(String, u64)> = loc
+        .store
+        .list(&loc.prefix)
+        .await?
+        .into_iter()
+        .map(|o| (o.key[strip..].to_string(), o.size))
+        .filter(|(rel, _)| is_shard(rel))
+        .collect();
+    if shards.is_empty() {
+        return Err(DatasetError::Input {
+            path: loc.display(""),
+            cause: "no .tar or .tfrecord shard under this prefix".into(),
+        });
+    }
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let infos: Vec<ShardInfo> = stream::iter(shards)
+        .map(|(rel, size)| {
+            let done = &done;
+            async move {
+                let idx = index_shard(loc, &rel).await?;
+                loc.store
+                    .put(
+                        &loc.key(&format!("{rel}{INDEX_SUFFIX}")),
+                        idx.to_json().into(),
+                    )
+                    .await?;
+                let n = done.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size;
+                progress(n);
+                Ok::<_, DatasetError>(ShardInfo {
+                    format: idx.format,
+                    samples: idx.samples.len() as u64,
+                    bytes: idx.shard_size,
+                    path: rel,
+                })
+            }
+        })
+        .buffered(4)
+        .try_collect()
+        .await?;
+    let manifest = Manifest::new(Layout::Shards, infos);
+    loc.store
+        .put(&loc.key(MANIFEST_NAME), manifest.to_json().into())
+        .await?;
+    Ok(manifest)
+}
+
+/// Streams the samples of a tar without an index, in archive order (WebDataset's grouping).
+/// Samples carry no CRC check (there is no index to check against); tar header checksums are
+/// verified.
+pub fn stream_unindexed(loc: Location, rel: String) -> BoxStream<'static, Result<Sample>> {
+    let s = async_stream_unindexed(loc, rel);
+    s.boxed()
+}
+
+fn async_stream_unindexed(
+    loc: Location,
+    rel: String,
+) -> impl futures::Stream<Item = Result<Sample>> + Send + 'static {
+    struct St {
+        loc: Location,
+        rel: String,
+        parts: Option<BoxStream<'static, strata_store::Result<bytes::Bytes>>>,
+        scanner: TarScanner,
+        buf: BytesMut,
+        current: Option<Sample>,
+        index: u64,
+        done: bool,
+    }
+    let st = St {
+        loc,
+        rel,
+        parts: None,
+        scanner: TarScanner::new(true),
+        buf: BytesMut::new(),
+        current: None,
+        index: 0,
+        done: false,
+    };
+    stream::try_unfold(st, |mut st| async move {
+        let shard_err = |st: &St, cause: String| DatasetError::Shard {
+            shard: st.loc.display(&st.rel),
+            cause,
+        };
+        if st.parts.is_none() && !st.done {
+            let key = st.loc.key(&st.rel);
+            let info = st.loc.store.head(&key).await?;
+            st.parts = Some(st.loc.store.download_stream(
+                &key,
+                &info,
+                &st.loc.store.config().transfer,
+            ));
+        }
+        loop {
+            if st.done {
+                return Ok(st.current.take().map(|s| (s, st)));
+            }
+            match st.scanner.push(&mut st.buf) {
+                Err(e) => return Err(shard_err(&st, e.to_string())),
+                Ok(Some(m)) => {
+                    let Some((key, ext)) = split_key(&m.name) else {
+                        continue;
+                    };
+                    let ext = ext.to_ascii_lowercase();
+                    match &mut st.current {
+                        Some(cur) if cur.key == key => cur.members.push((ext, m.data)),
+                        _ => {
+                            let next = Sample {
+                                key: key.to_string(),
+                                id: st.index,
+                                shard: 0,
+                                index: st.index,
+                                position: st.index,
+                                members: vec![(ext, m.data)],
+                            };
+                            st.index += 1;
+                            if let Some(done) = st.current.replace(next) {
+                                return Ok(Some((done, st)));
+                            }
+                        }
+                    }
+                }
+                Ok(None) => {
+                    let next = st.parts.as_mut().expect("opened").next().await;
+                    match next {
+                        Some(part) => st.buf.extend_from_slice(&part?),
+                        None => {
+                            st.scanner
+                                .finish(&st.buf)
+                                .map_err(|e| shard_err(&st, e.to_string()))?;
+                            st.done = true;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}

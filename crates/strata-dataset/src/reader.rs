@@ -1,0 +1,489 @@
+//! The reader: one worker's share of an epoch, as a stream of verified samples.
+//!
+//! Two ways to fetch:
+//! - **Through the block cache** (sharded data in sequential or window order): each sample is
+//!   read from the blocks that cover it, so neighbouring samples share one ranged GET of a
+//!   block and repeated epochs come from NVMe or DRAM. The plan's future is known, so the
+//!   reader tells the cache the block order (next-use eviction) and a prefetcher fetches the
+//!   blocks ahead of the consumer by deadline, computed from the measured consumption rate,
+//!   keeping at most `lookahead_bytes` of blocks ahead.
+//! - **Direct ranged reads** (global shuffle, raw layout, or no cache): the next
+//!   `coalesce_window` samples are sorted by shard and offset, neighbours closer than
+//!   `coalesce_gap` are merged into one ranged GET, and the samples are cut out of the result.
+//!
+//! Every sample from a shard is checked against its index's CRC32C. A failed check is an error
+//! naming the shard and the sample, or, with `skip_corrupt`, a warning and a count.
+//!
+//! Memory: at most `max_in_flight` samples are being read at once (plus, through the cache,
+//! the cache's own bounded tiers and the prefetcher's `read_concurrency` blocks).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
+use strata_cache::{BlockCache, BlockId, ObjectVersion, Prefetcher};
+
+use crate::dataset::Dataset;
+use crate::error::{DatasetError, Result};
+use crate::index::{SampleEntry, ShardFormat, ShardIndex};
+use crate::partition::{Partition, Remainder, ResumeState, World};
+use crate::plan::{Plan, PlanSpec, ShuffleMode};
+use crate::sample::Sample;
+
+/// Reader settings.
+#[derive(Debug, Clone)]
+pub struct ReaderConfig {
+    /// The plan (seed, epoch, mode, window, streams).
+    pub plan: PlanSpec,
+    /// This reader's place in the world. Default: one rank, one worker.
+    pub world: World,
+    /// Padding or drop-last. Default: pad.
+    pub remainder: Remainder,
+    /// Plan positions already consumed (from a resume state). Default: 0.
+    pub consumed: u64,
+    /// Bytes of blocks prefetched ahead of the consumer. Default: 512 MiB.
+    pub lookahead_bytes: u64,
+    /// Samples being read at once. Default: 64.
+    pub max_in_flight: usize,
+    /// Direct reads: samples considered together for coalescing. Default: 64.
+    pub coalesce_window: usize,
+    /// Direct reads: largest gap between two samples merged into one read, in bytes.
+    /// Default: 256 KiB.
+    pub coalesce_gap: u64,
+    /// Skip (log and count) samples that fail their checksum instead of failing. Default: off.
+    pub skip_corrupt: bool,
+    /// Read sharded data through the cache when one is given. Default: on.
+    pub use_cache: bool,
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        Self {
+            plan: PlanSpec::default(),
+            world: World::SINGLE,
+            remainder: Remainder::Pad,
+            consumed: 0,
+            lookahead_bytes: 512 << 20,
+            max_in_flight: 64,
+            coalesce_window: 64,
+            coalesce_gap: 256 << 10,
+            skip_corrupt: false,
+            use_cache: true,
+        }
+    }
+}
+
+/// Counters of a reader (shared; read them while it runs).
+#[derive(Debug, Default)]
+pub struct ReaderStats {
+    /// Samples delivered.
+    pub samples: AtomicU64,
+    /// Member bytes delivered.
+    pub bytes: AtomicU64,
+    /// Samples skipped as corrupt.
+    pub skipped: AtomicU64,
+    /// Ranged GETs issued by direct reads.
+    pub direct_requests: AtomicU64,
+    /// Blocks submitted to the prefetcher.
+    pub prefetch_submitted: AtomicU64,
+}
+
+/// One worker's reader over one epoch.
+pub struct Reader {
+    ds: Arc<Dataset>,
+    cache: Option<Arc<BlockCache>>,
+    plan: Arc<Plan>,
+    part: Partition,
+    cfg: ReaderConfig,
+    indexes: Arc<Vec<Arc<ShardIndex>>>,
+    stats: Arc<ReaderStats>,
+}
+
+/// Where a sample is.
+#[derive(Clone)]
+struct Want {
+    position: u64,
+    id: u64,
+    shard: usize,
+    index: u64,
+}
+
+impl Reader {
+    /// A reader of `ds` for `cfg`; with a cache, sharded data is read through it. Loads every
+    /// shard's index.
+    pub async fn new(
+        ds: Arc<Dataset>,
+        cache: Option<Arc<BlockCache>>,
+        cfg: ReaderConfig,
+    ) -> Result<Self> {
+        cfg.world.validate().map_err(DatasetError::Invalid)?;
+        ds.load_indexes().await?;
+        let mut indexes = Vec::with_capacity(ds.shards.len());
+        for i in 0..ds.shards.len() {
+            indexes.push(ds.index(i).await?);
+        }
+        let plan = Arc::new(Plan::new(&ds.manifest, cfg.plan));
+        let part = Partition::new(plan.len(), cfg.consumed, cfg.world, cfg.remainder);
+        Ok(Self {
+            ds,
+            cache,
+            plan,
+            part,
+            cfg,
+            indexes: Arc::new(indexes),
+            stats: Arc::new(ReaderStats::default()),
+        })
+    }
+
+    /// The epoch's plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// This worker's share.
+    pub fn partition(&self) -> &Partition {
+        &self.part
+    }
+
+    /// Samples this worker will read.
+    pub fn len(&self) -> u64 {
+        self.part.len()
+    }
+
+    /// Whether this worker reads nothing.
+    pub fn is_empty(&self) -> bool {
+        self.part.is_empty()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<ReaderStats> {
+        self.stats.clone()
+    }
+
+    /// The resume state once every rank has consumed `per_rank_done` samples of this run.
+    pub fn state_after(&self, per_rank_done: u64) -> ResumeState {
+        self.part
+            .state_after(self.cfg.plan.seed, self.cfg.plan.epoch, per_rank_done)
+    }
+
+    fn wants(&self) -> Vec<Want> {
+        self.part
+            .positions()
+            .map(|position| {
+                let id = self.plan.order[position as usize];
+                let (shard, index) = self.plan.locate(id);
+                Want {
+                    position,
+                    id,
+                    shard,
+                    index,
+                }
+            })
+            .collect()
+    }
+
+    fn through_cache(&self) -> bool {
+        self.cache.is_some()
+            && self.cfg.use_cache
+            && self.plan.spec.mode != ShuffleMode::Global
+            && self.ds.manifest.layout == crate::manifest::Layout::Shards
+    }
+
+    /// The samples, in this worker's order. Dropping the stream stops its prefetching.
+    pub fn stream(&self) -> BoxStream<'static, Result<Sample>> {
+        let wants = self.wants();
+        let skip = self.cfg.skip_corrupt;
+        let stats = self.stats.clone();
+        let raw = if self.through_cache() {
+            self.cached_stream(wants)
+        } else {
+            self.direct_stream(wants)
+        };
+        raw.filter_map(move |r| {
+            let stats = stats.clone();
+            async move {
+                match r {
+                    Ok(s) => {
+                        stats.samples.fetch_add(1, Ordering::Relaxed);
+                        stats.bytes.fetch_add(s.bytes(), Ordering::Relaxed);
+                        Some(Ok(s))
+                    }
+                    Err(e) if skip && e.is_sample_error() => {
+                        tracing::warn!("skipping a corrupt sample: {e}");
+                        stats.skipped.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    Err(e) => Some(Err(e)),
+                }
+            }
+        })
+        .boxed()
+    }
+
+    fn cached_stream(&self, wants: Vec<Want>) -> BoxStream<'static, Result<Sample>> {
+        let cache = self.cache.clone().expect("a cache");
+        let ds = self.ds.clone();
+        let indexes = self.indexes.clone();
+        let geometry = cache.geometry();
+        // The future, block by block, and where each sample's last block sits in it.
+        let mut future: Vec<(usize, u64)> = Vec::new();
+        let mut last_block_of: Vec<usize> = Vec::with_capacity(wants.len());
+        for w in &wants {
+            let e = &indexes[w.shard].samples[w.index as usize];
+            let obj = &ds.shards[w.shard];
+            for b in geometry.blocks(&e.range(), obj.size) {
+                if future.last() != Some(&(w.shard, b)) {
+                    future.push((w.shard, b));
+                }
+            }
+            last_block_of.push(future.len().saturating_sub(1));
+        }
+        let ids: Vec<BlockId> = future.iter().map(|&(s, b)| ds.shards[s].block(b)).collect();
+        cache.plan(&ids);
+        let consumed = Arc::new(AtomicU64::new(0));
+        let driver = PrefetchDriver {
+            prefetcher: Prefetcher::new(
+                cache.clone(),
+                Arc::new(ds.location.store.clone()),
+                cache.read_concurrency(),
+            ),
+            shards: ds.shards.clone(),
+            future,
+            last_block_of: Arc::new(last_block_of),
+            block_size: geometry.block_size,
+            lookahead: self.cfg.lookahead_bytes,
+            consumed: consumed.clone(),
+            stats: self.stats.clone(),
+        };
+        let task = tokio::spawn(driver.run());
+        let guard = Arc::new(AbortOnDrop(task));
+        let store = ds.location.store.clone();
+        stream::iter(wants)
+            .map(move |w| {
+                let cache = cache.clone();
+                let ds = ds.clone();
+                let indexes = indexes.clone();
+                let store = store.clone();
+                async move {
+                    let e = &indexes[w.shard].samples[w.index as usize];
+                    let obj = &ds.shards[w.shard];
+                    let bytes = cache.read(&store, obj, e.range()).await.map_err(|err| {
+                        DatasetError::Shard {
+                            shard: ds.shard_url(w.shard),
+                            cause: strata_store::StoreError::from(err).to_string(),
+                        }
+                    })?;
+                    cut(&ds, &w, e, indexes[w.shard].format, bytes, 0)
+                }
+            })
+            .buffered(self.cfg.max_in_flight.max(1))
+            .inspect(move |_| {
+                let _keep = &guard;
+                consumed.fetch_add(1, Ordering::Relaxed);
+            })
+            .boxed()
+    }
+
+    fn direct_stream(&self, wants: Vec<Want>) -> BoxStream<'static, Result<Sample>> {
+        let ds = self.ds.clone();
+        let indexes = self.indexes.clone();
+        let gap = self.cfg.coalesce_gap;
+        let stats = self.stats.clone();
+        let window = self.cfg.coalesce_window.max(1);
+        let windows_in_flight = (self.cfg.max_in_flight / window).max(2);
+        let chunks: Vec<Vec<Want>> = wants.chunks(window).map(<[Want]>::to_vec).collect();
+        stream::iter(chunks)
+            .map(move |chunk| {
+                let ds = ds.clone();
+                let indexes = indexes.clone();
+                let stats = stats.clone();
+                async move { read_window(&ds, &indexes, chunk, gap, &stats).await }
+            })
+            .buffered(windows_in_flight)
+            .map_ok(|v| stream::iter(v.into_iter().map(Ok::<_, DatasetError>)))
+            .try_flatten()
+            .boxed()
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Submits blocks to the prefetcher ahead of the consumer.
+struct PrefetchDriver {
+    prefetcher: Prefetcher,
+    shards: Vec<ObjectVersion>,
+    future: Vec<(usize, u64)>,
+    last_block_of: Arc<Vec<usize>>,
+    block_size: u64,
+    lookahead: u64,
+    consumed: Arc<AtomicU64>,
+    stats: Arc<ReaderStats>,
+}
+
+impl PrefetchDriver {
+    async fn run(self) {
+        let ahead_blocks = (self.lookahead / self.block_size.max(1)).max(1) as usize;
+        let start = Instant::now();
+        let mut next = 0usize;
+        while next < self.future.len() {
+            let done = self.consumed.load(Ordering::Relaxed) as usize;
+            // The consumer is at block `at` of the future.
+            let at = if done == 0 {
+                0
+            } else {
+                self.last_block_of[(done - 1).min(self.last_block_of.len() - 1)]
+            };
+            let limit = (at + ahead_blocks).min(self.future.len());
+            if next < limit {
+                // Deadlines from the consumption rate so far (blocks per second).
+                let elapsed = start.elapsed().as_secs_f64();
+                let per_block = if at > 0 { elapsed / at as f64 } else { 0.01 };
+                let now = Instant::now();
+                let batch: Vec<_> = (next.max(at)..limit)
+                    .map(|k| {
+                        let (s, b) = self.future[k];
+                        let due = now + Duration::from_secs_f64(per_block * (k - at) as f64);
+                        (self.shards[s].clone(), b, due)
+                    })
+                    .collect();
+                self.stats
+                    .prefetch_submitted
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                drop(self.prefetcher.submit_all(batch));
+                next = limit;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.prefetcher.idle().await;
+    }
+}
+
+/// Verifies a sample's bytes (the range `range_start..` of its shard, starting at the
+/// sample's offset + `skip`) and cuts its members out.
+fn cut(
+    ds: &Dataset,
+    w: &Want,
+    e: &SampleEntry,
+    format: ShardFormat,
+    bytes: Bytes,
+    skip: u64,
+) -> Result<Sample> {
+    let bad = |cause: String| DatasetError::Sample {
+        shard: ds.shard_url(w.shard),
+        sample: w.index,
+        key: e.key.clone(),
+        cause,
+    };
+    if (bytes.len() as u64) < skip + e.size {
+        return Err(bad(format!(
+            "got {} bytes, the index says {}",
+            bytes.len() as u64 - skip.min(bytes.len() as u64),
+            e.size
+        )));
+    }
+    let mut members = Vec::with_capacity(e.members.len());
+    let mut crc = 0u32;
+    for m in &e.members {
+        let from = (skip + m.offset) as usize;
+        let data = bytes.slice(from..from + m.size as usize);
+        if format != ShardFormat::Raw {
+            crc = crc32c::crc32c_combine(crc, crc32c::crc32c(&data), data.len());
+        }
+        members.push((m.ext.clone(), data));
+    }
+    if format != ShardFormat::Raw && crc != e.crc32c {
+        return Err(bad("checksum mismatch (CRC32C of the members' data)".into()));
+    }
+    let key = if format == ShardFormat::Raw {
+        let path = &ds.manifest.shards[w.shard].path;
+        crate::index::split_key(path).map_or(path.clone(), |(k, _)| k.to_string())
+    } else {
+        e.key.clone()
+    };
+    Ok(Sample {
+        key,
+        id: w.id,
+        shard: w.shard,
+        index: w.index,
+        position: w.position,
+        members,
+    })
+}
+
+/// Reads a window of samples with coalesced ranged GETs; returns them in window order.
+async fn read_window(
+    ds: &Dataset,
+    indexes: &[Arc<ShardIndex>],
+    chunk: Vec<Want>,
+    gap: u64,
+    stats: &ReaderStats,
+) -> Result<Vec<Sample>> {
+    // Sort by (shard, offset) and merge neighbours.
+    let mut order: Vec<usize> = (0..chunk.len()).collect();
+    let range_of = |i: usize| -> Range<u64> {
+        let w = &chunk[i];
+        indexes[w.shard].samples[w.index as usize].range()
+    };
+    order.sort_by_key(|&i| (chunk[i].shard, range_of(i).start));
+    let mut groups: Vec<(usize, Range<u64>, Vec<usize>)> = Vec::new();
+    for i in order {
+        let r = range_of(i);
+        let shard = chunk[i].shard;
+        match groups.last_mut() {
+            Some((s, g, members)) if *s == shard && r.start <= g.end + gap => {
+                g.end = g.end.max(r.end);
+                members.push(i);
+            }
+            _ => groups.push((shard, r, vec![i])),
+        }
+    }
+    let fetched: Vec<(Range<u64>, usize, Vec<usize>, Bytes)> = stream::iter(groups)
+        .map(|(shard, range, members)| async move {
+            let obj = &ds.shards[shard];
+            stats.direct_requests.fetch_add(1, Ordering::Relaxed);
+            let version = (!obj.version.is_empty()).then_some(&*obj.version);
+            let bytes = ds
+                .location
+                .store
+                .get_range(&obj.path, range.clone(), version)
+                .await
+                .map_err(|e| DatasetError::Shard {
+                    shard: ds.shard_url(shard),
+                    cause: e.to_string(),
+                })?;
+            Ok::<_, DatasetError>((range, shard, members, bytes))
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    let mut out: Vec<Option<Sample>> = vec![None; chunk.len()];
+    for (range, shard, members, bytes) in fetched {
+        for i in members {
+            let w = &chunk[i];
+            let e = &indexes[shard].samples[w.index as usize];
+            let sample = cut(
+                ds,
+                w,
+                e,
+                indexes[shard].format,
+                bytes.clone(),
+                e.offset - range.start,
+            )?;
+            out[i] = Some(sample);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|s| s.expect("every sample read"))
+        .collect())
+}

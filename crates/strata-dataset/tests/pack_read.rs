@@ -1,0 +1,193 @@
+//! Packing files into shards and reading them back, in every mode, locally and through the
+//! cache over an emulated S3 link; deterministic output; bad input.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use futures::TryStreamExt;
+use strata_cache::nvme::NvmeConfig;
+use strata_cache::policy::PolicyKind;
+use strata_cache::{BlockCache, CacheConfig};
+use strata_dataset::pack::{PackOptions, PackSource, pack};
+use strata_dataset::plan::{PlanSpec, ShuffleMode};
+use strata_dataset::{Dataset, Location, Reader, ReaderConfig};
+use strata_store::{Store, StoreConfig};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server};
+
+fn opts(shard_size: u64) -> PackOptions {
+    PackOptions {
+        shard_size,
+        ..Default::default()
+    }
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        out.push((
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path()).unwrap(),
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packs_deterministically_and_reads_back_in_every_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let want = raw_files(&tmp.path().join("raw"), 300);
+    let src = PackSource::Dir(tmp.path().join("raw"));
+    let (m1, report) = pack(&src, &local(&tmp.path().join("a")), &opts(256 << 10), None)
+        .await
+        .unwrap();
+    pack(&src, &local(&tmp.path().join("b")), &opts(256 << 10), None)
+        .await
+        .unwrap();
+    assert_eq!(report.samples, 300);
+    assert_eq!(report.files, 600);
+    assert_eq!(report.skipped_count, 1, "README has no extension");
+    assert!(m1.shards.len() > 5, "{} shards", m1.shards.len());
+    for s in &m1.shards {
+        assert!(s.bytes <= 256 << 10, "{} is {} bytes", s.path, s.bytes);
+    }
+    assert_eq!(
+        files_under(&tmp.path().join("a")),
+        files_under(&tmp.path().join("b")),
+        "two packs of the same input differ"
+    );
+    let ds = Arc::new(Dataset::open(local(&tmp.path().join("a"))).await.unwrap());
+    for mode in [
+        ShuffleMode::Sequential,
+        ShuffleMode::Window,
+        ShuffleMode::Global,
+    ] {
+        let samples = read_all(
+            ds.clone(),
+            ReaderConfig {
+                plan: PlanSpec {
+                    mode,
+                    window: 32,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(samples.len(), 300, "{mode:?}");
+        let mut keys: Vec<&str> = samples.iter().map(|s| s.key.as_str()).collect();
+        if mode == ShuffleMode::Sequential {
+            assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        }
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 300, "{mode:?}: a sample repeated");
+        check(&samples, &want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_through_the_cache_over_s3_and_the_second_epoch_stays_local() {
+    let tmp = tempfile::tempdir().unwrap();
+    let want = raw_files(&tmp.path().join("raw"), 200);
+    let server = S3Server::start();
+    let emu = LinkEmulator::start(server.addr(), LinkProfile::local());
+    let cfg = StoreConfig::from_layer(&server.config_layer_through(&emu)).unwrap();
+    let loc = Location {
+        store: Store::open(&server.url(""), &cfg).unwrap(),
+        prefix: "datasets/train".into(),
+    };
+    pack(
+        &PackSource::Dir(tmp.path().join("raw")),
+        &loc,
+        &opts(512 << 10),
+        None,
+    )
+    .await
+    .unwrap();
+    let ds = Arc::new(Dataset::open(loc).await.unwrap());
+    let cache = Arc::new(
+        BlockCache::open(&CacheConfig {
+            block_size: 64 << 10,
+            dram_bytes: 0,
+            nvme: Some(NvmeConfig {
+                dir: tmp.path().join("cache"),
+                capacity: 1 << 30,
+                min_free_fraction: 0.0,
+                policy: PolicyKind::NextUse,
+            }),
+            read_concurrency: 8,
+        })
+        .unwrap(),
+    );
+    for epoch in 0..2 {
+        let before = emu.stats().requests;
+        let r = Reader::new(
+            ds.clone(),
+            Some(cache.clone()),
+            ReaderConfig {
+                plan: PlanSpec {
+                    epoch,
+                    window: 16,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let samples: Vec<_> = r.stream().try_collect().await.unwrap();
+        assert_eq!(samples.len(), 200);
+        check(&samples, &want);
+        let requests = emu.stats().requests - before;
+        if epoch == 0 {
+            assert!(requests > 10, "{requests} requests");
+            assert!(
+                r.stats()
+                    .prefetch_submitted
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    > 0
+            );
+        } else {
+            assert_eq!(requests, 0, "the second epoch went to the store");
+        }
+        cache.flush().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_input_is_named_and_no_dataset_appears() {
+    let tmp = tempfile::tempdir().unwrap();
+    raw_files(&tmp.path().join("raw"), 20);
+    let bad = tmp.path().join("raw/train/00007.bin");
+    std::fs::remove_file(&bad).unwrap();
+    // A dangling link: listed, unreadable.
+    std::os::unix::fs::symlink(tmp.path().join("nowhere"), &bad).unwrap();
+    let dst = tmp.path().join("out");
+    let err = pack(
+        &PackSource::Dir(tmp.path().join("raw")),
+        &local(&dst),
+        &opts(64 << 10),
+        None,
+    )
+    .await
+    .err()
+    .expect("the pack fails")
+    .to_string();
+    assert!(err.contains("00007.bin"), "{err}");
+    assert!(!dst.join("manifest.json").exists());
+    // A missing source directory.
+    let err = pack(
+        &PackSource::Dir(tmp.path().join("absent")),
+        &local(&dst),
+        &opts(64 << 10),
+        None,
+    )
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("absent"), "{err}");
+}
