@@ -304,8 +304,10 @@ impl Reader {
                 async move { read_window(&ds, &indexes, chunk, gap, &stats).await }
             })
             .buffered(windows_in_flight)
-            .map_ok(|v| stream::iter(v.into_iter().map(Ok::<_, DatasetError>)))
-            .try_flatten()
+            .flat_map(|r| match r {
+                Ok(samples) => stream::iter(samples),
+                Err(e) => stream::iter(vec![Err(e)]),
+            })
             .boxed()
     }
 }
@@ -420,14 +422,15 @@ fn cut(
     })
 }
 
-/// Reads a window of samples with coalesced ranged GETs; returns them in window order.
+/// Reads a window of samples with coalesced ranged GETs; returns them in window order, each
+/// verified on its own (a corrupt sample does not spoil its neighbours).
 async fn read_window(
     ds: &Dataset,
     indexes: &[Arc<ShardIndex>],
     chunk: Vec<Want>,
     gap: u64,
     stats: &ReaderStats,
-) -> Result<Vec<Sample>> {
+) -> Result<Vec<Result<Sample>>> {
     // Sort by (shard, offset) and merge neighbours.
     let mut order: Vec<usize> = (0..chunk.len()).collect();
     let range_of = |i: usize| -> Range<u64> {
@@ -466,20 +469,19 @@ async fn read_window(
         .buffer_unordered(16)
         .try_collect()
         .await?;
-    let mut out: Vec<Option<Sample>> = vec![None; chunk.len()];
+    let mut out: Vec<Option<Result<Sample>>> = (0..chunk.len()).map(|_| None).collect();
     for (range, shard, members, bytes) in fetched {
         for i in members {
             let w = &chunk[i];
             let e = &indexes[shard].samples[w.index as usize];
-            let sample = cut(
+            out[i] = Some(cut(
                 ds,
                 w,
                 e,
                 indexes[shard].format,
                 bytes.clone(),
                 e.offset - range.start,
-            )?;
-            out[i] = Some(sample);
+            ));
         }
     }
     Ok(out
