@@ -67,6 +67,14 @@ pub enum Command {
     /// Inspect and manage the block cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Pack a directory or prefix of raw files into WebDataset tar shards with an index and a
+    /// manifest.
+    Pack(PackArgs),
+    /// Build the sample index (and a manifest) for existing .tar or .tfrecord shards.
+    Index(UrlArg),
+    /// Inspect and read datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
     /// Run a short tour of Strata on local directories (no servers to start).
     Demo(DemoArgs),
     /// Benchmarks, measured against the machine's limits and the naive way.
@@ -189,4 +197,69 @@ pub struct BenchTransferArgs {
     /// Directory for the source and downloaded files. Default: a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Source: a local directory, or a URL prefix, of raw files (grouped into samples by
+    /// basename: `a.jpg` and `a.json` are sample `a`).
+    pub src: String,
+    /// Destination URL or directory for the shards, their indexes and manifest.json.
+    pub dst: String,
+    /// Target shard size.
+    #[arg(long, default_value = "256MiB")]
+    pub shard_size: String,
+    /// Shards written at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// The manifest: shards, samples, bytes; and the shuffle quality of a plan.
+    Info(DatasetReadArgs),
+    /// Read a worker's share of an epoch and print each sample's key and size.
+    Read(DatasetReadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DatasetReadArgs {
+    /// The dataset's URL or directory (where manifest.json is).
+    pub url: String,
+    /// Shuffle: none, window or global.
+    #[arg(long, default_value = "window")]
+    pub shuffle: String,
+    /// Shuffle seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Epoch.
+    #[arg(long, default_value_t = 0)]
+    pub epoch: u64,
+    /// Shuffle window in samples.
+    #[arg(long, default_value_t = 1024)]
+    pub window: u64,
+    /// Interleaved streams (set to the number of nodes of the first run).
+    #[arg(long, default_value_t = 1)]
+    pub streams: u32,
+    /// Ranks in the world.
+    #[arg(long, default_value_t = 1)]
+    pub ranks: u32,
+    /// This rank.
+    #[arg(long, default_value_t = 0)]
+    pub rank: u32,
+    /// Plan positions already consumed (resume).
+    #[arg(long, default_value_t = 0)]
+    pub consumed: u64,
+    /// Drop the last samples instead of padding.
+    #[arg(long)]
+    pub drop_last: bool,
+    /// Skip corrupt samples (logged and counted) instead of failing.
+    #[arg(long)]
+    pub skip_corrupt: bool,
+    /// Stop after this many samples.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Read every object under the URL as one sample (the raw layout).
+    #[arg(long)]
+    pub raw: bool,
 }

@@ -79,6 +79,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Demo(a) => commands::demo::run(a, &settings).await,
                 Command::Warm(a) => commands::cache::warm(a, &settings).await,
                 Command::Cache(c) => commands::cache::run(c, &settings).await,
+                Command::Pack(a) => commands::dataset::pack(a, &settings).await,
+                Command::Index(a) => commands::dataset::index(a, &settings).await,
+                Command::Dataset(c) => commands::dataset::run(c, &settings).await,
                 Command::Bench(_) => unreachable!("handled above"),
             }
         };
@@ -109,7 +112,32 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<Interrupted>().is_some() {
         return 130;
     }
-    let Some(store) = e.chain().find_map(|c| c.downcast_ref::<StoreError>()) else {
+    if let Some(d) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<strata_dataset::DatasetError>())
+    {
+        use strata_dataset::DatasetError as D;
+        match d {
+            D::Store(_) => {}
+            D::Input { .. }
+            | D::Shard { .. }
+            | D::Sample { .. }
+            | D::Manifest { .. }
+            | D::Invalid(_) => return 6,
+            _ => return 1,
+        }
+    }
+    let store = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<StoreError>())
+        .or_else(|| {
+            e.chain()
+                .find_map(|c| match c.downcast_ref::<strata_dataset::DatasetError>() {
+                    Some(strata_dataset::DatasetError::Store(s)) => Some(s),
+                    _ => None,
+                })
+        });
+    let Some(store) = store else {
         return 1;
     };
     match store.kind() {

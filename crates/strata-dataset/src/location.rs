@@ -47,7 +47,11 @@ impl Location {
             .await
             .map_err(|e| DatasetError::Manifest {
                 path: path.clone(),
-                cause: e.to_string(),
+                cause: if e.kind() == strata_store::ErrorKind::NotFound {
+                    "not found: no dataset here (make one with `strata pack`, or `strata index` for existing shards)".into()
+                } else {
+                    e.to_string()
+                },
             })?;
         Manifest::from_json(&bytes).map_err(|cause| DatasetError::Manifest { path, cause })
     }

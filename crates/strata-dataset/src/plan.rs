@@ -149,12 +149,24 @@ impl Plan {
             / n as f64;
         let shards = (self.starts.len() - 1) as f64;
         let b = 256.min(n);
-        // Expected distinct shards in b draws from shards of these sizes, with replacement:
-        // sum over shards of 1 - (1 - p_i)^b.
+        // Expected distinct shards among b samples drawn without replacement (a full
+        // shuffle's batch): sum over shards of 1 - C(N - n_i, b) / C(N, b).
         let expected: f64 = self
             .starts
             .windows(2)
-            .map(|w| 1.0 - (1.0 - (w[1] - w[0]) as f64 / n as f64).powi(b as i32))
+            .map(|w| {
+                let ni = (w[1] - w[0]) as f64;
+                let nf = n as f64;
+                let mut none = 1.0f64;
+                for k in 0..b {
+                    let k = k as f64;
+                    none *= ((nf - ni - k) / (nf - k)).max(0.0);
+                    if none == 0.0 {
+                        break;
+                    }
+                }
+                1.0 - none
+            })
             .sum::<f64>()
             .clamp(1.0, shards.max(1.0));
         let mut seen = std::collections::HashSet::new();

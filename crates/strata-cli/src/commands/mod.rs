@@ -4,6 +4,7 @@ pub mod bench;
 pub mod cache;
 pub mod cat;
 pub mod cp;
+pub mod dataset;
 pub mod demo;
 pub mod ls;
 pub mod rm;
