@@ -7,8 +7,10 @@
 
 pub mod cache;
 pub mod machine;
+pub mod train;
 pub mod transfer;
 
 pub use cache::{CacheBench, CacheBenchReport};
 pub use machine::MachineLimits;
+pub use train::{TrainBench, TrainBenchReport, Workload};
 pub use transfer::{TransferBench, TransferBenchReport};

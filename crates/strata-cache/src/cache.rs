@@ -370,9 +370,16 @@ impl BlockCache {
 
     /// Tells the NVMe tier's eviction policy the blocks that will be read, in order (for the
     /// next-use policy: the dataset reader knows its whole shuffle plan in advance).
-    pub fn plan(&self, future: &[BlockId]) {
+    /// Returns the plan position of the first block given, for [`BlockCache::plan_progress`].
+    pub fn plan(&self, future: &[BlockId]) -> u64 {
+        self.nvme.as_ref().map_or(0, |n| n.plan(future))
+    }
+
+    /// Tells the eviction policy that the consumer has reached plan position `position`
+    /// (the first block's position from [`BlockCache::plan`] plus how far it got).
+    pub fn plan_progress(&self, position: u64) {
         if let Some(n) = &self.nvme {
-            n.plan(future);
+            n.progress(position);
         }
     }
 

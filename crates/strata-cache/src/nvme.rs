@@ -374,8 +374,13 @@ impl NvmeTier {
 
     /// Tells the eviction policy the planned order of future accesses (used by the next-use
     /// policy; others ignore it).
-    pub fn plan(&self, future: &[BlockId]) {
-        self.state().policy.plan(future);
+    pub fn plan(&self, future: &[BlockId]) -> u64 {
+        self.state().policy.plan(future)
+    }
+
+    /// Tells the eviction policy the consumer reached plan position `position`.
+    pub fn progress(&self, position: u64) {
+        self.state().policy.progress(position);
     }
 
     /// Deletes every block of the object (all versions). Returns how many were deleted.

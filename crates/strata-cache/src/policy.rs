@@ -27,9 +27,15 @@ pub trait EvictionPolicy: Send {
     fn on_remove(&mut self, id: BlockId);
     /// Chooses a resident block to evict and forgets it. None when nothing is resident.
     fn victim(&mut self) -> Option<BlockId>;
-    /// Planned future accesses, in order, appended to what was planned before. Policies that
-    /// cannot use the future ignore it.
-    fn plan(&mut self, _future: &[BlockId]) {}
+    /// Planned future accesses, in order, appended to what was planned before; returns the
+    /// plan position of the first of them. Policies that cannot use the future ignore it.
+    fn plan(&mut self, _future: &[BlockId]) -> u64 {
+        0
+    }
+    /// The consumer has reached plan position `position` (see [`EvictionPolicy::plan`]).
+    /// Once told, a policy takes time from these calls instead of counting accesses, which
+    /// repeated reads of one block, reads served by DRAM and prefetch lookups would skew.
+    fn progress(&mut self, _position: u64) {}
 }
 
 /// Which policy to build.
@@ -228,6 +234,8 @@ impl EvictionPolicy for S3Fifo {
 pub struct NextUse {
     cursor: u64,
     planned: u64,
+    /// Time comes from [`EvictionPolicy::progress`] calls, not from counting accesses.
+    driven: bool,
     /// Future positions of each block, ascending.
     future: HashMap<BlockId, VecDeque<u64>>,
     /// Resident blocks by next use (u64::MAX: none known).
@@ -285,9 +293,12 @@ impl EvictionPolicy for NextUse {
         "next-use"
     }
     fn on_access(&mut self, id: BlockId, _hit: bool) {
-        // Access k of the plan happens at cursor k: it consumes that position. An access off
-        // the plan still moves time forward by one.
-        self.cursor += 1;
+        // Undriven, access k of the plan happens at cursor k: it consumes that position (an
+        // access off the plan still moves time forward by one). Driven, the reader says where
+        // it is.
+        if !self.driven {
+            self.cursor += 1;
+        }
         self.refresh(id);
     }
     fn on_insert(&mut self, id: BlockId, _size: u64) {
@@ -303,10 +314,30 @@ impl EvictionPolicy for NextUse {
             self.resident.remove(&(n, id));
         }
     }
-    fn plan(&mut self, future: &[BlockId]) {
+    fn plan(&mut self, future: &[BlockId]) -> u64 {
+        let base = self.planned;
         self.extend_future(future.iter().copied());
+        base
+    }
+    fn progress(&mut self, position: u64) {
+        self.driven = true;
+        self.cursor = self.cursor.max(position);
     }
     fn victim(&mut self) -> Option<BlockId> {
+        // Blocks whose recorded next use has passed (used since, through another tier, or
+        // skipped) are re-dated first, so they are not kept for a use that is over.
+        while let Some(&(n, id)) = self.resident.iter().next() {
+            if n >= self.cursor {
+                break;
+            }
+            let new = self.next_use(id);
+            if new == n {
+                break;
+            }
+            self.resident.remove(&(n, id));
+            self.resident.insert((new, id));
+            self.next_of.insert(id, new);
+        }
         let &(n, id) = self.resident.iter().next_back()?;
         self.resident.remove(&(n, id));
         self.next_of.remove(&id);

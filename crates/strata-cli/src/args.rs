@@ -159,6 +159,52 @@ pub enum BenchCommand {
     Transfer(BenchTransferArgs),
     /// Cold, NVMe-warm and DRAM-warm reads of a dataset, and eviction policies on shuffled epochs.
     Cache(BenchCacheArgs),
+    /// Emulated training on the MLPerf Storage workloads: audit (sequential vs shuffled, shards
+    /// vs raw), accelerator utilization, cache policies, and the largest N that keeps up.
+    Train(BenchTrainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTrainArgs {
+    /// Workload: resnet50, unet3d or cosmoflow.
+    #[arg(long, default_value = "resnet50")]
+    pub workload: String,
+    /// Emulated accelerators.
+    #[arg(long, default_value_t = 4)]
+    pub accelerators: u32,
+    /// Epochs of the training phase.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: u32,
+    /// Link emulator profile: s3, nfs, lustre or local.
+    #[arg(long, default_value = "s3")]
+    pub link: String,
+    /// Layout of the training phase: raw, shards or both.
+    #[arg(long, default_value = "shards")]
+    pub layout: String,
+    /// Total dataset size.
+    #[arg(long, default_value = "2GiB")]
+    pub dataset_size: String,
+    /// Shard size.
+    #[arg(long, default_value = "256MiB")]
+    pub shard_size: String,
+    /// Multiply compute times by this (default: so that one accelerator wants 1/4 of the link).
+    #[arg(long)]
+    pub compute_scale: Option<f64>,
+    /// Search the largest number of accelerators that meets the AU threshold.
+    #[arg(long)]
+    pub find_max: bool,
+    /// Seconds per find-max trial.
+    #[arg(long, default_value_t = 20.0)]
+    pub trial_secs: f64,
+    /// Only the training phase (no audit, no policy phase).
+    #[arg(long)]
+    pub training_only: bool,
+    /// Keep generated datasets here and reuse them (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Directory for the caches.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -229,21 +229,33 @@ impl Reader {
         let ds = self.ds.clone();
         let indexes = self.indexes.clone();
         let geometry = cache.geometry();
-        // The future, block by block, and where each sample's last block sits in it.
+        // The future, block by block: every use (for next-use eviction; a run of samples in
+        // one block is one use), where each sample's first block sits in it, and each block's
+        // first use (for prefetch) with how many first uses samples 0..=i have made.
         let mut future: Vec<(usize, u64)> = Vec::new();
-        let mut last_block_of: Vec<usize> = Vec::with_capacity(wants.len());
+        let mut use_of: Vec<u64> = Vec::with_capacity(wants.len());
+        let mut first_uses: Vec<(usize, u64)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut frontier: Vec<usize> = Vec::with_capacity(wants.len());
         for w in &wants {
             let e = &indexes[w.shard].samples[w.index as usize];
             let obj = &ds.shards[w.shard];
+            let mut first = None;
             for b in geometry.blocks(&e.range(), obj.size) {
                 if future.last() != Some(&(w.shard, b)) {
                     future.push((w.shard, b));
                 }
+                first.get_or_insert(future.len() - 1);
+                if seen.insert((w.shard, b)) {
+                    first_uses.push((w.shard, b));
+                }
             }
-            last_block_of.push(future.len().saturating_sub(1));
+            use_of.push(first.unwrap_or(future.len().saturating_sub(1)) as u64);
+            frontier.push(first_uses.len());
         }
         let ids: Vec<BlockId> = future.iter().map(|&(s, b)| ds.shards[s].block(b)).collect();
-        cache.plan(&ids);
+        let base = cache.plan(&ids);
+        let use_of = Arc::new(use_of);
         let consumed = Arc::new(AtomicU64::new(0));
         let driver = PrefetchDriver {
             prefetcher: Prefetcher::new(
@@ -252,8 +264,8 @@ impl Reader {
                 cache.read_concurrency(),
             ),
             shards: ds.shards.clone(),
-            future,
-            last_block_of: Arc::new(last_block_of),
+            future: first_uses,
+            frontier: Arc::new(frontier),
             block_size: geometry.block_size,
             lookahead: self.cfg.lookahead_bytes,
             consumed: consumed.clone(),
@@ -262,12 +274,14 @@ impl Reader {
         let task = tokio::spawn(driver.run());
         let guard = Arc::new(AbortOnDrop(task));
         let store = ds.location.store.clone();
-        stream::iter(wants)
-            .map(move |w| {
+        stream::iter(wants.into_iter().enumerate())
+            .map(move |(i, w)| {
                 let cache = cache.clone();
                 let ds = ds.clone();
                 let indexes = indexes.clone();
                 let store = store.clone();
+                // Time, for next-use eviction, is where the reader is in the plan.
+                cache.plan_progress(base + use_of[i]);
                 async move {
                     let e = &indexes[w.shard].samples[w.index as usize];
                     let obj = &ds.shards[w.shard];
@@ -324,8 +338,10 @@ impl Drop for AbortOnDrop {
 struct PrefetchDriver {
     prefetcher: Prefetcher,
     shards: Vec<ObjectVersion>,
+    /// Blocks in order of first use.
     future: Vec<(usize, u64)>,
-    last_block_of: Arc<Vec<usize>>,
+    /// For sample i, how many blocks samples 0..=i first use.
+    frontier: Arc<Vec<usize>>,
     block_size: u64,
     lookahead: u64,
     consumed: Arc<AtomicU64>,
@@ -339,11 +355,11 @@ impl PrefetchDriver {
         let mut next = 0usize;
         while next < self.future.len() {
             let done = self.consumed.load(Ordering::Relaxed) as usize;
-            // The consumer is at block `at` of the future.
+            // The consumer has needed the first `at` blocks of the future.
             let at = if done == 0 {
                 0
             } else {
-                self.last_block_of[(done - 1).min(self.last_block_of.len() - 1)]
+                self.frontier[(done - 1).min(self.frontier.len() - 1)]
             };
             let limit = (at + ahead_blocks).min(self.future.len());
             if next < limit {

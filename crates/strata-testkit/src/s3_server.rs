@@ -32,7 +32,9 @@ pub struct S3Server {
     addr: SocketAddr,
     access_key: String,
     secret_key: String,
-    dir: tempfile::TempDir,
+    root: PathBuf,
+    /// The temporary root, removed on drop (None for a server started on a kept directory).
+    _tmp: Option<tempfile::TempDir>,
     _bg: Background,
 }
 
@@ -43,20 +45,32 @@ impl S3Server {
             .prefix("strata-s3s-")
             .tempdir()
             .expect("temp dir");
-        std::fs::create_dir(dir.path().join(BUCKET)).expect("bucket dir");
+        let root = dir.path().to_path_buf();
+        Self::start_with(root, Some(dir))
+    }
+
+    /// Starts a server that keeps its objects in `root` (created if needed) after it stops,
+    /// so a benchmark can reuse the data it generated.
+    pub fn start_in(root: &Path) -> Self {
+        Self::start_with(root.to_path_buf(), None)
+    }
+
+    fn start_with(root: PathBuf, tmp: Option<tempfile::TempDir>) -> Self {
+        std::fs::create_dir_all(root.join(BUCKET)).expect("bucket dir");
         let access_key = format!("STRATA{:014X}", rand::random::<u64>() >> 8);
         let secret_key = format!("{:032x}", rand::random::<u128>());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
-        let root = dir.path().to_path_buf();
         let (ak, sk) = (access_key.clone(), secret_key.clone());
-        let bg = Background::spawn("s3s", 2, move || serve(listener, root, ak, sk));
+        let served = root.clone();
+        let bg = Background::spawn("s3s", 2, move || serve(listener, served, ak, sk));
         Self {
             addr,
             access_key,
             secret_key,
-            dir,
+            root,
+            _tmp: tmp,
             _bg: bg,
         }
     }
@@ -68,19 +82,19 @@ impl S3Server {
 
     /// The directory the server stores objects in (one subdirectory per bucket).
     pub fn root_dir(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     /// Creates another bucket.
     pub fn create_bucket(&self, name: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
+        let p = self.root.join(name);
         std::fs::create_dir_all(&p).expect("bucket dir");
         p
     }
 
     /// Names of multipart uploads that were started and neither completed nor aborted.
     pub fn pending_uploads(&self) -> Vec<String> {
-        std::fs::read_dir(self.dir.path())
+        std::fs::read_dir(&self.root)
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -5,7 +5,7 @@ use strata_bench::TransferBench;
 use strata_store::size::parse_size;
 use strata_testkit::LinkProfile;
 
-use crate::args::{BenchCacheArgs, BenchCommand, BenchTransferArgs};
+use crate::args::{BenchCacheArgs, BenchCommand, BenchTrainArgs, BenchTransferArgs};
 use crate::output;
 use crate::settings::Settings;
 
@@ -13,7 +13,62 @@ pub fn run(cmd: &BenchCommand, s: &Settings) -> Result<()> {
     match cmd {
         BenchCommand::Transfer(a) => transfer(a, s),
         BenchCommand::Cache(a) => cache(a, s),
+        BenchCommand::Train(a) => train(a, s),
     }
+}
+
+fn train(a: &BenchTrainArgs, s: &Settings) -> Result<()> {
+    let workload = strata_bench::Workload::named(&a.workload).ok_or_else(|| {
+        anyhow!(
+            "--workload {:?}: use resnet50, unet3d or cosmoflow",
+            a.workload
+        )
+    })?;
+    let mut bench = strata_bench::TrainBench::new(workload);
+    bench.accelerators = a.accelerators.max(1);
+    bench.epochs = a.epochs.max(1);
+    bench.profile = LinkProfile::named(&a.link)
+        .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?;
+    bench.layouts = match a.layout.as_str() {
+        "shards" => vec![strata_dataset::Layout::Shards],
+        "raw" => vec![strata_dataset::Layout::Raw],
+        "both" => vec![strata_dataset::Layout::Shards, strata_dataset::Layout::Raw],
+        other => return Err(anyhow!("--layout {other:?}: use raw, shards or both")),
+    };
+    bench.dataset_size = parse_size(&a.dataset_size).map_err(|e| anyhow!("--dataset-size: {e}"))?;
+    bench.shard_size = parse_size(&a.shard_size).map_err(|e| anyhow!("--shard-size: {e}"))?;
+    if let Some(c) = a.compute_scale {
+        if !(c > 0.0 && c.is_finite()) {
+            return Err(anyhow!("--compute-scale must be a positive number"));
+        }
+        bench.compute_scale = Some(c);
+    }
+    bench.find_max = a.find_max;
+    bench.trial_secs = a.trial_secs.max(1.0);
+    bench.training_only = a.training_only;
+    bench.data_dir = a.data_dir.clone();
+    bench.work_dir = a.dir.clone();
+    if bench.dataset_size < bench.workload.sample_mean {
+        return Err(anyhow!(
+            "--dataset-size must hold at least one sample ({})",
+            strata_store::size::format_size(bench.workload.sample_mean)
+        ));
+    }
+    if !s.json {
+        eprintln!(
+            "running: {} on a {} dataset through the '{}' link profile …",
+            bench.workload.name,
+            strata_store::size::format_size(bench.dataset_size),
+            bench.profile.name
+        );
+    }
+    let report = bench.run().map_err(|e| anyhow!("bench train: {e}"))?;
+    if s.json {
+        output::json(&report);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
 }
 
 fn cache(a: &BenchCacheArgs, s: &Settings) -> Result<()> {
