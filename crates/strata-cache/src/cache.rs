@@ -152,6 +152,11 @@ impl BlockCache {
             .map(NvmeTier::open)
             .transpose()?
             .map(Arc::new);
+        if let Some(n) = &nvme {
+            // DRAM holds a block for its current use, so NVMe may decline blocks not worth
+            // a slot (next-use with bypass).
+            n.set_bypass(cfg.dram_bytes > 0);
+        }
         let locks = match &nvme {
             Some(n) => Some(Arc::new(FetchLocks::open(n.dir())?)),
             None => None,

@@ -53,6 +53,8 @@ pub enum NotStored {
     Full,
     /// Writing failed; the reason was logged.
     Failed,
+    /// The tier was full and the policy chose not to make room for this block.
+    Declined,
 }
 
 struct State {
@@ -68,6 +70,9 @@ pub struct NvmeTier {
     min_free: f64,
     state: Mutex<State>,
     ledger: UsageLedger,
+    /// A tier in front (DRAM) holds blocks for their current use, so the policy may decline
+    /// to store a block when the tier is full ([`EvictionPolicy::admit`]).
+    bypass: AtomicBool,
     full_warned: AtomicBool,
     nonce: AtomicU64,
     /// Read buffers, recycled (see [`crate::bufpool`]).
@@ -106,6 +111,7 @@ impl NvmeTier {
             min_free: cfg.min_free_fraction,
             state: Mutex::new(state),
             ledger,
+            bypass: AtomicBool::new(false),
             full_warned: AtomicBool::new(false),
             nonce: AtomicU64::new(rand::random()),
             buffers: BufPool::global().clone(),
@@ -234,7 +240,7 @@ impl NvmeTier {
             self.warn_full("the tier is full");
             return Err(NotStored::Full);
         }
-        if let Err(e) = self.reserve(size) {
+        if let Err(e) = self.reserve(id, size) {
             return Err(match e {
                 NotStored::Full => {
                     self.warn_full("the tier is full and nothing can be evicted");
@@ -287,7 +293,7 @@ impl NvmeTier {
     /// Reserves `size` bytes in the shared count, evicting until the directory fits the
     /// capacity: first blocks this process knows of, then, after a rescan, blocks other
     /// processes wrote.
-    fn reserve(&self, size: u64) -> Result<(), NotStored> {
+    fn reserve(&self, id: BlockId, size: u64) -> Result<(), NotStored> {
         let failed = |e: std::io::Error| {
             tracing::warn!("cache {}: usage count: {e}", self.dir.display());
             NotStored::Failed
@@ -298,6 +304,9 @@ impl NvmeTier {
             let need = (count.get() + size).saturating_sub(self.capacity);
             if need == 0 {
                 break;
+            }
+            if self.bypass.load(Ordering::Relaxed) && !self.state().policy.admit(id) {
+                return Err(NotStored::Declined);
             }
             let freed = self.evict(need);
             count
@@ -376,6 +385,12 @@ impl NvmeTier {
     /// policy; others ignore it).
     pub fn plan(&self, future: &[BlockId]) -> u64 {
         self.state().policy.plan(future)
+    }
+
+    /// Says whether a tier in front holds blocks for their current use (see
+    /// [`EvictionPolicy::admit`]). Default: no.
+    pub fn set_bypass(&self, on: bool) {
+        self.bypass.store(on, Ordering::Relaxed);
     }
 
     /// Tells the eviction policy the consumer reached plan position `position`.

@@ -36,6 +36,12 @@ pub trait EvictionPolicy: Send {
     /// Once told, a policy takes time from these calls instead of counting accesses, which
     /// repeated reads of one block, reads served by DRAM and prefetch lookups would skew.
     fn progress(&mut self, _position: u64) {}
+    /// Whether to store `id` when the tier is full (making room would evict something). A
+    /// tier asks only when a faster tier in front holds the block for its current use.
+    /// Default: always.
+    fn admit(&mut self, _id: BlockId) -> bool {
+        true
+    }
 }
 
 /// Which policy to build.
@@ -322,6 +328,24 @@ impl EvictionPolicy for NextUse {
     fn progress(&mut self, position: u64) {
         self.driven = true;
         self.cursor = self.cursor.max(position);
+    }
+    /// Belady with bypass: a block whose next use after the current one comes later than
+    /// every resident block's next use is not worth a slot (the tier in front serves its
+    /// current use). So a full tier keeps what it holds for the blocks it will be asked for
+    /// first, and a pass over more data than fits hits on the same half every epoch instead
+    /// of churning.
+    fn admit(&mut self, id: BlockId) -> bool {
+        if !self.driven {
+            return true;
+        }
+        let after_current = self.future.get_mut(&id).and_then(|q| {
+            while q.front().is_some_and(|&p| p < self.cursor) {
+                q.pop_front();
+            }
+            q.get(1).copied()
+        });
+        let farthest = self.resident.iter().next_back().map_or(0, |&(n, _)| n);
+        after_current.is_some_and(|u| u < farthest)
     }
     fn victim(&mut self) -> Option<BlockId> {
         // Blocks whose recorded next use has passed (used since, through another tier, or

@@ -10,6 +10,8 @@ use crate::index::ShardFormat;
 
 /// Manifest format version.
 pub const MANIFEST_VERSION: u32 = 1;
+/// The most samples a dataset may have (a plan holds 8 bytes per sample in memory).
+pub const MAX_SAMPLES: u64 = 1 << 32;
 /// The manifest's file name at the dataset root.
 pub const MANIFEST_NAME: &str = "manifest.json";
 
@@ -85,8 +87,19 @@ impl Manifest {
                 m.version
             ));
         }
-        let samples: u64 = m.shards.iter().map(|s| s.samples).sum();
-        let bytes: u64 = m.shards.iter().map(|s| s.bytes).sum();
+        let sum = |f: fn(&ShardInfo) -> u64| {
+            m.shards
+                .iter()
+                .try_fold(0u64, |acc, s| acc.checked_add(f(s)))
+                .ok_or_else(|| "the shards' totals overflow".to_string())
+        };
+        let samples = sum(|s| s.samples)?;
+        let bytes = sum(|s| s.bytes)?;
+        if samples > MAX_SAMPLES {
+            return Err(format!(
+                "{samples} samples is more than this build plans for ({MAX_SAMPLES})"
+            ));
+        }
         if samples != m.samples || bytes != m.bytes {
             return Err(format!(
                 "totals disagree with the shards: {} samples and {} bytes listed, {samples} and {bytes} summed",
