@@ -641,8 +641,9 @@ impl TrainBench {
     ) -> Result<PolicyRun, String> {
         let capacity = (ds.manifest.bytes as f64 * self.cache_fraction) as u64;
         // A small DRAM tier holds the blocks in use (as on any real node): the window being
-        // read and the lookahead, 64 MiB together. The NVMe tier is the one measured.
-        let window = ((32u64 << 20) / self.workload.sample_mean).max(1);
+        // read (16 MiB of samples) and the lookahead (16 MiB). The NVMe tier is the one
+        // measured. Those blocks in use are the gap to the optimum: each costs one slot.
+        let window = ((16u64 << 20) / self.workload.sample_mean).max(1);
         let cache = self.cache(rig, &format!("policy-{kind:?}"), capacity, 64 << 20, kind)?;
         let mut last = None;
         for epoch in 0..2u64 {
@@ -656,7 +657,7 @@ impl TrainBench {
                         window,
                         ..Default::default()
                     },
-                    lookahead_bytes: 24 << 20,
+                    lookahead_bytes: 16 << 20,
                     ..Default::default()
                 },
             )

@@ -425,12 +425,16 @@ async fn write_shard(
     Ok((job.n, info, files, input))
 }
 
+/// One directory of a walk: files left (name, size; reversed), subdirectories left
+/// (reversed), and the directory's path relative to the root.
+type Level = (Vec<(String, u64)>, Vec<String>, String);
+
 /// A directory walk in packing order: each directory's files by name, then its
 /// subdirectories by name. Holds one listing per level.
 struct DirWalk {
     root: PathBuf,
-    /// Per level: files left (reversed), subdirectories left (reversed), relative dir.
-    stack: Vec<(Vec<(String, u64)>, Vec<String>, String)>,
+    /// One entry per directory level being walked.
+    stack: Vec<Level>,
     started: bool,
 }
 
@@ -443,7 +447,7 @@ impl DirWalk {
         }
     }
 
-    fn read_level(&self, rel: &str) -> Result<(Vec<(String, u64)>, Vec<String>, String)> {
+    fn read_level(&self, rel: &str) -> Result<Level> {
         let dir = if rel.is_empty() {
             self.root.clone()
         } else {

@@ -539,8 +539,7 @@ fn split_name(name: &str) -> Option<(&str, &str)> {
     // The last '/' such that the prefix fits in 155 bytes and the name in 100.
     name.match_indices('/')
         .map(|(i, _)| i)
-        .filter(|&i| i <= 155 && name.len() - i - 1 <= 100 && i > 0)
-        .last()
+        .rfind(|&i| i <= 155 && name.len() - i - 1 <= 100 && i > 0)
         .map(|i| (&name[..i], &name[i + 1..]))
 }
 

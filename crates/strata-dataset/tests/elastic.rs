@@ -113,7 +113,7 @@ fn resuming_with_another_world_size_loses_and_repeats_nothing() {
             // the second run's last step.
             let first_ids: std::collections::HashSet<u64> =
                 first.iter().flatten().copied().collect();
-            let padded_steps = if (n - state.consumed) % r2 as u64 == 0 {
+            let padded_steps = if (n - state.consumed).is_multiple_of(r2 as u64) {
                 0
             } else {
                 1

@@ -173,8 +173,7 @@ async fn an_unreadable_input_is_named_and_no_dataset_appears() {
         None,
     )
     .await
-    .err()
-    .expect("the pack fails")
+    .expect_err("the pack fails")
     .to_string();
     assert!(err.contains("00007.bin"), "{err}");
     assert!(!dst.join("manifest.json").exists());

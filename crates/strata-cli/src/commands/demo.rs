@@ -5,6 +5,10 @@
 //! 2. Copies it into a local-directory store with `cp -r`, lists it and sizes it.
 //! 3. Moves it through an in-process S3 server behind the link emulator's `s3` profile,
 //!    with the parallel engines and with one stream, and verifies every byte.
+//! 4. The access-pattern audit: the samples as raw objects read in shuffled order, against the
+//!    same samples packed into shards (`strata pack`) read shuffled through the block cache.
+//! 5. A short emulated training run (`strata bench train` in small): two accelerators fed by
+//!    Strata, with their utilization and the I/O waterfall.
 
 use std::time::Instant;
 
@@ -135,8 +139,9 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
     ));
 
     let samples_src = StoreUrl::from_local_path(&src_dir, true)?;
+    let samples_url = server.url("samples/");
     let t = Instant::now();
-    let jobs: Vec<_> = plan(&samples_src, &remote_url, &local, true)
+    let jobs: Vec<_> = plan(&samples_src, &samples_url, &local, true)
         .await?
         .into_iter()
         .filter(|j| j.size < BIG)
@@ -161,15 +166,165 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
         format_size(stats.bytes_up)
     ));
 
-    say("Next: strata ls -H strata-demo/store/dataset/ · strata bench transfer · strata --help");
+    say("4. The access-pattern audit: 200 samples of 100 KiB, shuffled, across the same link");
+    let audit = audit(&server, &emu, &cfg, &dir).await?;
+    say(&format!(
+        "   raw objects, one GET per sample:        {:6.1} samples/s, {:4} requests",
+        audit.raw_samples_per_sec, audit.raw_requests
+    ));
+    say(&format!(
+        "   packed shards through the block cache:  {:6.1} samples/s, {:4} requests ({} shards)",
+        audit.shard_samples_per_sec, audit.shard_requests, audit.shards
+    ));
+    say(&format!(
+        "   → shards are {:.1}× faster in shuffled order, with {:.0}× fewer requests\n",
+        audit.shard_samples_per_sec / audit.raw_samples_per_sec.max(1e-9),
+        audit.raw_requests as f64 / audit.shard_requests.max(1) as f64
+    ));
+
+    say("5. A short emulated training run: resnet50 samples, 2 accelerators fed by Strata");
+    let mut bench = strata_bench::TrainBench::new(
+        strata_bench::Workload::named("resnet50").expect("a known workload"),
+    );
+    bench.accelerators = 2;
+    bench.dataset_size = 48 << 20;
+    bench.shard_size = 8 << 20;
+    bench.block_size = 4 << 20;
+    bench.training_only = true;
+    bench.data_dir = Some(dir.join("train-data"));
+    bench.work_dir = Some(dir.join("train-cache"));
+    // The bench runs its own runtime: give it a thread of its own.
+    let train = std::thread::spawn(move || bench.run())
+        .join()
+        .map_err(|_| anyhow::anyhow!("demo: the training run panicked"))?
+        .map_err(|e| anyhow::anyhow!("demo: training run: {e}"))?;
+    let run = train.training.first().expect("one training run");
+    say(&format!(
+        "   {} steps, AU {:.1}% (steady state {:.1}%), {:.0} samples/s, {:.1} MiB/s = {:.2} of the link cap; mean wait {:.3}s per step",
+        run.steps,
+        run.au * 100.0,
+        run.au_steady * 100.0,
+        run.samples_per_sec,
+        run.mib_per_sec,
+        run.link_fraction,
+        run.wait_mean
+    ));
+    for (i, st) in run.waterfall.iter().take(5).enumerate() {
+        let unit = (train.compute_secs_per_step / 10.0).max(1e-6);
+        say(&format!(
+            "   step {i}: {}{}  wait {:.3}s",
+            ".".repeat(((st.wait / unit).round() as usize).min(40)),
+            "#".repeat(10),
+            st.wait
+        ));
+    }
+    say("");
+    say(
+        "Next: strata ls -H strata-demo/store/dataset/ · strata bench train · strata bench cache · strata --help",
+    );
     if s.json {
         output::json(&serde_json::json!({
             "dir": dir.display().to_string(),
             "local_copy": {"files": n, "bytes": bytes},
             "emulated": {"upload_mib_per_sec": up_rate, "download_mib_per_sec": down.mib_per_sec(),
                           "single_stream_mib_per_sec": single, "link_cap_mib_per_sec": cap, "crc32c_verified": true},
+            "audit": {"raw_samples_per_sec": audit.raw_samples_per_sec, "raw_requests": audit.raw_requests,
+                       "shard_samples_per_sec": audit.shard_samples_per_sec, "shard_requests": audit.shard_requests},
+            "training": run,
         }));
     }
     let _ = std::fs::remove_file(&down_path);
     Ok(())
+}
+
+struct Audit {
+    raw_samples_per_sec: f64,
+    raw_requests: u64,
+    shard_samples_per_sec: f64,
+    shard_requests: u64,
+    shards: usize,
+}
+
+/// Reads the uploaded samples shuffled as raw objects, packs them into shards on the store,
+/// and reads those shuffled through a fresh block cache.
+async fn audit(
+    server: &S3Server,
+    emu: &LinkEmulator,
+    cfg: &StoreConfig,
+    dir: &std::path::Path,
+) -> Result<Audit> {
+    use futures::TryStreamExt;
+    use std::sync::Arc;
+    use strata_dataset::plan::{PlanSpec, ShuffleMode};
+    use strata_dataset::{Dataset, Location, Reader, ReaderConfig};
+
+    let store = Store::open(&server.url(""), cfg)?;
+    let loc = |p: &str| Location {
+        store: store.clone(),
+        prefix: p.to_string(),
+    };
+    let read = |ds: Arc<Dataset>, cache: Option<Arc<strata_cache::BlockCache>>, mode| async move {
+        let r = Reader::new(
+            ds,
+            cache,
+            ReaderConfig {
+                plan: PlanSpec {
+                    mode,
+                    seed: 1,
+                    window: 64,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await?;
+        let t = Instant::now();
+        let n = r
+            .stream()
+            .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+            .await?;
+        Ok::<_, anyhow::Error>(n as f64 / t.elapsed().as_secs_f64())
+    };
+    let raw = Arc::new(Dataset::open_raw(loc("samples")).await?);
+    let before = emu.stats().requests;
+    let raw_rate = read(raw, None, ShuffleMode::Global).await?;
+    let raw_requests = emu.stats().requests - before;
+    strata_dataset::pack::pack(
+        &strata_dataset::pack::PackSource::Store(loc("samples")),
+        &loc("shards"),
+        &strata_dataset::pack::PackOptions {
+            shard_size: 4 << 20,
+            ..Default::default()
+        },
+        None,
+    )
+    .await?;
+    let cache_dir = dir.join("cache");
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    let cache = Arc::new(strata_cache::BlockCache::open(
+        &strata_cache::CacheConfig {
+            block_size: 1 << 20,
+            dram_bytes: 64 << 20,
+            nvme: Some(strata_cache::nvme::NvmeConfig {
+                dir: cache_dir,
+                capacity: 1 << 30,
+                min_free_fraction: 0.05,
+                policy: strata_cache::policy::PolicyKind::NextUse,
+            }),
+            read_concurrency: 16,
+        },
+    )?);
+    let shards = Arc::new(Dataset::open(loc("shards")).await?);
+    let n_shards = shards.manifest.shards.len();
+    let before = emu.stats().requests;
+    let shard_rate = read(shards, Some(cache.clone()), ShuffleMode::Window).await?;
+    let shard_requests = emu.stats().requests - before;
+    cache.flush().await;
+    Ok(Audit {
+        raw_samples_per_sec: raw_rate,
+        raw_requests,
+        shard_samples_per_sec: shard_rate,
+        shard_requests,
+        shards: n_shards,
+    })
 }
