@@ -119,7 +119,7 @@ impl Workload {
 #[derive(Debug, Clone)]
 pub struct TrainBench {
     pub workload: Workload,
-    /// Emulated accelerators. Default: 4.
+    /// Emulated accelerators; 0 skips the training phase. Default: 4.
     pub accelerators: u32,
     /// Epochs of the training phase. Default: 1.
     pub epochs: u32,
@@ -756,7 +756,7 @@ impl TrainBench {
                 audit = vec![seq, shuf, rawrow];
             }
             let mut training = Vec::new();
-            for layout in &self.layouts {
+            for layout in self.layouts.iter().filter(|_| self.accelerators > 0) {
                 let (name, ds, cache) = match layout {
                     strata_dataset::Layout::Shards => (
                         "shards",
@@ -798,7 +798,8 @@ impl TrainBench {
                             shards.clone(),
                             Some(c),
                             n,
-                            u32::MAX,
+                            // One epoch at most: a second would come from the cache.
+                            1,
                             Some(self.trial_secs),
                         )
                         .await?;
@@ -957,7 +958,13 @@ impl TrainBenchReport {
                 }
             }
         }
+        let blocks = self.dataset_bytes.div_ceil(8 << 20);
         if !self.policies.is_empty() {
+            if blocks < 64 {
+                s.push_str(&format!(
+                    "\n(the dataset is {blocks} blocks: too few for the policy figures below to mean much; the DRAM tier holds a large part of it)"
+                ));
+            }
             s.push_str(&format!(
                 "\nepoch 2 with the NVMe tier at {:.0}% of the shards (optimum {:.2}); hit ratio = 1 - blocks fetched / blocks read\n",
                 self.cache_fraction * 100.0,
@@ -975,6 +982,13 @@ impl TrainBenchReport {
             s.push_str(&header);
             for r in &self.find_max {
                 s.push_str(&row(r));
+            }
+            if self
+                .find_max
+                .iter()
+                .any(|r| r.steps < 5 * r.accelerators as u64)
+            {
+                s.push_str("(some trials ran fewer than 5 steps per accelerator: a larger --dataset-size or --trial-secs gives firmer figures)\n");
             }
             match (self.max_accelerators, self.max_demand_fraction) {
                 (Some(n), Some(d)) => s.push_str(&format!(

@@ -169,7 +169,7 @@ pub struct BenchTrainArgs {
     /// Workload: resnet50, unet3d or cosmoflow.
     #[arg(long, default_value = "resnet50")]
     pub workload: String,
-    /// Emulated accelerators.
+    /// Emulated accelerators in the training phase (0 skips it).
     #[arg(long, default_value_t = 4)]
     pub accelerators: u32,
     /// Epochs of the training phase.

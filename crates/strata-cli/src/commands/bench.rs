@@ -25,7 +25,7 @@ fn train(a: &BenchTrainArgs, s: &Settings) -> Result<()> {
         )
     })?;
     let mut bench = strata_bench::TrainBench::new(workload);
-    bench.accelerators = a.accelerators.max(1);
+    bench.accelerators = a.accelerators;
     bench.epochs = a.epochs.max(1);
     bench.profile = LinkProfile::named(&a.link)
         .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?;
