@@ -27,12 +27,24 @@ use crate::args::{Cli, Command};
 use crate::settings::Settings;
 
 fn main() -> ExitCode {
-    // Die quietly when the reader of our output goes away (`strata ls … | head`), as Unix
-    // tools do, instead of failing on the next write.
-    // SAFETY: called first thing, before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // Stop quietly when the reader of our output goes away (`strata ls … | head`), as Unix
+    // tools do. Not by restoring SIGPIPE's default action: that is process-wide, and a write
+    // to any closed socket (a server or the link emulator dropping a connection) would kill
+    // the process with it. SIGPIPE stays ignored (Rust's default); a print that meets a closed
+    // stdout panics, and this hook turns that one panic into the exit status a shell expects.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -246,3 +246,32 @@ fn json_errors_are_machine_readable() {
             .contains("/nonexistent/strata/file")
     );
 }
+
+/// A reader that stops early (`strata … | head -1`) ends the command quietly, and a closed
+/// socket elsewhere does not kill it: SIGPIPE stays ignored.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..2000 {
+        std::fs::write(tmp.path().join(format!("f{i:05}.txt")), b"x").unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["ls", "-r", tmp.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        status.code() == Some(141) || status.success(),
+        "{status:?}: {err}"
+    );
+}
