@@ -31,6 +31,11 @@ pub struct CacheConfig {
     pub read_concurrency: usize,
 }
 
+/// Blocks fetched from the source at once, over all readers of a cache: bounds the requests
+/// in flight (a store throttles above some number) and the memory they hold
+/// (`FETCH_SLOTS_PER_READ × read_concurrency × block_size`).
+pub const FETCH_SLOTS_PER_READ: usize = 4;
+
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
@@ -127,6 +132,8 @@ pub struct BlockCache {
     pending: Arc<Mutex<HashMap<BlockId, Bytes>>>,
     /// Bounds the writes (and so the memory) pending at once.
     write_slots: Arc<tokio::sync::Semaphore>,
+    /// Bounds the fetches from the source in flight at once, over all readers.
+    fetch_slots: tokio::sync::Semaphore,
     write_slots_total: usize,
     pub(crate) fetches: FetchStats,
 }
@@ -173,6 +180,9 @@ impl BlockCache {
             pending: Arc::new(Mutex::new(HashMap::new())),
             write_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_concurrency.max(1))),
             write_slots_total: cfg.read_concurrency.max(1),
+            fetch_slots: tokio::sync::Semaphore::new(
+                FETCH_SLOTS_PER_READ * cfg.read_concurrency.max(1),
+            ),
             fetches: FetchStats::default(),
         })
     }
@@ -293,11 +303,17 @@ impl BlockCache {
         }
         let range = self.geometry.block_range(index, object.size);
         let want = range.end - range.start;
+        let slot = self
+            .fetch_slots
+            .acquire()
+            .await
+            .expect("the fetch semaphore is never closed");
         let t = Instant::now();
         let data = source
             .fetch(object, range.clone())
             .await
             .map_err(CacheError::Fetch)?;
+        drop(slot);
         if data.len() as u64 != want {
             return Err(CacheError::ShortBlock {
                 object: object.clone(),

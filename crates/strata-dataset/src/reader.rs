@@ -14,8 +14,10 @@
 //! Every sample from a shard is checked against its index's CRC32C. A failed check is an error
 //! naming the shard and the sample, or, with `skip_corrupt`, a warning and a count.
 //!
-//! Memory: at most `max_in_flight` samples are being read at once (plus, through the cache,
-//! the cache's own bounded tiers and the prefetcher's `read_concurrency` blocks).
+//! Memory: at most `max_in_flight` samples are being read at once, and fewer when that many
+//! mean-sized samples would pass `lookahead_bytes`; through the cache, fetches in flight are
+//! bounded cache-wide as well (`strata_cache::cache::FETCH_SLOTS_PER_READ`), plus the cache's
+//! own bounded tiers.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -186,6 +188,14 @@ impl Reader {
             .collect()
     }
 
+    /// Samples read at once: `max_in_flight`, fewer when that many mean samples would hold
+    /// more than `lookahead_bytes` (memory stays bounded for 150 MB samples too).
+    fn in_flight(&self) -> usize {
+        let m = &self.ds.manifest;
+        let mean = (m.bytes / m.samples.max(1)).max(1);
+        ((self.cfg.lookahead_bytes / mean) as usize).clamp(1, self.cfg.max_in_flight.max(1))
+    }
+
     fn through_cache(&self) -> bool {
         self.cache.is_some()
             && self.cfg.use_cache
@@ -294,7 +304,7 @@ impl Reader {
                     cut(&ds, &w, e, indexes[w.shard].format, bytes, 0)
                 }
             })
-            .buffered(self.cfg.max_in_flight.max(1))
+            .buffered(self.in_flight())
             .inspect(move |_| {
                 let _keep = &guard;
                 consumed.fetch_add(1, Ordering::Relaxed);
@@ -307,8 +317,8 @@ impl Reader {
         let indexes = self.indexes.clone();
         let gap = self.cfg.coalesce_gap;
         let stats = self.stats.clone();
-        let window = self.cfg.coalesce_window.max(1);
-        let windows_in_flight = (self.cfg.max_in_flight / window).max(2);
+        let window = self.cfg.coalesce_window.max(1).min(self.in_flight());
+        let windows_in_flight = (self.in_flight() / window).max(2);
         let chunks: Vec<Vec<Want>> = wants.chunks(window).map(<[Want]>::to_vec).collect();
         stream::iter(chunks)
             .map(move |chunk| {
