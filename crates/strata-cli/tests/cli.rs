@@ -268,7 +268,12 @@ fn a_closed_stdout_ends_the_command_quietly() {
     drop(out);
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!err.contains("panicked"), "{err}");
     assert!(
         status.code() == Some(141) || status.success(),
