@@ -308,4 +308,8 @@ pub struct DatasetReadArgs {
     /// Read every object under the URL as one sample (the raw layout).
     #[arg(long)]
     pub raw: bool,
+    /// Stream the .tar shards under the URL in order, without an index or manifest (plain
+    /// WebDataset reading: no shuffle, no ranks).
+    #[arg(long)]
+    pub stream: bool,
 }

@@ -101,6 +101,13 @@ fn pack_read_shuffled_and_resume_on_another_world_size() {
         rest, want,
         "the resumed run reads exactly the rest of the epoch"
     );
+    // Plain streaming without an index reads every sample in archive order.
+    let streamed = ok(&strata(&server, &["dataset", "read", &url, "--stream"]));
+    assert_eq!(streamed.lines().count(), 40);
+    assert!(
+        streamed.lines().next().unwrap().contains("img/000"),
+        "{streamed}"
+    );
     // Re-indexing the shards gives the same dataset.
     ok(&strata(&server, &["index", &url, "-q"]));
     let again = keys(&ok(&strata(

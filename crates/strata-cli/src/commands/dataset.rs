@@ -161,7 +161,51 @@ async fn info(a: &DatasetReadArgs, s: &Settings) -> Result<()> {
     Ok(())
 }
 
+/// `--stream`: every .tar under the URL, in key order, read without an index.
+async fn stream_tars(a: &DatasetReadArgs, s: &Settings) -> Result<()> {
+    let loc = location(&a.url, s)?;
+    let strip = if loc.prefix.is_empty() {
+        0
+    } else {
+        loc.prefix.len() + 1
+    };
+    let tars: Vec<String> = loc
+        .store
+        .list(&loc.prefix)
+        .await?
+        .into_iter()
+        .map(|o| o.key[strip..].to_string())
+        .filter(|k| k.to_ascii_lowercase().ends_with(".tar"))
+        .collect();
+    if tars.is_empty() {
+        bail!("{}: no .tar shard under this prefix", loc.display(""));
+    }
+    let limit = a.limit.unwrap_or(u64::MAX);
+    let mut n = 0u64;
+    'shards: for rel in tars {
+        let mut st = strata_dataset::indexer::stream_unindexed(loc.clone(), rel.clone());
+        while let Some(sample) = st.next().await {
+            let sample = sample?;
+            if n >= limit {
+                break 'shards;
+            }
+            let members: Vec<String> = sample
+                .members
+                .iter()
+                .map(|(e, b)| format!("{e}:{}", b.len()))
+                .collect();
+            println!("{n}\t{}\t{}\t{rel}", sample.key, members.join(" "));
+            n += 1;
+        }
+    }
+    eprintln!("streamed {n} samples without an index");
+    Ok(())
+}
+
 async fn read(a: &DatasetReadArgs, s: &Settings) -> Result<()> {
+    if a.stream {
+        return stream_tars(a, s).await;
+    }
     let ds = Arc::new(open(a, s).await?);
     let cache = if s.read_through {
         Some(Arc::new(s.open_cache(true)?))
