@@ -786,15 +786,14 @@ impl TrainBench {
                 let mut tried = std::collections::BTreeMap::new();
                 loop {
                     // As MLPerf Storage demands a dataset several times the host's memory,
-                    // the caches here hold an eighth of the dataset (NVMe, at least 512 MiB)
-                    // and 512 MiB of DRAM for the blocks in use: every epoch of a trial
-                    // reads from the link, and a trial can run as long as it takes to be
-                    // firm.
-                    let nvme = (shards.manifest.bytes / 8).max(512 << 20);
+                    // the NVMe tier here holds an eighth of the dataset, beside 512 MiB of
+                    // DRAM for the blocks in use: later epochs of a trial read mostly from
+                    // the link, and a trial can run as long as it takes to be firm.
+                    let eighth = (shards.manifest.bytes / 8).max(64 << 20);
                     let c = self.cache(
                         &rig,
                         &format!("max-{n}"),
-                        nvme,
+                        eighth,
                         512 << 20,
                         PolicyKind::S3Fifo,
                     )?;

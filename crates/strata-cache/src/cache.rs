@@ -192,6 +192,11 @@ impl BlockCache {
         self.geometry
     }
 
+    /// Bytes the tiers can hold together (DRAM plus NVMe capacity).
+    pub fn capacity(&self) -> u64 {
+        self.dram.as_ref().map_or(0, |d| d.capacity()) + self.nvme.as_ref().map_or(0, |n| n.capacity())
+    }
+
     /// Blocks fetched at once for one read (also a sensible prefetch concurrency).
     pub fn read_concurrency(&self) -> usize {
         self.read_concurrency

@@ -47,7 +47,8 @@ pub struct ReaderConfig {
     pub remainder: Remainder,
     /// Plan positions already consumed (from a resume state). Default: 0.
     pub consumed: u64,
-    /// Bytes of blocks prefetched ahead of the consumer. Default: 512 MiB.
+    /// Bytes of blocks prefetched ahead of the consumer, at most a quarter of the cache's
+    /// capacity. Default: 512 MiB.
     pub lookahead_bytes: u64,
     /// Samples being read at once. Default: 64.
     pub max_in_flight: usize,
@@ -277,7 +278,9 @@ impl Reader {
             future: first_uses,
             frontier: Arc::new(frontier),
             block_size: geometry.block_size,
-            lookahead: self.cfg.lookahead_bytes,
+            // Blocks fetched ahead must still be there when their sample comes: never look
+            // further ahead than a quarter of what the tiers hold.
+            lookahead: self.cfg.lookahead_bytes.min(cache.capacity() / 4),
             consumed: consumed.clone(),
             stats: self.stats.clone(),
         };
