@@ -194,7 +194,8 @@ impl BlockCache {
 
     /// Bytes the tiers can hold together (DRAM plus NVMe capacity).
     pub fn capacity(&self) -> u64 {
-        self.dram.as_ref().map_or(0, |d| d.capacity()) + self.nvme.as_ref().map_or(0, |n| n.capacity())
+        self.dram.as_ref().map_or(0, |d| d.capacity())
+            + self.nvme.as_ref().map_or(0, |n| n.capacity())
     }
 
     /// Blocks fetched at once for one read (also a sensible prefetch concurrency).
