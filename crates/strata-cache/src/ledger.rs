@@ -13,7 +13,6 @@
 //! trusts the count, since their reservations for blocks still being written are in it and not
 //! on disk yet. The file is not fsynced: after a power loss the next open recounts.
 
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -61,29 +60,7 @@ impl UsageLedger {
         len: i64,
         wait: bool,
     ) -> std::io::Result<bool> {
-        // SAFETY: a zeroed flock is a valid value; the fields set are the ones fcntl reads.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = kind as libc::c_short;
-        fl.l_whence = libc::SEEK_SET as libc::c_short;
-        fl.l_start = start;
-        fl.l_len = len;
-        let cmd = if wait {
-            libc::F_OFD_SETLKW
-        } else {
-            libc::F_OFD_SETLK
-        };
-        loop {
-            // SAFETY: a valid descriptor and a valid flock.
-            if unsafe { libc::fcntl(self.file.as_raw_fd(), cmd, &fl) } == 0 {
-                return Ok(true);
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
-                _ => return Err(e),
-            }
-        }
+        crate::lock::ofd_lock(&self.file, kind, start, len, wait)
     }
 
     /// Registers this handle as a user of the directory (until it is dropped) and calls

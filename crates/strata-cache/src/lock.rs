@@ -40,30 +40,7 @@ impl FetchLocks {
     }
 
     fn fcntl(&self, id: BlockId, kind: libc::c_short, wait: bool) -> std::io::Result<bool> {
-        // SAFETY: a zeroed flock is a valid value; the fields set are the ones fcntl reads.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = kind;
-        fl.l_whence = libc::SEEK_SET as libc::c_short;
-        fl.l_start = Self::offset(id);
-        fl.l_len = 1;
-        let cmd = if wait {
-            libc::F_OFD_SETLKW
-        } else {
-            libc::F_OFD_SETLK
-        };
-        loop {
-            // SAFETY: a valid descriptor and a valid flock.
-            let r = unsafe { libc::fcntl(self.file.as_raw_fd(), cmd, &fl) };
-            if r == 0 {
-                return Ok(true);
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
-                _ => return Err(e),
-            }
-        }
+        ofd_lock(&self.file, kind as libc::c_int, Self::offset(id), 1, wait)
     }
 
     /// Blocks until this process holds the lock of block `id`. Release it with
@@ -108,5 +85,40 @@ mod tests {
         assert!(b.try_lock(other).unwrap(), "another block is free");
         a.unlock(id);
         assert!(b.try_lock(id).unwrap(), "released");
+    }
+}
+
+/// An open-file-description lock (`F_OFD_SETLK[W]`) of `kind` (`F_WRLCK`, `F_RDLCK`,
+/// `F_UNLCK`) on `len` bytes at `start` of `file`. Without `wait`, returns false when another
+/// open file holds a conflicting lock. Shared by the fetch locks and the usage ledger.
+pub(crate) fn ofd_lock(
+    file: &std::fs::File,
+    kind: libc::c_int,
+    start: i64,
+    len: i64,
+    wait: bool,
+) -> std::io::Result<bool> {
+    // SAFETY: a zeroed flock is a valid value; the fields set are the ones fcntl reads.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start;
+    fl.l_len = len;
+    let cmd = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    loop {
+        // SAFETY: a valid descriptor and a valid flock.
+        if unsafe { libc::fcntl(file.as_raw_fd(), cmd, &fl) } == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
+            _ => return Err(e),
+        }
     }
 }
