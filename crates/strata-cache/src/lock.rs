@@ -61,33 +61,6 @@ impl FetchLocks {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locks_exclude_other_descriptions_until_released() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = FetchLocks::open(dir.path()).unwrap();
-        let b = FetchLocks::open(dir.path()).unwrap();
-        let id = BlockId {
-            object: 1,
-            version: 2,
-            index: 3,
-        };
-        let other = BlockId {
-            object: 1,
-            version: 2,
-            index: 4,
-        };
-        a.lock(id).unwrap();
-        assert!(!b.try_lock(id).unwrap(), "held by another description");
-        assert!(b.try_lock(other).unwrap(), "another block is free");
-        a.unlock(id);
-        assert!(b.try_lock(id).unwrap(), "released");
-    }
-}
-
 /// An open-file-description lock (`F_OFD_SETLK[W]`) of `kind` (`F_WRLCK`, `F_RDLCK`,
 /// `F_UNLCK`) on `len` bytes at `start` of `file`. Without `wait`, returns false when another
 /// open file holds a conflicting lock. Shared by the fetch locks and the usage ledger.
@@ -120,5 +93,32 @@ pub(crate) fn ofd_lock(
             Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
             _ => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_exclude_other_descriptions_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = FetchLocks::open(dir.path()).unwrap();
+        let b = FetchLocks::open(dir.path()).unwrap();
+        let id = BlockId {
+            object: 1,
+            version: 2,
+            index: 3,
+        };
+        let other = BlockId {
+            object: 1,
+            version: 2,
+            index: 4,
+        };
+        a.lock(id).unwrap();
+        assert!(!b.try_lock(id).unwrap(), "held by another description");
+        assert!(b.try_lock(other).unwrap(), "another block is free");
+        a.unlock(id);
+        assert!(b.try_lock(id).unwrap(), "released");
     }
 }
