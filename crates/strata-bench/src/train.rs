@@ -988,6 +988,12 @@ impl TrainBenchReport {
             for r in &self.find_max {
                 s.push_str(&row(r));
             }
+            // Trial caches: an eighth of the dataset on NVMe (at least 64 MiB) and 512 MiB of
+            // DRAM. When they hold the whole dataset, later epochs never touch the link.
+            let trial_cache = (self.dataset_bytes / 8).max(64 << 20) + (512 << 20);
+            if trial_cache >= self.dataset_bytes {
+                s.push_str("(the trial caches hold the whole dataset: after the first epoch these trials measure the cache, not the link; use a --dataset-size well above 1 GiB)\n");
+            }
             if self
                 .find_max
                 .iter()
