@@ -174,13 +174,12 @@ impl Dataset {
         Ok(idx)
     }
 
-    /// Loads every shard's index (16 at a time), for plans that need them all up front.
-    pub async fn load_indexes(&self) -> Result<()> {
+    /// Every shard's index, in manifest order (fetched 16 at a time, then kept).
+    pub async fn load_indexes(&self) -> Result<Vec<Arc<ShardIndex>>> {
         stream::iter(0..self.shards.len())
             .map(|i| self.index(i))
-            .buffer_unordered(16)
-            .try_collect::<Vec<_>>()
-            .await?;
-        Ok(())
+            .buffered(16)
+            .try_collect()
+            .await
     }
 }

@@ -103,14 +103,6 @@ pub async fn index_prefix(
 /// Samples carry no CRC check (there is no index to check against); tar header checksums are
 /// verified.
 pub fn stream_unindexed(loc: Location, rel: String) -> BoxStream<'static, Result<Sample>> {
-    let s = async_stream_unindexed(loc, rel);
-    s.boxed()
-}
-
-fn async_stream_unindexed(
-    loc: Location,
-    rel: String,
-) -> impl futures::Stream<Item = Result<Sample>> + Send + 'static {
     struct St {
         loc: Location,
         rel: String,
@@ -189,4 +181,5 @@ fn async_stream_unindexed(
             }
         }
     })
+    .boxed()
 }

@@ -124,11 +124,7 @@ impl Reader {
         cfg: ReaderConfig,
     ) -> Result<Self> {
         cfg.world.validate().map_err(DatasetError::Invalid)?;
-        ds.load_indexes().await?;
-        let mut indexes = Vec::with_capacity(ds.shards.len());
-        for i in 0..ds.shards.len() {
-            indexes.push(ds.index(i).await?);
-        }
+        let indexes = ds.load_indexes().await?;
         let plan = Arc::new(Plan::new(&ds.manifest, cfg.plan));
         let part = Partition::new(plan.len(), cfg.consumed, cfg.world, cfg.remainder);
         Ok(Self {
