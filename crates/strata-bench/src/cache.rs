@@ -270,7 +270,7 @@ fn cache_cfg(dir: &Path, block: u64, dram: u64, capacity: u64, concurrency: usiz
         nvme: Some(NvmeConfig {
             dir: dir.to_path_buf(),
             capacity,
-            min_free_fraction: 0.02,
+            min_free_fraction: 0.0, // bounded by the capacity; a nearly full host disk must not turn it off
             policy: PolicyKind::S3Fifo,
         }),
         read_concurrency: concurrency,

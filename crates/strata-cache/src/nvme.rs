@@ -74,6 +74,8 @@ pub struct NvmeTier {
     /// to store a block when the tier is full ([`EvictionPolicy::admit`]).
     bypass: AtomicBool,
     full_warned: AtomicBool,
+    /// Why the last block was not stored, for callers that must report it (`strata warm`).
+    last_refusal: Mutex<Option<String>>,
     nonce: AtomicU64,
     /// Read buffers, recycled (see [`crate::bufpool`]).
     buffers: Arc<BufPool>,
@@ -113,6 +115,7 @@ impl NvmeTier {
             ledger,
             bypass: AtomicBool::new(false),
             full_warned: AtomicBool::new(false),
+            last_refusal: Mutex::new(None),
             nonce: AtomicU64::new(rand::random()),
             buffers: BufPool::global().clone(),
             stats: TierStats::new("nvme"),
@@ -236,8 +239,20 @@ impl NvmeTier {
         let id = v.block(index);
         let key = v.key_text(index);
         let size = (block_file::header_len(&key) + data.len()) as u64;
-        if size > self.capacity || self.low_on_space() {
-            self.warn_full("the tier is full");
+        if size > self.capacity {
+            self.warn_full(&format!(
+                "a block of {size} bytes is larger than the capacity of {} bytes",
+                self.capacity
+            ));
+            return Err(NotStored::Full);
+        }
+        if let Some(free) = self.low_on_space() {
+            self.warn_full(&format!(
+                "the file system has {:.1}% free, below the floor of {:.1}% \
+                 (cache.min_free_fraction)",
+                free * 100.0,
+                self.min_free * 100.0
+            ));
             return Err(NotStored::Full);
         }
         if let Err(e) = self.reserve(id, size) {
@@ -445,12 +460,23 @@ impl NvmeTier {
         Ok(n)
     }
 
-    fn low_on_space(&self) -> bool {
-        free_fraction(&self.dir).is_some_and(|f| f < self.min_free)
+    /// The free fraction of the file system when it is below the floor.
+    fn low_on_space(&self) -> Option<f64> {
+        free_fraction(&self.dir).filter(|f| *f < self.min_free)
+    }
+
+    /// Why the last block offered to [`Self::put`] was not stored (full, below the
+    /// free-space floor, file system full), if one was refused.
+    pub fn last_refusal(&self) -> Option<String> {
+        self.last_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn warn_full(&self, why: &str) {
         self.stats.passed_through();
+        *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());
         if !self.full_warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 "cache {}: {why}; reading through without caching",

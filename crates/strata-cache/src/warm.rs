@@ -17,6 +17,11 @@ pub struct WarmReport {
     pub bytes: u64,
     /// Bytes fetched from the source (the rest was already cached).
     pub fetched_bytes: u64,
+    /// Blocks the NVMe tier declined to store (full, or the file system below its free-space
+    /// floor): a warm-up that leaves any is incomplete.
+    pub not_cached_blocks: u64,
+    /// Why the NVMe tier declined the last of them.
+    pub not_cached_reason: Option<String>,
     pub elapsed_secs: f64,
 }
 
@@ -31,7 +36,8 @@ pub async fn warm(
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<WarmReport, CacheError> {
     let start = Instant::now();
-    let before = cache.stats().fetched_bytes;
+    let before = cache.stats();
+    let refused = |s: &crate::CacheStats| s.nvme.map_or(0, |n| n.pass_through);
     let g = cache.geometry();
     let blocks = objects
         .iter()
@@ -49,11 +55,18 @@ pub async fn warm(
         .await?;
     // Blocks are written behind the reads; a warm-up is done when they are on disk.
     cache.flush().await;
+    let after = cache.stats();
+    let not_cached_blocks = refused(&after) - refused(&before);
     Ok(WarmReport {
         objects: objects.len(),
         blocks: n,
         bytes,
-        fetched_bytes: cache.stats().fetched_bytes - before,
+        fetched_bytes: after.fetched_bytes - before.fetched_bytes,
+        not_cached_blocks,
+        not_cached_reason: cache
+            .nvme()
+            .and_then(|n| n.last_refusal())
+            .filter(|_| not_cached_blocks > 0),
         elapsed_secs: start.elapsed().as_secs_f64(),
     })
 }

@@ -9,6 +9,10 @@ use strata_store::Store;
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 fn run(server: &S3Server, emu: &LinkEmulator, args: &[&str]) -> Output {
+    run_env(server, emu, args, &[])
+}
+
+fn run_env(server: &S3Server, emu: &LinkEmulator, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(args)
         .env("AWS_ENDPOINT_URL", emu.endpoint())
@@ -16,7 +20,10 @@ fn run(server: &S3Server, emu: &LinkEmulator, args: &[&str]) -> Output {
         .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("STRATA_CONFIG")
+        // The host disk may be nearly full; these tests are not about the floor.
+        .env("STRATA_CACHE_MIN_FREE_FRACTION", "0")
         .env_remove("STRATA_CACHE_DIR")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -178,4 +185,52 @@ fn warm_then_read_locally_then_invalidate_and_clear() {
         ))["blocks"],
         0
     );
+}
+
+/// A warm-up that cannot store its blocks (here: the file system is below the cache's
+/// free-space floor) fails and says why, instead of reporting success with nothing cached.
+#[test]
+fn warm_fails_clearly_when_the_cache_cannot_store() {
+    let server = S3Server::start();
+    let emu = LinkEmulator::start(server.addr(), LinkProfile::local());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = Store::open(&server.url(""), &server.store_config()).unwrap();
+    rt.block_on(async {
+        store
+            .put("ds/a", Bytes::from(data::bytes(1, 3 << 20)))
+            .await
+            .unwrap();
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("cache");
+    let out = run_env(
+        &server,
+        &emu,
+        &[
+            "warm",
+            "s3://strata-test/ds/",
+            "--cache",
+            c.to_str().unwrap(),
+        ],
+        &[("STRATA_CACHE_MIN_FREE_FRACTION", "0.9999999")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "warm reported success: {err}");
+    assert!(err.contains("not stored"), "{err}");
+    assert!(err.contains("below the floor"), "{err}");
+    assert!(err.contains("cache.min_free_fraction"), "{err}");
+
+    // The same warm-up with the floor at 0 stores every block.
+    let w = json(run(
+        &server,
+        &emu,
+        &[
+            "warm",
+            "s3://strata-test/ds/",
+            "--cache",
+            c.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(w["not_cached_blocks"], 0);
 }

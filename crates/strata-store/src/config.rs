@@ -116,7 +116,8 @@ pub struct CacheLayer {
     pub dram_size: Option<SizeValue>,
     /// Block size. Default: 8 MiB.
     pub block_size: Option<SizeValue>,
-    /// Stop filling the NVMe tier below this free fraction of its file system. Default: 0.05.
+    /// Stop filling the NVMe tier below this free fraction of its file system (0 to 1;
+    /// `$STRATA_CACHE_MIN_FREE_FRACTION`). Default: 0.05.
     pub min_free_fraction: Option<f64>,
     /// NVMe eviction policy: `s3fifo` (default) or `lru`.
     pub policy: Option<String>,
@@ -307,6 +308,13 @@ impl ConfigLayer {
             .transpose()?;
         l.limits.max_requests = num("STRATA_MAX_REQUESTS")?;
         l.cache.dir = get("STRATA_CACHE_DIR");
+        l.cache.min_free_fraction = get("STRATA_CACHE_MIN_FREE_FRACTION")
+            .map(|v| {
+                v.parse().map_err(|_| StoreError::Config {
+                    reason: format!("$STRATA_CACHE_MIN_FREE_FRACTION={v:?} is not a number"),
+                })
+            })
+            .transpose()?;
         Ok(l)
     }
 }

@@ -55,6 +55,18 @@ pub async fn warm(a: &UrlArg, s: &Settings) -> Result<()> {
             s.store.cache.dir.display()
         );
     }
+    if report.not_cached_blocks > 0 {
+        bail!(
+            "cache {}: {} of {} block(s) were read but not stored: {}",
+            s.store.cache.dir.display(),
+            report.not_cached_blocks,
+            report.blocks,
+            report
+                .not_cached_reason
+                .as_deref()
+                .unwrap_or("the tier declined them")
+        );
+    }
     Ok(())
 }
 

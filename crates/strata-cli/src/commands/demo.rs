@@ -308,7 +308,9 @@ async fn audit(
             nvme: Some(strata_cache::nvme::NvmeConfig {
                 dir: cache_dir,
                 capacity: 1 << 30,
-                min_free_fraction: 0.05,
+                // The capacity bounds the demo's use; a nearly full host disk must not
+                // turn its cache off.
+                min_free_fraction: 0.01,
                 policy: strata_cache::policy::PolicyKind::NextUse,
             }),
             read_concurrency: 16,
