@@ -86,7 +86,7 @@ impl CacheConfig {
                 capacity: s.nvme_size,
                 min_free_fraction: s.min_free_fraction,
                 policy: crate::policy::PolicyKind::parse(&s.policy)
-                    .unwrap_or(crate::policy::PolicyKind::S3Fifo),
+                    .unwrap_or(crate::policy::PolicyKind::Auto),
             }),
             read_concurrency: 16,
         }

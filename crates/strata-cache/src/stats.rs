@@ -6,6 +6,7 @@
 //! | `strata_cache_read_bytes_total`, `strata_cache_written_bytes_total` | counter | `tier` |
 //! | `strata_cache_evictions_total` | counter | `tier` |
 //! | `strata_cache_corrupt_total`, `strata_cache_pass_through_total` | counter | `tier` |
+//! | `strata_cache_declined_total` | counter | `tier` |
 //! | `strata_cache_fetches_total` | counter | `why` (`demand`, `prefetch`) |
 //! | `strata_cache_fetched_bytes_total` | counter | |
 //! | `strata_cache_fetch_seconds` | histogram | |
@@ -29,6 +30,8 @@ pub struct TierStats {
     pub corrupt: AtomicU64,
     /// Blocks not stored because the tier or the disk was full.
     pub pass_through: AtomicU64,
+    /// Blocks the eviction policy chose not to store (next-use: not worth a slot).
+    pub declined: AtomicU64,
 }
 
 impl TierStats {
@@ -65,6 +68,10 @@ impl TierStats {
         self.pass_through.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("strata_cache_pass_through_total", "tier" => self.tier).increment(1);
     }
+    pub(crate) fn declined(&self) {
+        self.declined.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("strata_cache_declined_total", "tier" => self.tier).increment(1);
+    }
     /// A snapshot.
     pub fn snapshot(&self) -> TierSnapshot {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -76,6 +83,7 @@ impl TierStats {
             evictions: g(&self.evictions),
             corrupt: g(&self.corrupt),
             pass_through: g(&self.pass_through),
+            declined: g(&self.declined),
         }
     }
 }
@@ -90,6 +98,7 @@ pub struct TierSnapshot {
     pub evictions: u64,
     pub corrupt: u64,
     pub pass_through: u64,
+    pub declined: u64,
 }
 
 /// Counters of fetches from the source.

@@ -119,7 +119,8 @@ pub struct CacheLayer {
     /// Stop filling the NVMe tier below this free fraction of its file system (0 to 1;
     /// `$STRATA_CACHE_MIN_FREE_FRACTION`). Default: 0.05.
     pub min_free_fraction: Option<f64>,
-    /// NVMe eviction policy: `s3fifo` (default) or `lru`.
+    /// NVMe eviction policy: `auto` (default: S3-FIFO, and next-use while a dataset reader
+    /// supplies its plan), `s3fifo` or `lru`.
     pub policy: Option<String>,
 }
 
@@ -653,9 +654,9 @@ impl StoreConfig {
                     )));
                 }
             },
-            policy: match l.cache.policy.as_deref().unwrap_or("s3fifo") {
-                p @ ("s3fifo" | "lru") => p.to_string(),
-                p => return Err(bad(format!("cache.policy {p:?}: use s3fifo or lru"))),
+            policy: match l.cache.policy.as_deref().unwrap_or("auto") {
+                p @ ("auto" | "s3fifo" | "lru") => p.to_string(),
+                p => return Err(bad(format!("cache.policy {p:?}: use auto, s3fifo or lru"))),
             },
         };
         Ok(Self {
