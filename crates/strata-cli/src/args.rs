@@ -75,11 +75,159 @@ pub enum Command {
     /// Inspect and read datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Checkpoints: save files as a checkpoint, list, show, verify, restore, collect.
+    #[command(subcommand)]
+    Ckpt(CkptCommand),
+    /// The planner's models.
+    #[command(subcommand)]
+    Plan(PlanCommand),
     /// Run a short tour of Strata on local directories (no servers to start).
     Demo(DemoArgs),
     /// Benchmarks, measured against the machine's limits and the naive way.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CkptCommand {
+    /// Save files as checkpoint STEP of this rank (the drain to the store runs before the
+    /// command returns; with --no-wait, after the local copy is durable it returns).
+    Save(CkptSaveArgs),
+    /// List checkpoints: step, complete or not, tiers, size.
+    Ls(CkptRootArgs),
+    /// A checkpoint's manifest: files, sizes, ranks, tiers.
+    Show(CkptStepArgs),
+    /// Read every chunk of a checkpoint on each tier and check it against the manifest.
+    Verify(CkptStepArgs),
+    /// Restore a checkpoint's files (every rank's, or one rank's) into a directory.
+    Restore(CkptRestoreArgs),
+    /// Remove incomplete checkpoints and those the retention rules retire.
+    Gc(CkptGcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CkptRootArgs {
+    /// The checkpoint root: s3://bucket/prefix, a path, …
+    pub url: String,
+    /// The local tier directory (NVMe) that mirrors the root.
+    #[arg(long)]
+    pub local: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CkptStepArgs {
+    #[command(flatten)]
+    pub root: CkptRootArgs,
+    /// The step, or `latest`.
+    pub step: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CkptSaveArgs {
+    #[command(flatten)]
+    pub root: CkptRootArgs,
+    /// The step.
+    #[arg(long)]
+    pub step: u64,
+    /// Files to save; each is stored under its file name (or NAME=PATH).
+    #[arg(required = true)]
+    pub files: Vec<String>,
+    /// This rank.
+    #[arg(long, default_value_t = 0)]
+    pub rank: u32,
+    /// Ranks saving this checkpoint.
+    #[arg(long, default_value_t = 1)]
+    pub world: u32,
+    /// durable-local (return once the local copy is fsynced) or snapshot (once copied into
+    /// memory).
+    #[arg(long, default_value = "durable-local")]
+    pub mode: String,
+    /// Return once saved locally (or staged) instead of waiting for the drain.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long the commit waits for every rank, e.g. 10m.
+    #[arg(long, default_value = "10m")]
+    pub commit_timeout: String,
+    /// Upper bound of the random delay before the drain, e.g. 2s.
+    #[arg(long, default_value = "0s")]
+    pub jitter: String,
+    /// Drain admission: auto, leases, slots or off.
+    #[arg(long, default_value = "auto")]
+    pub admission: String,
+    /// Drains uploading at once across the fleet.
+    #[arg(long, default_value_t = 8)]
+    pub max_writers: u32,
+    /// Keep the newest N complete checkpoints in the store.
+    #[arg(long)]
+    pub keep_last: Option<usize>,
+    /// Keep the newest M drained checkpoints on the local tier.
+    #[arg(long, default_value_t = 2)]
+    pub local_keep_last: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CkptRestoreArgs {
+    #[command(flatten)]
+    pub root: CkptRootArgs,
+    /// The step, or `latest`.
+    pub step: String,
+    /// The directory to write into (created; files go to DIR/rank-NNNNN/NAME, or DIR/NAME
+    /// with --rank).
+    pub dir: PathBuf,
+    /// Restore only this rank's files, directly into DIR.
+    #[arg(long)]
+    pub rank: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct CkptGcArgs {
+    #[command(flatten)]
+    pub root: CkptRootArgs,
+    /// Remove incomplete checkpoints untouched for this long, e.g. 1h (0s: all; only when
+    /// no save is running).
+    #[arg(long, default_value = "1h")]
+    pub older_than: String,
+    /// Keep the newest N complete checkpoints.
+    #[arg(long)]
+    pub keep_last: Option<usize>,
+    /// Also keep every step that is a multiple of K.
+    #[arg(long)]
+    pub keep_every: Option<u64>,
+    /// Remove complete checkpoints older than this, e.g. 30d (never the newest).
+    #[arg(long)]
+    pub max_age: Option<String>,
+    /// Keep the newest M drained checkpoints on the local tier.
+    #[arg(long, default_value_t = 2)]
+    pub local_keep_last: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// The checkpoint interval that minimizes lost time (Young, Daly), its expected waste,
+    /// and warnings.
+    Interval(PlanIntervalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanIntervalArgs {
+    /// The training time a checkpoint costs (its stall), e.g. 30s.
+    #[arg(long)]
+    pub ckpt_cost: String,
+    /// Mean time between failures of one node, e.g. 4h or 30d.
+    #[arg(long)]
+    pub mtbf: String,
+    /// Nodes in the job.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u64,
+    /// Time to restart after a failure, e.g. 5m.
+    #[arg(long, default_value = "0s")]
+    pub restart: String,
+    /// The interval in use, to compare, e.g. 30m.
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// The time a checkpoint takes to become durable in the store, e.g. 2m.
+    #[arg(long)]
+    pub drain: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -94,6 +94,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Pack(a) => commands::dataset::pack(a, &settings).await,
                 Command::Index(a) => commands::dataset::index(a, &settings).await,
                 Command::Dataset(c) => commands::dataset::run(c, &settings).await,
+                Command::Ckpt(c) => commands::ckpt::run(c, &settings).await,
+                Command::Plan(c) => commands::plan::run(c, &settings),
                 Command::Bench(_) => unreachable!("handled above"),
             }
         };

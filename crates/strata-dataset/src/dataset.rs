@@ -9,8 +9,8 @@ use strata_cache::ObjectVersion;
 
 use crate::error::{DatasetError, Result};
 use crate::index::{INDEX_SUFFIX, ShardFormat, ShardIndex, split_key};
-use crate::location::Location;
 use crate::manifest::{Layout, Manifest, ShardInfo};
+use strata_store::Location;
 
 /// An opened dataset.
 pub struct Dataset {
@@ -27,7 +27,7 @@ impl Dataset {
     /// Opens the sharded dataset at `location`: reads `manifest.json`, and checks that every
     /// shard exists with the size the manifest gives (HEAD requests, 16 at a time).
     pub async fn open(location: Location) -> Result<Self> {
-        let manifest = location.manifest().await?;
+        let manifest = Manifest::load(&location).await?;
         let shards = stream::iter(manifest.shards.iter())
             .map(|s| {
                 let location = &location;

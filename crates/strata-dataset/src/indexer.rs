@@ -11,10 +11,10 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::error::{DatasetError, Result};
 use crate::index::{INDEX_SUFFIX, IndexBuilder, ShardFormat, ShardIndex, split_key};
-use crate::location::Location;
 use crate::manifest::{Layout, MANIFEST_NAME, Manifest, ShardInfo};
 use crate::sample::Sample;
 use crate::tar::TarScanner;
+use strata_store::Location;
 
 /// Whether a key names a shard (`.tar`, `.tfrecord`, `.tfrecords`, `.tfr`).
 pub fn is_shard(key: &str) -> bool {

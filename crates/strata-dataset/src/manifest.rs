@@ -56,6 +56,24 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Reads the manifest at the root of `loc`.
+    pub async fn load(loc: &strata_store::Location) -> crate::Result<Self> {
+        let path = loc.display(MANIFEST_NAME);
+        let bytes = loc.store.get(&loc.key(MANIFEST_NAME)).await.map_err(|e| {
+            crate::DatasetError::Manifest {
+                path: path.clone(),
+                cause: if e.kind() == strata_store::ErrorKind::NotFound {
+                    "not found: no dataset here (make one with `strata pack`, or `strata index` \
+                     for existing shards)"
+                        .into()
+                } else {
+                    e.to_string()
+                },
+            }
+        })?;
+        Self::from_json(&bytes).map_err(|cause| crate::DatasetError::Manifest { path, cause })
+    }
+
     /// A manifest over `shards`, totals computed.
     pub fn new(layout: Layout, shards: Vec<ShardInfo>) -> Self {
         Self {

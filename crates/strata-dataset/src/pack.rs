@@ -24,9 +24,9 @@ use crate::index::split_key;
 use crate::index::{
     INDEX_SUFFIX, INDEX_VERSION, MemberEntry, SampleEntry, ShardFormat, ShardIndex,
 };
-use crate::location::Location;
 use crate::manifest::{Layout, MANIFEST_NAME, Manifest, ShardInfo};
 use crate::tar::{BLOCK, TarWriter, padded};
+use strata_store::Location;
 
 /// Where the packer reads raw files from.
 #[derive(Clone)]

@@ -3,8 +3,10 @@
 pub mod bench;
 pub mod cache;
 pub mod cat;
+pub mod ckpt;
 pub mod cp;
 pub mod dataset;
 pub mod demo;
 pub mod ls;
+pub mod plan;
 pub mod rm;

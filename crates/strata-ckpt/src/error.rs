@@ -1,0 +1,74 @@
+//! Errors of the checkpoint engine. Each names the checkpoint (root and step) and the cause.
+
+use strata_store::StoreError;
+
+/// A checkpoint operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CkptError {
+    /// The store failed (after its retries).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A local file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting or an argument is invalid (an item name, a step, a combination of modes).
+    #[error("{0}")]
+    Invalid(String),
+    /// The step was saved before; checkpoints are immutable.
+    #[error(
+        "checkpoint {root} step {step} already exists; checkpoints are immutable (save under a new step, or delete it first)"
+    )]
+    Exists { root: String, step: u64 },
+    /// No complete checkpoint (of this step, or at all).
+    #[error("no complete checkpoint{} in {root}", match .step { Some(s) => format!(" at step {s}"), None => String::new() })]
+    NotFound { root: String, step: Option<u64> },
+    /// A checkpoint's bytes do not match its manifest.
+    #[error("checkpoint {root} step {step}: {file}: {cause}")]
+    Corrupt {
+        root: String,
+        step: u64,
+        file: String,
+        cause: String,
+    },
+    /// A manifest or rank marker cannot be read.
+    #[error("checkpoint {path}: bad manifest: {cause}")]
+    Manifest { path: String, cause: String },
+    /// Not every rank reported its part before the commit timeout. Nothing was committed.
+    #[error(
+        "checkpoint {root} step {step}: rank(s) {missing:?} did not report within {secs:.0} s; nothing was committed (gc collects the parts)"
+    )]
+    CommitTimeout {
+        root: String,
+        step: u64,
+        missing: Vec<u32>,
+        secs: f64,
+    },
+    /// The drain of a saved checkpoint failed; the local copy (if any) stays.
+    #[error("checkpoint step {step}: drain failed: {source}")]
+    Drain {
+        step: u64,
+        #[source]
+        source: std::sync::Arc<CkptError>,
+    },
+    /// The background drain stopped (the checkpointer was dropped or its task failed).
+    #[error("checkpoint step {step}: the drain stopped before it finished: {cause}")]
+    DrainStopped { step: u64, cause: String },
+}
+
+impl CkptError {
+    pub(crate) fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Result with [`CkptError`].
+pub type Result<T, E = CkptError> = std::result::Result<T, E>;

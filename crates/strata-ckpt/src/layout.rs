@@ -1,0 +1,66 @@
+//! Names, the same on both tiers (a local directory mirrors the remote prefix):
+//!
+//! ```text
+//! ROOT/step-000000000042/rank-00000/<item name>     the files of rank 0
+//! ROOT/step-000000000042/ranks/rank-00000.json      rank 0's marker (local: its part)
+//! ROOT/step-000000000042/MANIFEST.json              the commit, written last
+//! ```
+//!
+//! Steps are zero-padded to 12 digits so that listings sort in step order; longer steps
+//! still parse.
+
+/// The commit record's file name inside a step directory.
+pub const MANIFEST: &str = "MANIFEST.json";
+/// The directory of rank markers inside a step directory.
+pub const RANKS: &str = "ranks";
+/// Where fleet-wide upload leases live under a checkpoint root (see `admission`).
+pub const LEASES: &str = ".strata-leases";
+
+/// `step-000000000042`.
+pub fn step_dir(step: u64) -> String {
+    format!("step-{step:012}")
+}
+
+/// The step of a step directory name.
+pub fn parse_step_dir(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("step-")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// `rank-00003`.
+pub fn rank_dir(rank: u32) -> String {
+    format!("rank-{rank:05}")
+}
+
+/// `step-…/rank-…/name`, relative to the root.
+pub fn file_rel(step: u64, rank: u32, name: &str) -> String {
+    format!("{}/{}/{name}", step_dir(step), rank_dir(rank))
+}
+
+/// `step-…/ranks/rank-….json`, relative to the root.
+pub fn marker_rel(step: u64, rank: u32) -> String {
+    format!("{}/{RANKS}/{}.json", step_dir(step), rank_dir(rank))
+}
+
+/// `step-…/MANIFEST.json`, relative to the root.
+pub fn manifest_rel(step: u64) -> String {
+    format!("{}/{MANIFEST}", step_dir(step))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_sort_and_parse() {
+        assert_eq!(step_dir(42), "step-000000000042");
+        assert!(step_dir(9) < step_dir(10));
+        assert_eq!(parse_step_dir(&step_dir(u64::MAX)), Some(u64::MAX));
+        for bad in ["step-", "step-1a", "steps-1", "step--1", "x"] {
+            assert_eq!(parse_step_dir(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The commit record: what a checkpoint holds, written last.
+//!
+//! A checkpoint is its files plus `MANIFEST.json` (this [`Manifest`]): the step, the world
+//! size, the chunk size, and for every rank its files with their sizes, whole-file CRC32C
+//! and one CRC32C per chunk, and which tiers hold it. Each rank also leaves a marker
+//! ([`RankPart`], its share of the manifest) once its files are durable; the committer
+//! gathers the markers into the manifest. A checkpoint without a valid manifest does not
+//! exist, on any tier.
+
+use serde::{Deserialize, Serialize};
+
+/// Format version of manifests and markers.
+pub const FORMAT_VERSION: u32 = 1;
+/// Chunk size for checksums (and ranged restore reads): 8 MiB.
+pub const DEFAULT_CHUNK_SIZE: u64 = 8 << 20;
+/// The largest chunk size accepted in a manifest: 1 GiB.
+pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
+/// The largest manifest or marker read: 64 MiB (a million files fits).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// The most ranks a checkpoint may have.
+pub const MAX_WORLD: u32 = 1 << 20;
+
+/// One file of one rank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// The item name (a relative path, see [`validate_name`]).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC32C of the whole file.
+    pub crc32c: u32,
+    /// CRC32C of each chunk of `chunk_size` bytes (the last may be shorter; none for an
+    /// empty file).
+    pub chunks: Vec<u32>,
+}
+
+/// One rank's files: the marker a rank writes when its part is durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RankPart {
+    pub format: u32,
+    pub step: u64,
+    pub rank: u32,
+    pub world_size: u32,
+    pub chunk_size: u64,
+    pub files: Vec<FileEntry>,
+    /// When the rank saved it (Unix milliseconds).
+    pub saved_unix_ms: i64,
+}
+
+/// A tier that holds a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// The node's local directory (NVMe).
+    Local,
+    /// The object store.
+    Remote,
+}
+
+/// The commit record of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub step: u64,
+    pub world_size: u32,
+    pub chunk_size: u64,
+    /// When it was committed (Unix milliseconds).
+    pub committed_unix_ms: i64,
+    /// The tiers known to hold it when this copy was written.
+    pub tiers: Vec<Tier>,
+    /// One part per rank, in rank order.
+    pub parts: Vec<RankPart>,
+}
+
+impl Manifest {
+    /// Total bytes of all files.
+    pub fn bytes(&self) -> u64 {
+        self.parts
+            .iter()
+            .flat_map(|p| &p.files)
+            .map(|f| f.size)
+            .sum()
+    }
+
+    /// The part of `rank`.
+    pub fn part(&self, rank: u32) -> Option<&RankPart> {
+        self.parts.get(rank as usize)
+    }
+
+    /// Assembles a manifest from every rank's marker (in any order). Errors say what is
+    /// inconsistent.
+    pub fn from_parts(
+        step: u64,
+        world_size: u32,
+        mut parts: Vec<RankPart>,
+        tiers: Vec<Tier>,
+    ) -> Result<Self, String> {
+        parts.sort_by_key(|p| p.rank);
+        let m = Self {
+            format: FORMAT_VERSION,
+            step,
+            world_size,
+            chunk_size: parts.first().map_or(DEFAULT_CHUNK_SIZE, |p| p.chunk_size),
+            committed_unix_ms: chrono::Utc::now().timestamp_millis(),
+            tiers,
+            parts,
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Parses and validates a manifest.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let m: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Serializes it (pretty, so people can read it).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a manifest serializes")
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.format != FORMAT_VERSION {
+            return Err(format!(
+                "format {} (this Strata reads format {FORMAT_VERSION})",
+                self.format
+            ));
+        }
+        if self.world_size == 0 || self.world_size > MAX_WORLD {
+            return Err(format!("world size {} out of range", self.world_size));
+        }
+        if self.parts.len() != self.world_size as usize {
+            return Err(format!(
+                "{} part(s) for a world of {}",
+                self.parts.len(),
+                self.world_size
+            ));
+        }
+        for (i, p) in self.parts.iter().enumerate() {
+            if p.rank as usize != i {
+                return Err(format!("part {i} is rank {}", p.rank));
+            }
+            if p.step != self.step || p.world_size != self.world_size {
+                return Err(format!(
+                    "rank {} is step {} of world {}, the manifest step {} of world {}",
+                    p.rank, p.step, p.world_size, self.step, self.world_size
+                ));
+            }
+            if p.chunk_size != self.chunk_size {
+                return Err(format!("rank {} has another chunk size", p.rank));
+            }
+            p.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl RankPart {
+    /// Parses and validates a marker.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let p: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Serializes it.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a marker serializes")
+    }
+
+    /// Total bytes of its files.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.format != FORMAT_VERSION {
+            return Err(format!("rank {}: format {}", self.rank, self.format));
+        }
+        if self.rank >= self.world_size {
+            return Err(format!(
+                "rank {} in a world of {}",
+                self.rank, self.world_size
+            ));
+        }
+        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
+            return Err(format!("chunk size {} out of range", self.chunk_size));
+        }
+        let mut names = std::collections::HashSet::new();
+        for f in &self.files {
+            validate_name(&f.name).map_err(|e| format!("rank {}: {e}", self.rank))?;
+            if !names.insert(f.name.as_str()) {
+                return Err(format!("rank {}: {} appears twice", self.rank, f.name));
+            }
+            if f.chunks.len() as u64 != f.size.div_ceil(self.chunk_size) {
+                return Err(format!(
+                    "rank {}: {}: {} chunk checksums for {} bytes",
+                    self.rank,
+                    f.name,
+                    f.chunks.len(),
+                    f.size
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks an item name: a relative path of `/`-separated components, each non-empty, not
+/// `.` or `..`, not starting with `.`, made of ASCII letters, digits and `_ - . + = @ ,`; at
+/// most 1024 bytes. (Names become object keys and local paths: nothing may escape the
+/// checkpoint directory or collide with Strata's own files.)
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 1024 {
+        return Err(format!("item name {name:?}: must be 1 to 1024 bytes"));
+    }
+    for c in name.split('/') {
+        if c.is_empty() || c.starts_with('.') {
+            return Err(format!(
+                "item name {name:?}: empty or hidden path component (no leading '/', '//', '.' or '..')"
+            ));
+        }
+        if let Some(bad) = c
+            .chars()
+            .find(|ch| !(ch.is_ascii_alphanumeric() || "_-.+=@,".contains(*ch)))
+        {
+            return Err(format!(
+                "item name {name:?}: character {bad:?} not allowed (use letters, digits, / and _-.+=@,)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checksums of `data` cut into chunks of `chunk` bytes: (whole CRC32C, per-chunk CRC32Cs).
+pub fn checksums(data: &[u8], chunk: u64) -> (u32, Vec<u32>) {
+    let mut c = Checksummer::new(chunk);
+    c.update(data);
+    c.finish()
+}
+
+/// Computes [`checksums`] over data given in pieces of any size.
+pub struct Checksummer {
+    chunk: u64,
+    whole: u32,
+    current: u32,
+    in_current: u64,
+    chunks: Vec<u32>,
+}
+
+impl Checksummer {
+    /// For chunks of `chunk` bytes (> 0).
+    pub fn new(chunk: u64) -> Self {
+        Self {
+            chunk: chunk.max(1),
+            whole: 0,
+            current: 0,
+            in_current: 0,
+            chunks: Vec::new(),
+        }
+    }
+
+    /// Adds the next bytes.
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.whole = crc32c::crc32c_append(self.whole, data);
+        while !data.is_empty() {
+            let take = ((self.chunk - self.in_current) as usize).min(data.len());
+            self.current = crc32c::crc32c_append(self.current, &data[..take]);
+            self.in_current += take as u64;
+            data = &data[take..];
+            if self.in_current == self.chunk {
+                self.chunks.push(self.current);
+                self.current = 0;
+                self.in_current = 0;
+            }
+        }
+    }
+
+    /// (whole CRC32C, per-chunk CRC32Cs).
+    pub fn finish(mut self) -> (u32, Vec<u32>) {
+        if self.in_current > 0 {
+            self.chunks.push(self.current);
+        }
+        (self.whole, self.chunks)
+    }
+}
+
+/// Checks `data` against `entry`; the error names the first bad chunk.
+pub fn verify(entry: &FileEntry, data: &[u8], chunk: u64) -> Result<(), String> {
+    if data.len() as u64 != entry.size {
+        return Err(format!(
+            "{} bytes, the manifest says {}",
+            data.len(),
+            entry.size
+        ));
+    }
+    for (i, (piece, want)) in data
+        .chunks(chunk.max(1) as usize)
+        .zip(&entry.chunks)
+        .enumerate()
+    {
+        let got = crc32c::crc32c(piece);
+        if got != *want {
+            return Err(format!(
+                "chunk {i} (bytes {}..{}): CRC32C {got:08x}, the manifest says {want:08x}",
+                i as u64 * chunk,
+                i as u64 * chunk + piece.len() as u64
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_in_pieces_equal_checksums_at_once() {
+        let data: Vec<u8> = (0..100_003u32).map(|i| (i * 7 % 251) as u8).collect();
+        let whole = checksums(&data, 4096);
+        let mut c = Checksummer::new(4096);
+        for piece in data.chunks(777) {
+            c.update(piece);
+        }
+        assert_eq!(c.finish(), whole);
+        assert_eq!(whole.1.len(), 100_003usize.div_ceil(4096));
+        assert_eq!(checksums(&[], 4096), (0, vec![]));
+    }
+
+    #[test]
+    fn names_that_escape_or_collide_are_refused() {
+        for ok in ["model.safetensors", "optim/shard-0.bin", "a_b-c+d=e@f,g"] {
+            validate_name(ok).unwrap();
+        }
+        for bad in [
+            "", "/abs", "a//b", "../x", "a/../b", ".hidden", "a/./b", "sp ace", "x\0", "ü",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn verify_names_the_bad_chunk() {
+        let data = vec![5u8; 10_000];
+        let (crc, chunks) = checksums(&data, 4096);
+        let e = FileEntry {
+            name: "x".into(),
+            size: 10_000,
+            crc32c: crc,
+            chunks,
+        };
+        verify(&e, &data, 4096).unwrap();
+        let mut bad = data.clone();
+        bad[5000] ^= 1;
+        let err = verify(&e, &bad, 4096).unwrap_err();
+        assert!(err.contains("chunk 1"), "{err}");
+        assert!(verify(&e, &data[..9999], 4096).is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! The remote tier: a prefix in an object store, laid out as `layout` says.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use strata_store::{ErrorKind, Location, TransferConfig, TransferReport};
+
+use crate::error::{CkptError, Result};
+use crate::layout;
+use crate::manifest::{FileEntry, MAX_MANIFEST_BYTES, Manifest, RankPart};
+
+/// A checkpoint root in an object store.
+#[derive(Clone)]
+pub struct RemoteTier {
+    pub loc: Location,
+}
+
+impl RemoteTier {
+    /// The root as a URL (for messages).
+    pub fn display(&self) -> String {
+        self.loc.display("")
+    }
+
+    /// Uploads a local file (parallel multipart for large ones).
+    pub async fn upload_file(
+        &self,
+        src: &Path,
+        rel: &str,
+        opts: &TransferConfig,
+    ) -> Result<TransferReport> {
+        Ok(self
+            .loc
+            .store
+            .upload_file(src, &self.loc.key(rel), opts, None)
+            .await?)
+    }
+
+    /// Uploads bytes in memory (parallel multipart for large ones).
+    pub async fn upload_bytes(
+        &self,
+        data: Bytes,
+        rel: &str,
+        opts: &TransferConfig,
+    ) -> Result<TransferReport> {
+        Ok(self
+            .loc
+            .store
+            .upload_bytes(data, &self.loc.key(rel), opts, None)
+            .await?)
+    }
+
+    /// Writes a rank's marker.
+    pub async fn put_marker(&self, part: &RankPart) -> Result<()> {
+        let rel = layout::marker_rel(part.step, part.rank);
+        self.loc
+            .store
+            .put(&self.loc.key(&rel), Bytes::from(part.to_json()))
+            .await?;
+        Ok(())
+    }
+
+    /// The markers present for `step` (invalid ones are errors: a committer must not guess).
+    pub async fn markers(&self, step: u64) -> Result<Vec<RankPart>> {
+        let dir = self
+            .loc
+            .key(&format!("{}/{}", layout::step_dir(step), layout::RANKS));
+        let mut parts = Vec::new();
+        for o in self.loc.store.list(&dir).await? {
+            let bytes = self.get_small(&o.key).await?;
+            let part = RankPart::from_json(&bytes).map_err(|cause| CkptError::Manifest {
+                path: self.loc.store.url(&o.key).to_string(),
+                cause,
+            })?;
+            if part.step == step {
+                parts.push(part);
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Writes the manifest: the commit.
+    pub async fn put_manifest(&self, m: &Manifest) -> Result<()> {
+        self.loc
+            .store
+            .put(
+                &self.loc.key(&layout::manifest_rel(m.step)),
+                Bytes::from(m.to_json()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The manifest of `step`: `None` when there is none; an error when it cannot be read
+    /// or is invalid.
+    pub async fn manifest(&self, step: u64) -> Result<Option<Manifest>> {
+        let key = self.loc.key(&layout::manifest_rel(step));
+        let bytes = match self.get_small(&key).await {
+            Ok(b) => b,
+            Err(CkptError::Store(e)) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let m = Manifest::from_json(&bytes).map_err(|cause| CkptError::Manifest {
+            path: self.loc.display(&layout::manifest_rel(step)),
+            cause,
+        })?;
+        if m.step != step {
+            return Err(CkptError::Manifest {
+                path: self.loc.display(&layout::manifest_rel(step)),
+                cause: format!("says step {}", m.step),
+            });
+        }
+        Ok(Some(m))
+    }
+
+    /// The steps with objects under the root (complete or not), ascending.
+    pub async fn steps(&self) -> Result<Vec<u64>> {
+        let listing = self.loc.store.list_dir(&self.loc.prefix).await?;
+        let mut steps: Vec<u64> = listing
+            .prefixes
+            .iter()
+            .filter_map(|p| layout::parse_step_dir(p.rsplit('/').next().unwrap_or(p)))
+            .collect();
+        steps.sort_unstable();
+        Ok(steps)
+    }
+
+    /// Every object of a step, as (key, size, last modified).
+    pub async fn step_objects(&self, step: u64) -> Result<Vec<strata_store::ObjectInfo>> {
+        Ok(self
+            .loc
+            .store
+            .list(&self.loc.key(&layout::step_dir(step)))
+            .await?)
+    }
+
+    /// Reads one file (parallel ranged reads) and checks it against its entry.
+    pub async fn read_file(
+        &self,
+        step: u64,
+        rank: u32,
+        entry: &FileEntry,
+        chunk: u64,
+        opts: &TransferConfig,
+    ) -> Result<Bytes> {
+        let rel = layout::file_rel(step, rank, &entry.name);
+        let (data, _) = self
+            .loc
+            .store
+            .download_to_vec(&self.loc.key(&rel), opts)
+            .await?;
+        crate::manifest::verify(entry, &data, chunk).map_err(|cause| CkptError::Corrupt {
+            root: self.display(),
+            step,
+            file: rel,
+            cause,
+        })?;
+        Ok(Bytes::from(data))
+    }
+
+    /// Deletes a step: the manifest first, then its other objects.
+    pub async fn remove_step(&self, step: u64) -> Result<usize> {
+        self.loc
+            .store
+            .delete(&self.loc.key(&layout::manifest_rel(step)))
+            .await?;
+        let objects = self.step_objects(step).await?;
+        let n = objects.len();
+        for o in objects {
+            self.loc.store.delete(&o.key).await?;
+        }
+        Ok(n)
+    }
+
+    async fn get_small(&self, key: &str) -> Result<Bytes> {
+        let info = self.loc.store.head(key).await?;
+        if info.size > MAX_MANIFEST_BYTES {
+            return Err(CkptError::Manifest {
+                path: self.loc.store.url(key).to_string(),
+                cause: format!("{} bytes, more than {MAX_MANIFEST_BYTES}", info.size),
+            });
+        }
+        Ok(self.loc.store.get(key).await?)
+    }
+}
