@@ -283,6 +283,20 @@ pub async fn conditional_create(store: &Store, p: &str, expect: Expect) {
                 Bytes::from_static(b"one"),
                 "{root}: refused create must not overwrite"
             );
+            // Racing creates: exactly one wins (leases depend on it).
+            for round in 0..5 {
+                let race = format!("{p}/race-{round}");
+                let outcomes = futures::future::join_all((0..8).map(|i| {
+                    let race = race.clone();
+                    async move { store.put_if_absent(&race, Bytes::from(vec![i as u8])).await }
+                }))
+                .await;
+                let won = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Ok(CreateOutcome::Created)))
+                    .count();
+                assert_eq!(won, 1, "{root}: {won} of 8 racing creates succeeded");
+            }
         }
         ConditionalCreate::Ignored => {
             assert_eq!(

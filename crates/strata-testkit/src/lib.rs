@@ -14,6 +14,7 @@
 //! Nothing here fakes our own client: tests talk HTTP to real servers through real sockets.
 
 pub mod alloc;
+pub mod atomic_create;
 pub mod conformance;
 pub mod data;
 pub mod emulator;

@@ -170,7 +170,7 @@ impl S3Endpoint for S3Server {
 async fn serve(listener: std::net::TcpListener, root: PathBuf, ak: String, sk: String) {
     let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
     let service = {
-        let mut b = S3ServiceBuilder::new(fs);
+        let mut b = S3ServiceBuilder::new(crate::atomic_create::AtomicCreates::new(fs));
         b.set_auth(SimpleAuth::from_single(ak, sk));
         b.build()
     };
