@@ -139,6 +139,8 @@ pub struct GcReport {
     pub retired_remote: Vec<u64>,
     /// Objects deleted from the store.
     pub objects_deleted: usize,
+    /// Leases left by drains that died, deleted.
+    pub stale_leases: usize,
 }
 
 enum Payload {
@@ -1047,6 +1049,30 @@ impl Inner {
                     }
                     report.objects_deleted += objects.len();
                     report.incomplete_remote.push(s);
+                }
+            }
+        }
+        if let Some(r) = &self.remote {
+            // Leases of holders that died (a live holder rewrites its lease every third of
+            // its lifetime, so its object is young).
+            let leases = self
+                .cfg
+                .drain
+                .admission
+                .lease_root
+                .clone()
+                .unwrap_or_else(|| strata_store::Location {
+                    store: r.loc.store.clone(),
+                    prefix: r.loc.key(layout::LEASES),
+                });
+            for o in leases.store.list(&leases.prefix).await? {
+                let old = (chrono::Utc::now() - o.last_modified)
+                    .to_std()
+                    .is_ok_and(|age| age >= abandoned_after);
+                if old {
+                    leases.store.delete(&o.key).await?;
+                    report.objects_deleted += 1;
+                    report.stale_leases += 1;
                 }
             }
         }
