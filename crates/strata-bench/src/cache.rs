@@ -16,7 +16,7 @@ use strata_store::size::format_size;
 use strata_store::{Store, StoreConfig};
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
-use crate::machine::MachineLimits;
+use crate::machine::{CacheDrop, MachineLimits, drop_page_cache, mib};
 
 /// Settings of the cache benchmark.
 #[derive(Debug, Clone)]
@@ -156,46 +156,6 @@ impl CacheBenchReport {
         }
         s
     }
-}
-
-fn mib(bytes: u64, secs: f64) -> f64 {
-    bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)
-}
-
-/// How the page cache was dropped before a measured read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CacheDrop {
-    /// `sync` then `/proc/sys/vm/drop_caches` (needs root): the page cache is really empty.
-    DropCaches,
-    /// `posix_fadvise(DONTNEED)` per file: best effort; the kernel may keep some pages, which
-    /// inflates both the device figure and the warm reads.
-    Fadvise,
-}
-
-/// Empties the page cache of every file under `dir` (all of it, when root), so the next
-/// reads come from the device.
-fn drop_page_cache(dir: &Path) -> CacheDrop {
-    // SAFETY: sync has no arguments and no failure mode.
-    unsafe { libc::sync() };
-    if std::fs::write("/proc/sys/vm/drop_caches", b"3\n").is_ok() {
-        return CacheDrop::DropCaches;
-    }
-    fn walk(d: &Path) {
-        let Ok(rd) = std::fs::read_dir(d) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p);
-            } else if let Ok(f) = std::fs::File::open(&p) {
-                use std::os::fd::AsRawFd;
-                // SAFETY: a valid descriptor; the call only advises the kernel.
-                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-            }
-        }
-    }
-    walk(dir);
-    CacheDrop::Fadvise
 }
 
 /// Runs of the device probe and of the NVMe-warm read, alternated; the best of each is

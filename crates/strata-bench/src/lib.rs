@@ -6,11 +6,15 @@
 //! naive way (one stream). Absolute numbers vary between machines; the ratios are the claim.
 
 pub mod cache;
+pub mod ckpt;
 pub mod machine;
+pub mod storm;
 pub mod train;
 pub mod transfer;
 
 pub use cache::{CacheBench, CacheBenchReport};
+pub use ckpt::{CkptBench, CkptBenchReport};
 pub use machine::MachineLimits;
+pub use storm::{StormBench, StormBenchReport};
 pub use train::{TrainBench, TrainBenchReport, Workload};
 pub use transfer::{TransferBench, TransferBenchReport};

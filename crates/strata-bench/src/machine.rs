@@ -1,5 +1,6 @@
 //! The machine's own limits, measured in the same run as a benchmark.
 
+use std::path::Path;
 use std::time::Instant;
 
 /// Limits of this machine.
@@ -29,4 +30,45 @@ impl MachineLimits {
             memcpy_gib_per_sec: n as f64 / (1u64 << 30) as f64 / best,
         }
     }
+}
+
+/// MiB/s.
+pub fn mib(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)
+}
+
+/// How the page cache was dropped before a measured read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheDrop {
+    /// `sync` then `/proc/sys/vm/drop_caches` (needs root): the page cache is really empty.
+    DropCaches,
+    /// `posix_fadvise(DONTNEED)` per file: best effort; the kernel may keep some pages, which
+    /// inflates both the device figure and the warm reads.
+    Fadvise,
+}
+
+/// Empties the page cache of every file under `dir` (all of it, when root), so the next
+/// reads come from the device.
+pub fn drop_page_cache(dir: &Path) -> CacheDrop {
+    // SAFETY: sync has no arguments and no failure mode.
+    unsafe { libc::sync() };
+    if std::fs::write("/proc/sys/vm/drop_caches", b"3\n").is_ok() {
+        return CacheDrop::DropCaches;
+    }
+    fn walk(d: &Path) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p);
+            } else if let Ok(f) = std::fs::File::open(&p) {
+                use std::os::fd::AsRawFd;
+                // SAFETY: a valid descriptor; the call only advises the kernel.
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            }
+        }
+    }
+    walk(dir);
+    CacheDrop::Fadvise
 }

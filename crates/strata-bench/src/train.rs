@@ -47,7 +47,7 @@ use strata_store::size::format_size;
 use strata_store::{Store, StoreConfig};
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
-use crate::machine::MachineLimits;
+use crate::machine::{MachineLimits, mib};
 
 /// An MLPerf Storage workload (H100 profile).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -260,10 +260,6 @@ pub struct TrainBenchReport {
     /// The largest passing N and its demand as a fraction of the link cap.
     pub max_accelerators: Option<u32>,
     pub max_demand_fraction: Option<f64>,
-}
-
-fn mib(bytes: u64, secs: f64) -> f64 {
-    bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)
 }
 
 struct Rig {

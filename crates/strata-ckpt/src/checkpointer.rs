@@ -163,6 +163,7 @@ struct Inner {
     remote: Option<RemoteTier>,
     admission: tokio::sync::OnceCell<Admission>,
     staging: Arc<Semaphore>,
+    pool: crate::staging::StagingPool,
     stats: Mutex<CkptStats>,
 }
 
@@ -199,6 +200,7 @@ impl Checkpointer {
                 })
             }
         };
+        let staging_bytes = cfg.staging_bytes;
         let units = cfg
             .staging_bytes
             .div_ceil(STAGING_UNIT)
@@ -209,6 +211,7 @@ impl Checkpointer {
             remote,
             admission: tokio::sync::OnceCell::new(),
             staging: Arc::new(Semaphore::new(units)),
+            pool: crate::staging::StagingPool::new(staging_bytes),
             stats: Mutex::new(CkptStats::default()),
         });
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
@@ -330,13 +333,14 @@ impl Checkpointer {
                     .acquire_many_owned(units)
                     .await
                     .expect("never closed");
+                let pool = inner.pool.clone();
                 let staged = tokio::task::spawn_blocking(move || {
                     let mut out = Vec::with_capacity(items.len());
                     for it in items {
                         let data = match it.data {
                             // The copy is the snapshot: the caller may change its buffers
                             // as soon as save returns.
-                            ItemData::Bytes(b) => Bytes::copy_from_slice(&b),
+                            ItemData::Bytes(b) => pool.copy(&b),
                             ItemData::File(p) => Bytes::from(
                                 std::fs::read(&p).map_err(|e| CkptError::io("read", &p, e))?,
                             ),
@@ -558,29 +562,68 @@ impl Inner {
         let opts = self.transfer();
         let upload = async {
             let staged_items = staged.as_ref().map(|(items, _)| items);
+            // Files go up one after another, overlapped: file k+1 starts once file k has
+            // all its parts in flight, so the completion of file k (server-side work: a
+            // full copy on some stores) overlaps the upload of file k+1 instead of every
+            // file finishing, and completing, at the end. At most `files_in_flight` at once.
+            let n = part.files.len();
+            let gates: Vec<Arc<Semaphore>> = (0..=n).map(|_| Arc::new(Semaphore::new(0))).collect();
+            gates[0].add_permits(1);
+            let slots = Arc::new(Semaphore::new(cfg.drain.files_in_flight.max(1)));
             // The futures are built eagerly (a lazy `map` over borrowed closures trips the
             // compiler's Send check for higher-ranked lifetimes).
             let uploads: Vec<_> = part
                 .files
                 .iter()
-                .map(|f| {
+                .enumerate()
+                .map(|(i, f)| {
                     let rel = layout::file_rel(step, cfg.rank, &f.name);
                     let opts = opts.clone();
                     let from_memory = staged_items
                         .and_then(|items| items.iter().find(|(n, _)| n == &f.name))
                         .map(|(_, b)| b.clone());
+                    let (gate, next, slots) = (gates[i].clone(), gates[i + 1].clone(), slots.clone());
+                    // In flight at once: the part slots of this file.
+                    let in_slots = opts.upload_concurrency as u64 * opts.upload_part_size_for(f.size);
+                    let threshold = f.size.saturating_sub(in_slots);
+                    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let fire = {
+                        let (next, fired) = (next.clone(), fired.clone());
+                        move || {
+                            if !fired.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                                next.add_permits(1);
+                            }
+                        }
+                    };
                     async move {
+                        let _turn = gate.acquire().await.expect("never closed");
+                        let _slot = slots.acquire().await.expect("never closed");
+                        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                        if threshold == 0 {
+                            fire();
+                        }
+                        let progress: strata_store::ProgressFn = {
+                            let fire = fire.clone();
+                            Arc::new(move |b| {
+                                let d = done.fetch_add(b, std::sync::atomic::Ordering::Relaxed) + b;
+                                if d >= threshold {
+                                    fire();
+                                }
+                            })
+                        };
                         let report = match from_memory {
-                            Some(b) => remote.upload_bytes(b, &rel, &opts).await?,
+                            Some(b) => remote.upload_bytes(b, &rel, &opts, Some(progress)).await,
                             None => {
                                 let src = self
                                     .local
                                     .as_ref()
                                     .expect("a local part")
                                     .path(&rel);
-                                remote.upload_file(&src, &rel, &opts).await?
+                                remote.upload_file(&src, &rel, &opts, Some(progress)).await
                             }
                         };
+                        fire();
+                        let report = report?;
                         if report.bytes != f.size || report.crc32c != f.crc32c {
                             return Err(CkptError::Corrupt {
                                 root: remote.display(),
@@ -596,10 +639,7 @@ impl Inner {
                     }
                 })
                 .collect();
-            stream::iter(uploads)
-                .buffer_unordered(cfg.drain.files_in_flight.max(1))
-                .try_collect::<Vec<()>>()
-                .await?;
+            futures::future::try_join_all(uploads).await?;
             remote.put_marker(&part).await
         }
         .await;

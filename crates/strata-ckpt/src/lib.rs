@@ -25,6 +25,7 @@ pub mod local;
 pub mod manifest;
 pub mod remote;
 pub mod retention;
+pub mod staging;
 
 pub use admission::{AdmissionConfig, AdmissionKind};
 pub use checkpointer::{

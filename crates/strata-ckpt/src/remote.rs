@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use strata_store::{ErrorKind, Location, TransferConfig, TransferReport};
+use strata_store::{ErrorKind, Location, ProgressFn, TransferConfig, TransferReport};
 
 use crate::error::{CkptError, Result};
 use crate::layout;
@@ -21,17 +21,19 @@ impl RemoteTier {
         self.loc.display("")
     }
 
-    /// Uploads a local file (parallel multipart for large ones).
+    /// Uploads a local file (parallel multipart for large ones); `progress` gets the bytes
+    /// of each part as it lands.
     pub async fn upload_file(
         &self,
         src: &Path,
         rel: &str,
         opts: &TransferConfig,
+        progress: Option<ProgressFn>,
     ) -> Result<TransferReport> {
         Ok(self
             .loc
             .store
-            .upload_file(src, &self.loc.key(rel), opts, None)
+            .upload_file(src, &self.loc.key(rel), opts, progress)
             .await?)
     }
 
@@ -41,11 +43,12 @@ impl RemoteTier {
         data: Bytes,
         rel: &str,
         opts: &TransferConfig,
+        progress: Option<ProgressFn>,
     ) -> Result<TransferReport> {
         Ok(self
             .loc
             .store
-            .upload_bytes(data, &self.loc.key(rel), opts, None)
+            .upload_bytes(data, &self.loc.key(rel), opts, progress)
             .await?)
     }
 

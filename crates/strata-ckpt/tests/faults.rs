@@ -32,7 +32,10 @@ async fn faults_are_retried_or_fail_clearly_and_lose_nothing() {
             .unwrap_or_else(|e| panic!("step {step}: {e}"));
     }
     let s = emu.stats();
-    assert!(s.injected_errors + s.resets > 0, "faults were injected: {s:?}");
+    assert!(
+        s.injected_errors + s.resets > 0,
+        "faults were injected: {s:?}"
+    );
 
     // Every request fails now.
     let mut p = LinkProfile::nfs();
@@ -65,7 +68,10 @@ async fn one_lease_slot_serializes_the_drains() {
     let mut handles = Vec::new();
     let t = Instant::now();
     for w in 0..4 {
-        let mut c = cfg(Some(remote(&server, Some(&emu), &format!("fleet/job-{w}"))), None);
+        let mut c = cfg(
+            Some(remote(&server, Some(&emu), &format!("fleet/job-{w}"))),
+            None,
+        );
         c.mode = SaveMode::Snapshot;
         c.drain.admission.kind = AdmissionKind::Leases;
         c.drain.admission.max_writers = 1;
@@ -73,7 +79,12 @@ async fn one_lease_slot_serializes_the_drains() {
         c.drain.admission.lease_root = Some(leases.clone());
         let ck = Checkpointer::open(c).unwrap();
         handles.push(tokio::spawn(async move {
-            let r = ck.save(1, as_items(&items(1, w))).await.unwrap().wait().await;
+            let r = ck
+                .save(1, as_items(&items(1, w)))
+                .await
+                .unwrap()
+                .wait()
+                .await;
             r.unwrap()
         }));
     }
@@ -87,7 +98,10 @@ async fn one_lease_slot_serializes_the_drains() {
         wall >= uploads * 0.95,
         "uploads overlapped: wall {wall:.2}s < sum of uploads {uploads:.2}s ({reports:?})"
     );
-    let waited = reports.iter().filter(|r| r.admission_wait_secs > 0.05).count();
+    let waited = reports
+        .iter()
+        .filter(|r| r.admission_wait_secs > 0.05)
+        .count();
     assert!(waited >= 3, "{reports:?}");
     assert!(reports.iter().all(|r| r.admission == "leases"));
     let left = leases.store.list(&leases.prefix).await.unwrap();

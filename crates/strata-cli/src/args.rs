@@ -138,10 +138,10 @@ pub struct CkptSaveArgs {
     /// Ranks saving this checkpoint.
     #[arg(long, default_value_t = 1)]
     pub world: u32,
-    /// durable-local (return once the local copy is fsynced) or snapshot (once copied into
-    /// memory).
-    #[arg(long, default_value = "durable-local")]
-    pub mode: String,
+    /// durable-local (return once the local copy is fsynced; the default with --local) or
+    /// snapshot (once copied into memory; the default without).
+    #[arg(long)]
+    pub mode: Option<String>,
     /// Return once saved locally (or staged) instead of waiting for the drain.
     #[arg(long)]
     pub no_wait: bool,
@@ -157,6 +157,10 @@ pub struct CkptSaveArgs {
     /// Drains uploading at once across the fleet.
     #[arg(long, default_value_t = 8)]
     pub max_writers: u32,
+    /// Where the fleet's upload leases live (default: .strata-leases under the root).
+    /// Writers that share a lease root share the --max-writers limit.
+    #[arg(long)]
+    pub lease_root: Option<String>,
     /// Keep the newest N complete checkpoints in the store.
     #[arg(long)]
     pub keep_last: Option<usize>,
@@ -310,6 +314,45 @@ pub enum BenchCommand {
     /// Emulated training on the MLPerf Storage workloads: audit (sequential vs shuffled, shards
     /// vs raw), accelerator utilization, cache policies, and the largest N that keeps up.
     Train(BenchTrainArgs),
+    /// Checkpoint stall (snapshot, durable-local), drain and restore against memcpy, the
+    /// local disk and the link cap.
+    Ckpt(BenchCkptArgs),
+    /// Many writers checkpointing at once into an overloaded store: all at once with plain
+    /// retries against Strata's paced drain.
+    CkptStorm(BenchStormArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCkptArgs {
+    /// Checkpoint size.
+    #[arg(long, default_value = "2GiB")]
+    pub size: String,
+    /// Files the checkpoint is cut into.
+    #[arg(long, default_value_t = 4)]
+    pub files: usize,
+    /// Link emulator profile: s3, nfs, lustre or local.
+    #[arg(long, default_value = "s3")]
+    pub link: String,
+    /// The local tier's directory (default: a temporary directory).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchStormArgs {
+    /// Writer processes saving at once.
+    #[arg(long, default_value_t = 32)]
+    pub writers: u32,
+    /// Checkpoint size per writer.
+    #[arg(long, default_value = "32MiB")]
+    pub size: String,
+    /// The store answers 503 SlowDown above this many requests in flight.
+    #[arg(long, default_value_t = 32)]
+    pub overload_above: usize,
+    /// Drains admitted at once in the paced run (default: overload_above / parts in flight
+    /// per writer).
+    #[arg(long)]
+    pub max_writers: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -36,8 +36,11 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Writes rank `rank`'s files of `step` under `dir` and returns NAME=PATH arguments.
-fn files(dir: &Path, step: u64, rank: u32) -> Vec<(String, Vec<u8>, String)> {
+/// A file of a checkpoint: its name, its bytes, and the NAME=PATH argument that saves it.
+type SavedFile = (String, Vec<u8>, String);
+
+/// Writes rank `rank`'s files of `step` under `dir`.
+fn files(dir: &Path, step: u64, rank: u32) -> Vec<SavedFile> {
     std::fs::create_dir_all(dir).unwrap();
     let seed = step * 100 + rank as u64;
     [("model.safetensors", 5 << 20), ("optim.bin", 300_001usize)]
@@ -46,7 +49,11 @@ fn files(dir: &Path, step: u64, rank: u32) -> Vec<(String, Vec<u8>, String)> {
             let bytes = data::bytes(seed + len as u64, len);
             let path = dir.join(format!("{name}.{step}.{rank}"));
             std::fs::write(&path, &bytes).unwrap();
-            (name.to_string(), bytes, format!("{name}={}", path.display()))
+            (
+                name.to_string(),
+                bytes,
+                format!("{name}={}", path.display()),
+            )
         })
         .collect()
 }
@@ -55,7 +62,7 @@ fn files(dir: &Path, step: u64, rank: u32) -> Vec<(String, Vec<u8>, String)> {
 /// commits once, and `restore` brings every rank's files back bit-exact.
 fn ranks_as_processes(server: &dyn S3Endpoint, root: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut children: Vec<(Child, Vec<(String, Vec<u8>, String)>)> = Vec::new();
+    let mut children: Vec<(Child, Vec<SavedFile>)> = Vec::new();
     for rank in 0..3u32 {
         let f = files(&tmp.path().join("src"), 5, rank);
         let local = tmp.path().join(format!("node-{rank}"));
@@ -155,7 +162,12 @@ fn sigkill_at_random_points_loses_nothing() {
     let (mut interrupted, mut finished) = (0, 0);
     for step in 1..=50u64 {
         let f = files(&tmp.path().join("src"), step, 0);
-        contents.insert(step, f.iter().map(|x| (x.0.clone(), x.1.clone())).collect::<Vec<_>>());
+        contents.insert(
+            step,
+            f.iter()
+                .map(|x| (x.0.clone(), x.1.clone()))
+                .collect::<Vec<_>>(),
+        );
         let mut args: Vec<String> = ["ckpt", "save", root, "--local", &local_s, "--step"]
             .iter()
             .map(|s| s.to_string())
@@ -187,7 +199,18 @@ fn sigkill_at_random_points_loses_nothing() {
         let out = command(
             &server,
             &emu.endpoint(),
-            &["ckpt", "restore", root, "--local", &local_s, "latest", out_dir.to_str().unwrap(), "--rank", "0", "--json"],
+            &[
+                "ckpt",
+                "restore",
+                root,
+                "--local",
+                &local_s,
+                "latest",
+                out_dir.to_str().unwrap(),
+                "--rank",
+                "0",
+                "--json",
+            ],
         )
         .output()
         .unwrap();
@@ -199,26 +222,48 @@ fn sigkill_at_random_points_loses_nothing() {
         );
         for (name, bytes) in &contents[&got] {
             let b = std::fs::read(out_dir.join(name)).unwrap();
-            assert!(b == *bytes, "step {step}: restored step {got}: {name} differs");
+            assert!(
+                b == *bytes,
+                "step {step}: restored step {got}: {name} differs"
+            );
         }
         std::fs::remove_dir_all(&out_dir).unwrap();
         if step % 10 == 0 {
             no_garbage_after_gc(&server, &emu, root, &local);
         }
     }
-    assert!(interrupted >= 10 && finished >= 5, "kills landed: {interrupted} interrupted, {finished} finished");
+    assert!(
+        interrupted >= 10 && finished >= 5,
+        "kills landed: {interrupted} interrupted, {finished} finished"
+    );
 }
 
 /// After `gc --older-than 0s`, every object in the store and every file on the local tier
 /// belongs to a complete checkpoint, and no lease is left.
 fn no_garbage_after_gc(server: &S3Server, emu: &LinkEmulator, root: &str, local: &Path) {
     let local_s = local.display().to_string();
-    ok(&command(server, &emu.endpoint(), &["ckpt", "gc", root, "--local", &local_s, "--older-than", "0s"])
-        .output()
-        .unwrap());
+    ok(&command(
+        server,
+        &emu.endpoint(),
+        &[
+            "ckpt",
+            "gc",
+            root,
+            "--local",
+            &local_s,
+            "--older-than",
+            "0s",
+        ],
+    )
+    .output()
+    .unwrap());
     let objects = server.root_dir().join("strata-test/crash/job");
     for entry in walk(&objects) {
-        let rel = entry.strip_prefix(&objects).unwrap().to_string_lossy().to_string();
+        let rel = entry
+            .strip_prefix(&objects)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let step_dir = rel.split('/').next().unwrap();
         assert!(
             step_dir.starts_with("step-") && objects.join(step_dir).join("MANIFEST.json").is_file(),
@@ -226,7 +271,11 @@ fn no_garbage_after_gc(server: &S3Server, emu: &LinkEmulator, root: &str, local:
         );
     }
     for entry in walk(local) {
-        let rel = entry.strip_prefix(local).unwrap().to_string_lossy().to_string();
+        let rel = entry
+            .strip_prefix(local)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let step_dir = rel.split('/').next().unwrap();
         assert!(
             local.join(step_dir).join("MANIFEST.json").is_file() && !rel.contains("/."),
@@ -257,15 +306,38 @@ fn plan_interval_and_bad_input() {
     let server = S3Server::start();
     let out = ok(&run(
         &server,
-        &["plan", "interval", "--ckpt-cost", "60s", "--mtbf", "24h", "--interval", "10m", "--drain", "15m"],
+        &[
+            "plan",
+            "interval",
+            "--ckpt-cost",
+            "60s",
+            "--mtbf",
+            "24h",
+            "--interval",
+            "10m",
+            "--drain",
+            "15m",
+        ],
     ));
     assert!(out.contains("Young") && out.contains("53.7 min"), "{out}");
     assert!(out.contains("warning: the drain takes"), "{out}");
-    let out = run(&server, &["plan", "interval", "--ckpt-cost", "fast", "--mtbf", "4h"]);
+    let out = run(
+        &server,
+        &["plan", "interval", "--ckpt-cost", "fast", "--mtbf", "4h"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ckpt-cost"));
     // A missing checkpoint and a bad step are one clear line each.
-    let out = run(&server, &["ckpt", "restore", "s3://strata-test/none", "latest", "/tmp/x"]);
+    let out = run(
+        &server,
+        &[
+            "ckpt",
+            "restore",
+            "s3://strata-test/none",
+            "latest",
+            "/tmp/x",
+        ],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no complete checkpoint"), "{err}");

@@ -5,7 +5,9 @@ use strata_bench::TransferBench;
 use strata_store::size::parse_size;
 use strata_testkit::LinkProfile;
 
-use crate::args::{BenchCacheArgs, BenchCommand, BenchTrainArgs, BenchTransferArgs};
+use crate::args::{
+    BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchStormArgs, BenchTrainArgs, BenchTransferArgs,
+};
 use crate::output;
 use crate::settings::Settings;
 
@@ -14,7 +16,54 @@ pub fn run(cmd: &BenchCommand, s: &Settings) -> Result<()> {
         BenchCommand::Transfer(a) => transfer(a, s),
         BenchCommand::Cache(a) => cache(a, s),
         BenchCommand::Train(a) => train(a, s),
+        BenchCommand::Ckpt(a) => ckpt(a, s),
+        BenchCommand::CkptStorm(a) => storm(a, s),
     }
+}
+
+fn ckpt(a: &BenchCkptArgs, s: &Settings) -> Result<()> {
+    let size = parse_size(&a.size).map_err(|e| anyhow!("--size: {e}"))?;
+    if size == 0 || a.files == 0 {
+        return Err(anyhow!("--size and --files must be > 0"));
+    }
+    let bench = strata_bench::CkptBench {
+        size,
+        files: a.files,
+        profile: LinkProfile::named(&a.link)
+            .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?,
+        work_dir: a.dir.clone(),
+        ..Default::default()
+    };
+    let report = bench.run().map_err(|e| anyhow!("bench ckpt: {e}"))?;
+    if s.json {
+        output::json(&report);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
+}
+
+fn storm(a: &BenchStormArgs, s: &Settings) -> Result<()> {
+    let size = parse_size(&a.size).map_err(|e| anyhow!("--size: {e}"))?;
+    if size == 0 || a.writers == 0 || a.overload_above == 0 {
+        return Err(anyhow!(
+            "--size, --writers and --overload-above must be > 0"
+        ));
+    }
+    let bench = strata_bench::StormBench {
+        exe: std::env::current_exe()?,
+        writers: a.writers,
+        size,
+        overload_above: a.overload_above,
+        max_writers: a.max_writers,
+    };
+    let report = bench.run().map_err(|e| anyhow!("bench ckpt-storm: {e}"))?;
+    if s.json {
+        output::json(&report);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
 }
 
 fn train(a: &BenchTrainArgs, s: &Settings) -> Result<()> {

@@ -164,10 +164,11 @@ async fn save(a: &CkptSaveArgs, s: &Settings) -> Result<()> {
     let mut cfg = config(&a.root, s)?;
     cfg.rank = a.rank;
     cfg.world_size = a.world;
-    cfg.mode = match a.mode.as_str() {
-        "durable-local" => SaveMode::DurableLocal,
-        "snapshot" => SaveMode::Snapshot,
-        m => bail!("--mode {m:?}: use durable-local or snapshot"),
+    cfg.mode = match a.mode.as_deref() {
+        None => cfg.mode,
+        Some("durable-local") => SaveMode::DurableLocal,
+        Some("snapshot") => SaveMode::Snapshot,
+        Some(m) => bail!("--mode {m:?}: use durable-local or snapshot"),
     };
     cfg.commit_timeout = duration("commit-timeout", &a.commit_timeout)?;
     cfg.drain.jitter = duration("jitter", &a.jitter)?;
@@ -179,6 +180,9 @@ async fn save(a: &CkptSaveArgs, s: &Settings) -> Result<()> {
         k => bail!("--admission {k:?}: use auto, leases, slots or off"),
     };
     cfg.drain.admission.max_writers = a.max_writers.max(1);
+    if let Some(l) = &a.lease_root {
+        cfg.drain.admission.lease_root = Some(Location::open(&StoreUrl::parse(l)?, &s.store)?);
+    }
     cfg.retention = Retention {
         keep_last: a.keep_last,
         local_keep_last: a.local_keep_last,

@@ -1,0 +1,303 @@
+//! `strata bench ckpt`: what a checkpoint costs training, and how fast it reaches the store
+//! and comes back, against this machine's limits.
+//!
+//! One run, on the in-process S3 server behind the link emulator (default `s3` profile):
+//!
+//! 1. The machine: memcpy bandwidth; the local directory's write bandwidth (write `size`
+//!    bytes, fsync) and read bandwidth (page cache dropped).
+//! 2. Snapshot save: the stall (copy into staging memory) against `size` / memcpy.
+//! 3. Durable-local save: the stall (write and fsync on the local tier) against `size` / the
+//!    measured write bandwidth.
+//! 4. The drain of each: upload throughput against the emulator's cap, and a single-stream
+//!    upload (one PUT) of a sample as the naive way.
+//! 5. Restore from the store alone (another node): throughput against the cap.
+//! 6. Restore from the local tier, page cache dropped: throughput against the read bandwidth.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strata_ckpt::{AdmissionKind, Checkpointer, CkptConfig, Item, SaveMode, Tier};
+use strata_store::size::format_size;
+use strata_store::{Location, Store, StoreConfig};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+
+use crate::machine::{CacheDrop, MachineLimits, drop_page_cache, mib};
+
+/// Settings of the checkpoint benchmark.
+#[derive(Debug, Clone)]
+pub struct CkptBench {
+    /// Checkpoint size in bytes. Default: 2 GiB.
+    pub size: u64,
+    /// Files it is cut into. Default: 4.
+    pub files: usize,
+    /// Bytes of the single-stream baseline upload. Default: 64 MiB (at most `size`).
+    pub single_sample: u64,
+    /// The emulated link. Default: `s3`.
+    pub profile: LinkProfile,
+    /// The local tier's directory. Default: a temporary directory.
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for CkptBench {
+    fn default() -> Self {
+        Self {
+            size: 2 << 30,
+            files: 4,
+            single_sample: 64 << 20,
+            profile: LinkProfile::s3(),
+            work_dir: None,
+        }
+    }
+}
+
+/// What the benchmark measured. Times in seconds, rates in MiB/s.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CkptBenchReport {
+    pub date: String,
+    pub machine: MachineLimits,
+    pub bytes: u64,
+    pub files: usize,
+    pub link: LinkProfile,
+    pub link_cap_mib_per_sec: f64,
+    pub local_write_mib_per_sec: f64,
+    pub local_read_mib_per_sec: f64,
+    pub page_cache_drop: CacheDrop,
+    /// The first snapshot's stall (staging memory mapped for the first time).
+    pub snapshot_first_stall_secs: f64,
+    /// The next snapshot's stall (staging memory reused), the steady state of training.
+    pub snapshot_stall_secs: f64,
+    /// The steady stall / (bytes / memcpy bandwidth): 1.0 is one memory copy.
+    pub snapshot_stall_vs_memcpy: f64,
+    pub durable_stall_secs: f64,
+    /// The stall / (bytes / local write bandwidth): 1.0 is one write of the bytes.
+    pub durable_stall_vs_local_write: f64,
+    /// The mean of the two drains (`drain_runs_mib_per_sec`).
+    pub drain_mib_per_sec: f64,
+    pub drain_runs_mib_per_sec: Vec<f64>,
+    pub drain_of_cap: f64,
+    /// Seconds from the save to the commit (snapshot save).
+    pub drain_total_secs: f64,
+    pub single_stream_upload_mib_per_sec: f64,
+    pub drain_vs_single_stream: f64,
+    pub restore_remote_mib_per_sec: f64,
+    pub restore_remote_of_cap: f64,
+    pub restore_local_mib_per_sec: f64,
+    pub restore_local_of_device: f64,
+}
+
+impl CkptBench {
+    /// Runs it.
+    pub fn run(&self) -> Result<CkptBenchReport, String> {
+        let machine = MachineLimits::measure();
+        let server = S3Server::start();
+        let emu = LinkEmulator::start(server.addr(), self.profile.clone());
+        let cap = self
+            .profile
+            .total_bytes_per_sec
+            .map_or(f64::INFINITY, |c| c as f64 / (1 << 20) as f64);
+        let layer = server.config_layer_through(&emu);
+        let sc = StoreConfig::from_layer(&layer).map_err(|e| e.to_string())?;
+        let store = Store::open(&server.url(""), &sc).map_err(|e| e.to_string())?;
+        let tmp;
+        let work = match &self.work_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                d.clone()
+            }
+            None => {
+                tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+                tmp.path().to_path_buf()
+            }
+        };
+        let files = self.files.max(1);
+        let per = (self.size / files as u64).max(1);
+        let items: Vec<(String, Bytes)> = (0..files)
+            .map(|i| {
+                (
+                    format!("model-{i:05}-of-{files:05}.safetensors"),
+                    Bytes::from(data::bytes(i as u64, per as usize)),
+                )
+            })
+            .collect();
+        let bytes = per * files as u64;
+        // 1. The local directory's own write and read bandwidth, same size.
+        let probe = work.join("probe.bin");
+        let t = Instant::now();
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&probe).map_err(|e| e.to_string())?;
+            for (_, b) in &items {
+                f.write_all(b).map_err(|e| e.to_string())?;
+            }
+            f.sync_all().map_err(|e| e.to_string())?;
+        }
+        let write_secs = t.elapsed().as_secs_f64();
+        let drop_how = drop_page_cache(&work);
+        let t = Instant::now();
+        let n = std::fs::read(&probe).map_err(|e| e.to_string())?.len();
+        let read_secs = t.elapsed().as_secs_f64();
+        let _ = std::fs::remove_file(&probe);
+        let local_write = mib(bytes, write_secs);
+        let local_read = mib(n as u64, read_secs);
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let cfg = |mode, local: Option<PathBuf>| {
+                let mut c = CkptConfig {
+                    remote: Some(Location {
+                        store: store.clone(),
+                        prefix: "bench/ckpt".into(),
+                    }),
+                    local,
+                    mode,
+                    staging_bytes: bytes + (64 << 20),
+                    ..Default::default()
+                };
+                c.drain.jitter = Duration::ZERO;
+                c.drain.admission.kind = AdmissionKind::Auto;
+                c
+            };
+            let as_items = || {
+                items
+                    .iter()
+                    .map(|(n, b)| Item::bytes(n.clone(), b.clone()))
+                    .collect::<Vec<_>>()
+            };
+            let err = |e: strata_ckpt::CkptError| e.to_string();
+            // 2 and 4: snapshot.
+            let ck = Checkpointer::open(cfg(SaveMode::Snapshot, Some(work.join("snap"))))
+                .map_err(err)?;
+            let h = ck.save(1, as_items()).await.map_err(err)?;
+            let snapshot_cold = h.stall.as_secs_f64();
+            let drain1 = h.wait().await.map_err(err)?;
+            // Training saves again and again: the second snapshot copies into the staging
+            // memory the first one mapped.
+            let h = ck.save(3, as_items()).await.map_err(err)?;
+            let snapshot_stall = h.stall.as_secs_f64();
+            let drain2 = h.wait().await.map_err(err)?;
+            ck.close().await;
+            // 3: durable-local.
+            let local2 = work.join("durable");
+            let ck = Checkpointer::open(cfg(SaveMode::DurableLocal, Some(local2.clone())))
+                .map_err(err)?;
+            let h = ck.save(2, as_items()).await.map_err(err)?;
+            let durable_stall = h.stall.as_secs_f64();
+            h.wait().await.map_err(err)?;
+            ck.close().await;
+            // The naive upload: one PUT of a sample.
+            let sample = self.single_sample.min(per) as usize;
+            let t = Instant::now();
+            store
+                .put("bench/single", items[0].1.slice(..sample))
+                .await
+                .map_err(|e| e.to_string())?;
+            let single = mib(sample as u64, t.elapsed().as_secs_f64());
+            // 5: restore from the store alone.
+            let other = Checkpointer::open(cfg(SaveMode::Snapshot, None)).map_err(err)?;
+            let r = other.load(Some(2)).await.map_err(err)?;
+            if r.tier != Tier::Remote || r.items.len() != files {
+                return Err(format!("restore from the store: {:?}", r.tier));
+            }
+            let remote_rate = mib(bytes, r.secs);
+            drop(r);
+            // 6: restore from the local tier, page cache dropped.
+            drop_page_cache(&local2);
+            let ck = Checkpointer::open(cfg(SaveMode::DurableLocal, Some(local2.clone())))
+                .map_err(err)?;
+            let r = ck.load(Some(2)).await.map_err(err)?;
+            if r.tier != Tier::Local {
+                return Err(format!(
+                    "restore from the local tier came from {:?}",
+                    r.tier
+                ));
+            }
+            let local_rate = mib(bytes, r.secs);
+            let memcpy_secs = bytes as f64 / (machine.memcpy_gib_per_sec * (1u64 << 30) as f64);
+            let drain_rates = [
+                mib(drain1.bytes, drain1.upload_secs),
+                mib(drain2.bytes, drain2.upload_secs),
+            ];
+            let drain_rate = (drain_rates[0] + drain_rates[1]) / 2.0;
+            Ok(CkptBenchReport {
+                date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+                machine: machine.clone(),
+                bytes,
+                files,
+                link: self.profile.clone(),
+                link_cap_mib_per_sec: cap,
+                local_write_mib_per_sec: local_write,
+                local_read_mib_per_sec: local_read,
+                page_cache_drop: drop_how,
+                snapshot_first_stall_secs: snapshot_cold,
+                snapshot_stall_secs: snapshot_stall,
+                snapshot_stall_vs_memcpy: snapshot_stall / memcpy_secs,
+                durable_stall_secs: durable_stall,
+                durable_stall_vs_local_write: durable_stall / write_secs,
+                drain_mib_per_sec: drain_rate,
+                drain_of_cap: drain_rate / cap,
+                drain_runs_mib_per_sec: drain_rates.to_vec(),
+                drain_total_secs: drain2.total_secs,
+                single_stream_upload_mib_per_sec: single,
+                drain_vs_single_stream: drain_rate / single,
+                restore_remote_mib_per_sec: remote_rate,
+                restore_remote_of_cap: remote_rate / cap,
+                restore_local_mib_per_sec: local_rate,
+                restore_local_of_device: local_rate / local_read,
+            })
+        })
+    }
+}
+
+impl CkptBenchReport {
+    /// A table for people.
+    pub fn to_table(&self) -> String {
+        format!(
+            "strata bench ckpt  {}\ncheckpoint {} in {} files; link {} capped at {:.0} MiB/s; machine: {} cores, memcpy {:.1} GiB/s; local dir: write {:.0} MiB/s (fsync), read {:.0} MiB/s ({:?})\n\n\
+             {:<34} {:>12} {:>24}\n\
+             {:<34} {:>10.3} s {:>17.2}× memcpy   (first save {:.3} s)\n\
+             {:<34} {:>10.3} s {:>16.2}× one write\n\
+             {:<34} {:>8.1} MiB/s {:>15.2} of cap   (runs {:.1} and {:.1} MiB/s; {:.1}× one stream at {:.1} MiB/s; save → commit {:.1} s)\n\
+             {:<34} {:>8.1} MiB/s {:>15.2} of cap\n\
+             {:<34} {:>8.1} MiB/s {:>12.2} of device\n",
+            self.date,
+            format_size(self.bytes),
+            self.files,
+            self.link.name,
+            self.link_cap_mib_per_sec,
+            self.machine.cores,
+            self.machine.memcpy_gib_per_sec,
+            self.local_write_mib_per_sec,
+            self.local_read_mib_per_sec,
+            self.page_cache_drop,
+            "measure",
+            "value",
+            "against the limit",
+            "stall, snapshot mode",
+            self.snapshot_stall_secs,
+            self.snapshot_stall_vs_memcpy,
+            self.snapshot_first_stall_secs,
+            "stall, durable-local mode",
+            self.durable_stall_secs,
+            self.durable_stall_vs_local_write,
+            "drain to the store",
+            self.drain_mib_per_sec,
+            self.drain_of_cap,
+            self.drain_runs_mib_per_sec[0],
+            self.drain_runs_mib_per_sec[1],
+            self.drain_vs_single_stream,
+            self.single_stream_upload_mib_per_sec,
+            self.drain_total_secs,
+            "restore from the store",
+            self.restore_remote_mib_per_sec,
+            self.restore_remote_of_cap,
+            "restore from the local tier",
+            self.restore_local_mib_per_sec,
+            self.restore_local_of_device,
+        )
+    }
+}
