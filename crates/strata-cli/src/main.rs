@@ -141,6 +141,24 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             _ => return 1,
         }
     }
+    if let Some(c) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<strata_ckpt::CkptError>())
+    {
+        use strata_ckpt::CkptError as C;
+        // A failed drain carries its cause.
+        let mut c = c;
+        while let C::Drain { source, .. } = c {
+            c = source;
+        }
+        match c {
+            C::Store(s) => return store_code(s),
+            C::NotFound { .. } => return 3,
+            C::Exists { .. } => return 7,
+            C::Invalid(_) | C::Manifest { .. } => return 6,
+            _ => return 1,
+        }
+    }
     let store = e
         .chain()
         .find_map(|c| c.downcast_ref::<StoreError>())
@@ -154,6 +172,10 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     let Some(store) = store else {
         return 1;
     };
+    store_code(store)
+}
+
+fn store_code(store: &StoreError) -> u8 {
     match store.kind() {
         ErrorKind::NotFound => 3,
         ErrorKind::PermissionDenied | ErrorKind::Unauthenticated => 4,

@@ -341,6 +341,7 @@ fn plan_interval_and_bad_input() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no complete checkpoint"), "{err}");
+    assert_eq!(out.status.code(), Some(3), "not found: {err}");
     let out = run(&server, &["ckpt", "show", "s3://strata-test/none", "abc"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("give a number or `latest`"));
 }
