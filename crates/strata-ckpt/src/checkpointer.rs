@@ -266,6 +266,32 @@ impl Checkpointer {
             .clone()
     }
 
+    /// The Young and Daly intervals for this job from the stall and drain times measured so
+    /// far (the mean stall is the checkpoint cost), a node MTBF in seconds and the node count;
+    /// `interval_secs` (the interval in use) is compared and warned about when the drain
+    /// cannot keep up with it. `None` before the first save.
+    pub fn advise(
+        &self,
+        node_mtbf_secs: f64,
+        nodes: u64,
+        restart_secs: f64,
+        interval_secs: Option<f64>,
+    ) -> Option<Result<strata_plan::interval::IntervalAdvice, String>> {
+        let s = self.stats();
+        if s.saves == 0 {
+            return None;
+        }
+        let drain = (s.drains > 0).then_some(s.mean_drain_secs);
+        Some(strata_plan::interval::advise(
+            s.mean_stall_secs.max(1e-6),
+            node_mtbf_secs,
+            nodes,
+            restart_secs,
+            interval_secs,
+            drain,
+        ))
+    }
+
     /// Saves this rank's `items` as step `step`. Returns when the configured mode says (see
     /// [`SaveMode`]); the drain to the store runs in the background (see
     /// [`SaveHandle::wait`]).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{as_items, assert_items, cfg, items, remote};
 use strata_ckpt::{AdmissionKind, Checkpointer, CkptError, Retention, SaveMode, Tier};
-use strata_testkit::{GarageServer, LinkEmulator, LinkProfile, S3Endpoint, S3Server};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server};
 
 async fn suite(server: &dyn S3Endpoint, emu: Option<&LinkEmulator>) {
     drain_commit_and_restore(server, emu).await;
@@ -236,15 +236,9 @@ async fn in_process_server_through_the_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garage() {
-    if strata_testkit::garage::garage_binary().is_none()
-        && std::env::var("STRATA_REQUIRE_GARAGE").as_deref() != Ok("1")
-    {
-        eprintln!("SKIPPED: garage binary not found; scripts/test installs it");
+    let started = tokio::task::spawn_blocking(strata_testkit::garage::start_or_skip);
+    let Some(garage) = started.await.unwrap() else {
         return;
-    }
-    let garage = tokio::task::spawn_blocking(GarageServer::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
     suite(&garage, None).await;
 }

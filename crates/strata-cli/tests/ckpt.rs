@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use strata_testkit::{GarageServer, LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 fn command(server: &dyn S3Endpoint, endpoint: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
@@ -124,13 +124,9 @@ fn ranks_as_processes_on_the_in_process_server() {
 
 #[test]
 fn ranks_as_processes_on_garage() {
-    if strata_testkit::garage::garage_binary().is_none()
-        && std::env::var("STRATA_REQUIRE_GARAGE").as_deref() != Ok("1")
-    {
-        eprintln!("SKIPPED: garage binary not found; scripts/test installs it");
+    let Some(garage) = strata_testkit::garage::start_or_skip() else {
         return;
-    }
-    let garage = GarageServer::start().unwrap_or_else(|e| panic!("{e}"));
+    };
     ranks_as_processes(&garage, "s3://strata-test/multi/job");
 }
 

@@ -5,15 +5,9 @@ use std::time::Duration;
 
 /// Parses a duration (see the module documentation).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (examples: 500ms, 30s, 10m, 4h, 7d)"))?;
-    let secs = match unit.trim().to_ascii_lowercase().as_str() {
+    let (value, unit) = crate::size::number_and_unit(text)
+        .ok_or_else(|| format!("{text:?} is not a duration (examples: 500ms, 30s, 10m, 4h, 7d)"))?;
+    let secs = match unit.as_str() {
         "ms" => value / 1000.0,
         "" | "s" | "sec" | "secs" => value,
         "m" | "min" | "mins" => value * 60.0,

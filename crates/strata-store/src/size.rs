@@ -4,15 +4,9 @@
 /// and the short forms `K`, `M`, `G`, `T`) are powers of 1024; decimal units (`KB`, `MB`,
 /// `GB`, `TB`) are powers of 1000; `B` or no unit means bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (examples: 4096, 8MiB, 1GiB)"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (value, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("{text:?} is not a size (examples: 4096, 8MiB, 1GiB)"))?;
+    let mult: f64 = match unit.as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
         "m" | "mib" => 1024.0 * 1024.0,
@@ -29,6 +23,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("{text:?} is out of range"));
     }
     Ok(bytes.round() as u64)
+}
+
+/// Splits `12.5MiB` into (12.5, "mib"): a non-negative decimal number and the rest, trimmed
+/// and lowercased. `None` when there is no number.
+pub(crate) fn number_and_unit(text: &str) -> Option<(f64, String)> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    Some((num.parse().ok()?, unit.trim().to_ascii_lowercase()))
 }
 
 /// Formats a byte count with binary units, e.g. `8.0 MiB`.

@@ -3,7 +3,7 @@
 
 use strata_store::{ConditionalCreate, Store, StoreConfig, StoreUrl};
 use strata_testkit::conformance::{Expect, run_all};
-use strata_testkit::{GarageServer, LinkEmulator, LinkProfile, S3Endpoint, S3Server};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server};
 
 const ENFORCED: Expect = Expect {
     conditional_create: ConditionalCreate::Enforced,
@@ -57,16 +57,10 @@ async fn s3s_server_through_emulator() {
 /// binary is missing, unless `STRATA_REQUIRE_GARAGE=1`, which `scripts/test` sets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garage() {
-    if strata_testkit::garage::garage_binary().is_none()
-        && std::env::var("STRATA_REQUIRE_GARAGE").as_deref() != Ok("1")
-    {
-        eprintln!("SKIPPED: garage binary not found; scripts/test installs it");
+    let started = tokio::task::spawn_blocking(strata_testkit::garage::start_or_skip);
+    let Some(garage) = started.await.unwrap() else {
         return;
-    }
-    let garage = tokio::task::spawn_blocking(GarageServer::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
     let store = Store::open(&garage.url(""), &garage.store_config()).unwrap();
     run_all(
         &store,

@@ -30,6 +30,18 @@ pub struct GarageServer {
     _dir: tempfile::TempDir,
 }
 
+/// Starts Garage for a test, or returns `None` (after printing `SKIPPED`) when the binary is
+/// missing, unless `STRATA_REQUIRE_GARAGE=1` (which `scripts/test` sets): then a missing
+/// binary, like a failed start, panics with the reason. Blocking; from async tests call it
+/// through `spawn_blocking`.
+pub fn start_or_skip() -> Option<GarageServer> {
+    if garage_binary().is_none() && std::env::var("STRATA_REQUIRE_GARAGE").as_deref() != Ok("1") {
+        eprintln!("SKIPPED: garage binary not found; scripts/test installs it");
+        return None;
+    }
+    Some(GarageServer::start().unwrap_or_else(|e| panic!("{e}")))
+}
+
 /// Where the `garage` binary is, if anywhere.
 pub fn garage_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("STRATA_GARAGE_BIN") {
