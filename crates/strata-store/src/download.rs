@@ -104,6 +104,7 @@ impl Store {
                 part_crc32c: Vec::new(),
                 multipart: false,
                 peak_buffered: buffered.peak(),
+                complete_secs: 0.0,
             })
         }
         .await;
@@ -214,6 +215,7 @@ impl Store {
             part_crc32c: Vec::new(),
             multipart: false,
             peak_buffered: buffered.peak(),
+            complete_secs: 0.0,
         })
     }
 

@@ -25,6 +25,9 @@ pub struct TransferReport {
     pub multipart: bool,
     /// The most payload bytes held in memory at once by the engine.
     pub peak_buffered: u64,
+    /// Seconds the store took to complete a multipart upload (server-side assembly; some
+    /// stores copy the whole object), included in `elapsed_secs`. 0 otherwise.
+    pub complete_secs: f64,
 }
 
 impl TransferReport {

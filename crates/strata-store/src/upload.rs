@@ -164,6 +164,7 @@ impl Store {
                 part_crc32c: vec![crc],
                 multipart: false,
                 peak_buffered: size,
+                complete_secs: 0.0,
             });
         }
         let mut report = match &self.mp {
@@ -255,11 +256,16 @@ impl Store {
         uploaded.sort_unstable_by_key(|u| u.0);
         let crcs: Vec<(u32, u64)> = uploaded.iter().map(|u| (u.2, u.3)).collect();
         let part_ids: Vec<PartId> = uploaded.into_iter().map(|u| u.1).collect();
+        let t_complete = Instant::now();
         let completed = with_retry(policy, "CompleteMultipartUpload", &url, || {
             let (mp, path, id, part_ids) = (mp.clone(), path.clone(), id.clone(), part_ids.clone());
             async move { mp.complete_multipart(&path, &id, part_ids).await }
         })
         .await;
+        let complete_secs = t_complete.elapsed().as_secs_f64();
+        tracing::debug!(
+            "{url}: CompleteMultipartUpload of {n_parts} parts took {complete_secs:.3}s"
+        );
         let e_tag = match completed {
             Ok(r) => r.e_tag,
             // A completion whose response was lost is retried and finds the upload gone; the
@@ -286,6 +292,7 @@ impl Store {
             part_crc32c: crcs.iter().map(|c| c.0).collect(),
             multipart: true,
             peak_buffered: buffered.peak(),
+            complete_secs,
         })
     }
 
@@ -349,6 +356,7 @@ impl Store {
             part_crc32c: crcs.iter().map(|c| c.0).collect(),
             multipart: true,
             peak_buffered: opts.upload_part_size.min(size),
+            complete_secs: 0.0,
         })
     }
 }
