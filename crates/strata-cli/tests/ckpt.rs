@@ -2,39 +2,15 @@
 //! (on the in-process S3 server and on Garage), SIGKILL at random points of a save, and bad
 //! input.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use common::{command, ok, run};
+
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
-
-fn command(server: &dyn S3Endpoint, endpoint: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-    c.args(args)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", server.access_key())
-        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
-        .env("AWS_REGION", server.region())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("STRATA_CONFIG")
-        .stdin(Stdio::null());
-    c
-}
-
-fn run(server: &dyn S3Endpoint, args: &[&str]) -> Output {
-    command(server, &server.endpoint(), args)
-        .output()
-        .expect("run strata")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A file of a checkpoint: its name, its bytes, and the NAME=PATH argument that saves it.
 type SavedFile = (String, Vec<u8>, String);

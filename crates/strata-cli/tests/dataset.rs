@@ -2,34 +2,16 @@
 //! packed into the S3 server, read back shuffled and resumed on another world size, and bad
 //! input answered with one line and exit code 6.
 
-use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::collections::BTreeSet;
+use std::process::Output;
+
+use common::{ok, run};
 use strata_testkit::{S3Endpoint, S3Server, data};
 
 fn strata(server: &S3Server, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", server.endpoint())
-        .env("AWS_ACCESS_KEY_ID", server.access_key())
-        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("STRATA_CONFIG")
-        // The host disk may be nearly full; these tests are not about the floor.
-        .env("STRATA_CACHE_MIN_FREE_FRACTION", "0")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run strata")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run(server, args)
 }
 
 fn keys(stdout: &str) -> Vec<String> {
