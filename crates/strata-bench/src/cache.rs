@@ -319,11 +319,7 @@ impl CacheBench {
         let mut cfg: StoreConfig = server.store_config();
         cfg.s3.endpoint = Some(emu.endpoint());
         let linked = Store::open(&server.url(""), &cfg).map_err(|e| e.to_string())?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let rt = crate::machine::runtime()?;
         let cap = self
             .profile
             .total_bytes_per_sec

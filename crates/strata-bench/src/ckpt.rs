@@ -152,11 +152,7 @@ impl CkptBench {
         let _ = std::fs::remove_file(&probe);
         let local_read = mib(n as u64, read_secs);
 
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let rt = crate::machine::runtime()?;
         rt.block_on(async {
             let cfg = |mode, local: Option<PathBuf>| {
                 let mut c = CkptConfig {

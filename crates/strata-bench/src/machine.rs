@@ -72,3 +72,13 @@ pub fn drop_page_cache(dir: &Path) -> CacheDrop {
     walk(dir);
     CacheDrop::Fadvise
 }
+
+/// The runtime a benchmark drives its client with: two workers, the machine's cores (the
+/// servers and the link emulator run on runtimes of their own).
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}

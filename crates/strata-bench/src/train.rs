@@ -694,11 +694,7 @@ impl TrainBench {
     pub fn run(&self) -> Result<TrainBenchReport, String> {
         let machine = MachineLimits::measure();
         let rig = self.rig()?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let rt = crate::machine::runtime()?;
         rt.block_on(async {
             let generated = self.ensure_dataset(&rig).await?;
             let prefix = self.prefix();

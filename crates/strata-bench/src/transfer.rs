@@ -183,11 +183,7 @@ impl TransferBench {
         emu_cfg.s3.endpoint = Some(emu.endpoint());
         let direct = Store::open(&server.url(""), &direct_cfg).map_err(|e| e.to_string())?;
         let emulated = Store::open(&server.url(""), &emu_cfg).map_err(|e| e.to_string())?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let rt = crate::machine::runtime()?;
         let opts = &self.config.transfer;
         let sample = self.single_sample.min(self.size).max(1);
         let cap = self

@@ -304,22 +304,3 @@ fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "host".into())
 }
-
-/// Lease admission's state for tests and reports: slots and their live holders.
-pub async fn lease_holders(root: &Location, slots: u32) -> Result<Vec<Option<String>>> {
-    let mut out = Vec::new();
-    for k in 0..slots {
-        let held = root.store.list(&root.key(&format!("slot-{k}"))).await?;
-        let mut live = None;
-        for o in held {
-            if let Ok(b) = root.store.get(&o.key).await
-                && let Ok(l) = serde_json::from_slice::<LeaseBody>(&b)
-                && l.expires_unix_ms > now_ms()
-            {
-                live = Some(l.owner);
-            }
-        }
-        out.push(live);
-    }
-    Ok(out)
-}

@@ -205,11 +205,6 @@ impl LocalTier {
         }
     }
 
-    /// Bytes of the files under a step directory.
-    pub fn step_bytes(&self, step: u64) -> u64 {
-        dir_bytes(&self.path(&layout::step_dir(step)))
-    }
-
     /// The newest modification time under a step directory (for "abandoned" decisions).
     pub fn step_touched(&self, step: u64) -> Option<std::time::SystemTime> {
         newest_mtime(&self.path(&layout::step_dir(step)))
@@ -306,21 +301,6 @@ fn read_small(path: &Path) -> Option<Vec<u8>> {
     let mut v = Vec::new();
     f.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut v).ok()?;
     (v.len() as u64 <= MAX_MANIFEST_BYTES).then_some(v)
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(_) => n += e.metadata().map_or(0, |m| m.len()),
-                Err(_) => {}
-            }
-        }
-    }
-    n
 }
 
 fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {

@@ -69,7 +69,8 @@ impl RemoteTier {
             .key(&format!("{}/{}", layout::step_dir(step), layout::RANKS));
         let mut parts = Vec::new();
         for o in self.loc.store.list(&dir).await? {
-            let bytes = self.get_small(&o.key).await?;
+            // The listing gave the size: no HEAD before the GET.
+            let bytes = self.get_bounded(&o.key, o.size).await?;
             let part = RankPart::from_json(&bytes).map_err(|cause| CkptError::Manifest {
                 path: self.loc.store.url(&o.key).to_string(),
                 cause,
@@ -174,12 +175,19 @@ impl RemoteTier {
         Ok(n)
     }
 
+    /// Reads a manifest or marker whose size is not known yet (HEAD first, so a huge object
+    /// is refused before it is read).
     async fn get_small(&self, key: &str) -> Result<Bytes> {
-        let info = self.loc.store.head(key).await?;
-        if info.size > MAX_MANIFEST_BYTES {
+        let size = self.loc.store.head(key).await?.size;
+        self.get_bounded(key, size).await
+    }
+
+    /// Reads a manifest or marker of `size` bytes (from a HEAD or a listing).
+    async fn get_bounded(&self, key: &str, size: u64) -> Result<Bytes> {
+        if size > MAX_MANIFEST_BYTES {
             return Err(CkptError::Manifest {
                 path: self.loc.store.url(key).to_string(),
-                cause: format!("{} bytes, more than {MAX_MANIFEST_BYTES}", info.size),
+                cause: format!("{size} bytes, more than {MAX_MANIFEST_BYTES}"),
             });
         }
         Ok(self.loc.store.get(key).await?)
