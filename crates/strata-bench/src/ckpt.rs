@@ -1,7 +1,8 @@
 //! `strata bench ckpt`: what a checkpoint costs training, and how fast it reaches the store
 //! and comes back, against this machine's limits.
 //!
-//! One run, on the in-process S3 server behind the link emulator (default `s3` profile):
+//! One run, on an S3 server (the in-process one by default, or Garage) behind the link
+//! emulator (default `s3` profile):
 //!
 //! 1. The machine: memcpy bandwidth; the local directory's write bandwidth (write `size`
 //!    bytes, fsync) and read bandwidth (page cache dropped).
@@ -20,9 +21,10 @@ use bytes::Bytes;
 use strata_ckpt::{AdmissionKind, Checkpointer, CkptConfig, Item, SaveMode, Tier};
 use strata_store::size::format_size;
 use strata_store::{Location, Store, StoreConfig};
-use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+use strata_testkit::{LinkEmulator, LinkProfile, data};
 
 use crate::machine::{CacheDrop, MachineLimits, drop_page_cache, mib};
+use crate::server::BenchServer;
 
 /// Settings of the checkpoint benchmark.
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct CkptBench {
     pub profile: LinkProfile,
     /// The local tier's directory. Default: a temporary directory.
     pub work_dir: Option<PathBuf>,
+    /// The S3 server. Default: the in-process one.
+    pub server: BenchServer,
 }
 
 impl Default for CkptBench {
@@ -47,6 +51,7 @@ impl Default for CkptBench {
             single_sample: 64 << 20,
             profile: LinkProfile::s3(),
             work_dir: None,
+            server: BenchServer::default(),
         }
     }
 }
@@ -56,6 +61,7 @@ impl Default for CkptBench {
 pub struct CkptBenchReport {
     pub date: String,
     pub machine: MachineLimits,
+    pub server: BenchServer,
     pub bytes: u64,
     pub files: usize,
     pub link: LinkProfile,
@@ -98,7 +104,7 @@ impl CkptBench {
     /// Runs it.
     pub fn run(&self) -> Result<CkptBenchReport, String> {
         let machine = MachineLimits::measure();
-        let server = S3Server::start();
+        let server = self.server.start()?;
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let cap = self
             .profile
@@ -239,6 +245,7 @@ impl CkptBench {
             Ok(CkptBenchReport {
                 date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
                 machine: machine.clone(),
+                server: self.server,
                 bytes,
                 files,
                 link: self.profile.clone(),
@@ -276,7 +283,7 @@ impl CkptBenchReport {
     /// A table for people.
     pub fn to_table(&self) -> String {
         format!(
-            "strata bench ckpt  {}\ncheckpoint {} in {} files; link {} capped at {:.0} MiB/s; machine: {} cores, memcpy {:.1} GiB/s; local dir: write {:.0} MiB/s (fsync; runs {:.0} and {:.0}), read {:.0} MiB/s ({:?})\n\n\
+            "strata bench ckpt  {}\ncheckpoint {} in {} files; server {}; link {} capped at {:.0} MiB/s; machine: {} cores, memcpy {:.1} GiB/s; local dir: write {:.0} MiB/s (fsync; runs {:.0} and {:.0}), read {:.0} MiB/s ({:?})\n\n\
              {:<34} {:>12} {:>24}\n\
              {:<34} {:>10.3} s {:>17.2}× memcpy   (first save {:.3} s)\n\
              {:<34} {:>10.3} s {:>16.2}× one write\n\
@@ -287,6 +294,7 @@ impl CkptBenchReport {
             self.date,
             format_size(self.bytes),
             self.files,
+            self.server.name(),
             self.link.name,
             self.link_cap_mib_per_sec,
             self.machine.cores,

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod ckpt;
 pub mod machine;
+pub mod server;
 pub mod storm;
 pub mod train;
 pub mod transfer;
@@ -15,6 +16,7 @@ pub mod transfer;
 pub use cache::{CacheBench, CacheBenchReport};
 pub use ckpt::{CkptBench, CkptBenchReport};
 pub use machine::MachineLimits;
+pub use server::BenchServer;
 pub use storm::{StormBench, StormBenchReport};
 pub use train::{TrainBench, TrainBenchReport, Workload};
 pub use transfer::{TransferBench, TransferBenchReport};

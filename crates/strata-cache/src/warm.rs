@@ -70,3 +70,60 @@ pub async fn warm(
         elapsed_secs: start.elapsed().as_secs_f64(),
     })
 }
+
+/// What [`hold_in_page_cache`] found and did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PageCacheReport {
+    /// Bytes of block files read through the page cache.
+    pub loaded_bytes: u64,
+    /// Bytes of them resident in the page cache afterwards (`mincore`). Less than
+    /// `loaded_bytes` when the node's free memory cannot hold them all.
+    pub resident_bytes: u64,
+    /// Blocks of the objects that the NVMe tier does not hold (not warmed, or evicted).
+    pub missing_blocks: u64,
+    pub elapsed_secs: f64,
+}
+
+/// Loads the NVMe tier's block files of `objects` into the kernel's page cache, so that every
+/// process on the node reads them at memory speed after this process exits (Strata's own
+/// DRAM tier dies with its process; the node daemon will own a lasting one). Call after
+/// [`warm`]. Blocking file reads run on the blocking pool.
+pub async fn hold_in_page_cache(
+    cache: &BlockCache,
+    objects: &[ObjectVersion],
+) -> Result<PageCacheReport, CacheError> {
+    let Some(nvme) = cache.nvme() else {
+        return Ok(PageCacheReport::default());
+    };
+    let g = cache.geometry();
+    let paths: Vec<_> = objects
+        .iter()
+        .flat_map(|o| (0..g.block_count(o.size)).map(move |i| o.block(i)))
+        .map(|id| nvme.path_of(id))
+        .collect();
+    let start = Instant::now();
+    let mut report = tokio::task::spawn_blocking(move || {
+        let mut r = PageCacheReport::default();
+        let mut buf = vec![0u8; 4 << 20];
+        let mut loaded = Vec::with_capacity(paths.len());
+        for p in &paths {
+            match crate::page_cache::load(p, &mut buf) {
+                Ok(n) => {
+                    r.loaded_bytes += n;
+                    loaded.push(p);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => r.missing_blocks += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        // Measured after all are read: what the last reads pushed out counts as lost.
+        for p in loaded {
+            r.resident_bytes += crate::page_cache::resident_bytes(p).unwrap_or(0);
+        }
+        Ok(r)
+    })
+    .await
+    .map_err(|e| CacheError::Io(std::io::Error::other(e)))??;
+    report.elapsed_secs = start.elapsed().as_secs_f64();
+    Ok(report)
+}

@@ -63,7 +63,7 @@ pub enum Command {
     /// Total size and object count under a prefix.
     Du(DuArgs),
     /// Hydrate the NVMe cache with everything under a prefix (or one object).
-    Warm(UrlArg),
+    Warm(WarmArgs),
     /// Inspect and manage the block cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -241,6 +241,17 @@ pub struct UrlArg {
 }
 
 #[derive(Debug, Args)]
+pub struct WarmArgs {
+    /// s3://bucket/prefix/, an object URL, or any URL `cp` takes.
+    pub url: String,
+    /// Where the data should be when warm returns: `nvme` (block files in the cache
+    /// directory) or `dram` (those block files also loaded into the node's page cache, which
+    /// every process shares; reported with how much of it stayed resident).
+    #[arg(long, default_value = "nvme")]
+    pub tier: String,
+}
+
+#[derive(Debug, Args)]
 pub struct CpArgs {
     /// Source URL or path.
     pub src: String,
@@ -336,6 +347,10 @@ pub struct BenchCkptArgs {
     /// The local tier's directory (default: a temporary directory).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
+    /// The S3 server behind the emulator: in-process (s3s-fs) or garage (needs the `garage`
+    /// binary, which scripts/test installs).
+    #[arg(long, default_value = "in-process")]
+    pub server: String,
 }
 
 #[derive(Debug, Args)]

@@ -234,3 +234,104 @@ fn warm_fails_clearly_when_the_cache_cannot_store() {
     ));
     assert_eq!(w["not_cached_blocks"], 0);
 }
+
+/// Empties the page cache of `files`: `drop_caches` as root, else `POSIX_FADV_DONTNEED`
+/// (which may leave some pages). Returns whether the files are now mostly out of memory.
+fn evict(files: &[std::path::PathBuf]) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+    if std::fs::write("/proc/sys/vm/drop_caches", "1").is_err() {
+        for f in files {
+            let h = std::fs::File::open(f).unwrap();
+            // SAFETY: a valid fd; the advice has no memory-safety effect.
+            unsafe { libc::posix_fadvise(h.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
+    }
+    resident(files) < total(files) / 2
+}
+
+fn block_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for fan in std::fs::read_dir(dir.join("blocks")).unwrap() {
+        for f in std::fs::read_dir(fan.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "blk") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn resident(files: &[std::path::PathBuf]) -> u64 {
+    files
+        .iter()
+        .map(|f| strata_cache::page_cache::resident_bytes(f).unwrap())
+        .sum()
+}
+
+fn total(files: &[std::path::PathBuf]) -> u64 {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum()
+}
+
+/// `warm --tier dram` leaves the data in the node's memory after the CLI exits: the block
+/// files, evicted from the page cache after a plain warm, are resident again, nothing is
+/// fetched twice, and the report's resident figure is what `mincore` sees.
+#[test]
+fn warm_into_dram_leaves_the_blocks_in_the_page_cache() {
+    let server = S3Server::start();
+    let emu = LinkEmulator::start(server.addr(), LinkProfile::local());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = Store::open(&server.url(""), &server.store_config()).unwrap();
+    rt.block_on(async {
+        for i in 0..3u64 {
+            store
+                .put(&format!("ds/f{i}"), Bytes::from(data::bytes(i, 6 << 20)))
+                .await
+                .unwrap();
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let url = "s3://strata-test/ds/";
+    let w = json(run(&server, &emu, &["warm", url, "--cache", c, "--json"]));
+    assert_eq!(w["fetched_bytes"], 18 << 20);
+    assert!(w.get("page_cache").is_none(), "{w}");
+    let files = block_files(&cache);
+    assert_eq!(files.len(), 3, "{files:?}");
+    if !evict(&files) {
+        assert!(
+            std::env::var("STRATA_REQUIRE_MOUNT").as_deref() != Ok("1"),
+            "could not empty the page cache as root"
+        );
+        eprintln!("SKIPPED: cannot empty the page cache here (not root)");
+        return;
+    }
+    let before = resident(&files);
+
+    let w = json(run(
+        &server,
+        &emu,
+        &["warm", url, "--cache", c, "--tier", "dram", "--json"],
+    ));
+    assert_eq!(w["fetched_bytes"], 0, "{w}");
+    let pc = &w["page_cache"];
+    let bytes = total(&files);
+    assert_eq!(pc["loaded_bytes"], bytes, "{w}");
+    assert_eq!(pc["missing_blocks"], 0, "{w}");
+    let now = resident(&files);
+    assert!(
+        now > bytes / 10 * 9 && now > before,
+        "resident {now} of {bytes} (before {before})"
+    );
+    assert!(pc["resident_bytes"].as_u64().unwrap() > bytes / 10 * 9, "{w}");
+
+    let out = run(&server, &emu, &["warm", url, "--cache", c, "--tier", "l3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use nvme or dram"));
+}

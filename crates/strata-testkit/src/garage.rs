@@ -230,8 +230,8 @@ root_domain = ".s3.garage.localhost"
 }
 
 impl S3Endpoint for GarageServer {
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.s3_addr)
+    fn addr(&self) -> SocketAddr {
+        self.s3_addr
     }
     fn region(&self) -> &str {
         REGION

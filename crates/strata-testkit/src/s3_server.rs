@@ -109,8 +109,12 @@ impl S3Server {
 /// the settings and URLs to reach it. Implemented by [`S3Server`] and
 /// [`crate::GarageServer`], so tests and benchmarks can take either.
 pub trait S3Endpoint {
+    /// The S3 API's address on loopback.
+    fn addr(&self) -> SocketAddr;
     /// `http://127.0.0.1:PORT`.
-    fn endpoint(&self) -> String;
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr())
+    }
     /// The region the server expects in signatures.
     fn region(&self) -> &str;
     /// The bucket the fixture created.
@@ -150,8 +154,8 @@ pub trait S3Endpoint {
 }
 
 impl S3Endpoint for S3Server {
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+    fn addr(&self) -> SocketAddr {
+        self.addr
     }
     fn region(&self) -> &str {
         REGION

@@ -32,6 +32,8 @@ fn ckpt(a: &BenchCkptArgs, s: &Settings) -> Result<()> {
         profile: LinkProfile::named(&a.link)
             .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?,
         work_dir: a.dir.clone(),
+        server: strata_bench::BenchServer::named(&a.server)
+            .ok_or_else(|| anyhow!("--server {:?}: use in-process or garage", a.server))?,
         ..Default::default()
     };
     let report = bench.run().map_err(|e| anyhow!("bench ckpt: {e}"))?;

@@ -5,7 +5,7 @@ use strata_cache::ObjectVersion;
 use strata_store::size::format_size;
 use strata_store::{ObjectInfo, Store, StoreError, StoreUrl};
 
-use crate::args::{CacheCommand, UrlArg};
+use crate::args::{CacheCommand, WarmArgs};
 use crate::output;
 use crate::settings::Settings;
 
@@ -21,7 +21,12 @@ pub async fn objects(store: &Store, url: &StoreUrl) -> Result<Vec<ObjectInfo>> {
     Ok(objects)
 }
 
-pub async fn warm(a: &UrlArg, s: &Settings) -> Result<()> {
+pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
+    let dram = match a.tier.as_str() {
+        "nvme" => false,
+        "dram" => true,
+        other => bail!("--tier {other:?}: use nvme or dram"),
+    };
     let url = StoreUrl::parse(&a.url)?;
     let store = Store::open(&url, &s.store)?;
     let mut versions: Vec<ObjectVersion> = Vec::new();
@@ -29,7 +34,8 @@ pub async fn warm(a: &UrlArg, s: &Settings) -> Result<()> {
         versions.push(strata_cache::object_version(&store, &o).await?);
     }
     let total: u64 = versions.iter().map(|v| v.size).sum();
-    // A CLI process's DRAM dies with it: warm the NVMe tier.
+    // A CLI process's DRAM dies with it: warm the NVMe tier (and, for --tier dram, the page
+    // cache over it, which outlives this process).
     let cache = s.open_cache(false)?;
     let (bar, progress) = output::bytes_bar(total, s.progress, "warming");
     let report = strata_cache::warm(
@@ -41,8 +47,17 @@ pub async fn warm(a: &UrlArg, s: &Settings) -> Result<()> {
     )
     .await?;
     bar.finish_and_clear();
+    let held = if dram {
+        Some(strata_cache::hold_in_page_cache(&cache, &versions).await?)
+    } else {
+        None
+    };
     if s.json {
-        output::json(&report);
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(h) = &held {
+            v["page_cache"] = serde_json::to_value(h)?;
+        }
+        output::json(&v);
     } else {
         println!(
             "warmed {} object(s), {} in {:.2}s ({:.1} MiB/s); fetched {}, {} already cached; cache {}",
@@ -54,6 +69,14 @@ pub async fn warm(a: &UrlArg, s: &Settings) -> Result<()> {
             format_size(report.bytes - report.fetched_bytes.min(report.bytes)),
             s.store.cache.dir.display()
         );
+        if let Some(h) = &held {
+            println!(
+                "page cache: loaded {} in {:.2}s, {} resident",
+                format_size(h.loaded_bytes),
+                h.elapsed_secs,
+                format_size(h.resident_bytes)
+            );
+        }
     }
     if report.not_cached_blocks > 0 {
         bail!(
@@ -66,6 +89,22 @@ pub async fn warm(a: &UrlArg, s: &Settings) -> Result<()> {
                 .as_deref()
                 .unwrap_or("the tier declined them")
         );
+    }
+    if let Some(h) = &held {
+        if h.missing_blocks > 0 {
+            bail!(
+                "cache {}: {} block(s) were not in the NVMe tier to load into memory (evicted by its capacity?)",
+                s.store.cache.dir.display(),
+                h.missing_blocks
+            );
+        }
+        if h.resident_bytes < h.loaded_bytes / 10 * 9 {
+            eprintln!(
+                "warning: only {} of {} stayed in the page cache: the node's free memory cannot hold the data",
+                format_size(h.resident_bytes),
+                format_size(h.loaded_bytes)
+            );
+        }
     }
     Ok(())
 }
