@@ -109,7 +109,8 @@ pub enum CkptCommand {
 pub struct CkptRootArgs {
     /// The checkpoint root: s3://bucket/prefix, a path, …
     pub url: String,
-    /// The local tier directory (NVMe) that mirrors the root.
+    /// The local tier directory (NVMe) that mirrors the root (ckpt.local,
+    /// $STRATA_CKPT_LOCAL).
     #[arg(long)]
     pub local: Option<PathBuf>,
 }
@@ -138,35 +139,37 @@ pub struct CkptSaveArgs {
     /// Ranks saving this checkpoint.
     #[arg(long, default_value_t = 1)]
     pub world: u32,
-    /// durable-local (return once the local copy is fsynced; the default with --local) or
-    /// snapshot (once copied into memory; the default without).
+    /// durable-local (return once the local copy is fsynced; the default with a local
+    /// directory) or snapshot (once copied into memory; the default without). Config:
+    /// ckpt.mode. Every flag below overrides the config file's [ckpt] section.
     #[arg(long)]
     pub mode: Option<String>,
     /// Return once saved locally (or staged) instead of waiting for the drain.
     #[arg(long)]
     pub no_wait: bool,
-    /// How long the commit waits for every rank, e.g. 10m.
-    #[arg(long, default_value = "10m")]
-    pub commit_timeout: String,
-    /// Upper bound of the random delay before the drain, e.g. 2s.
-    #[arg(long, default_value = "0s")]
-    pub jitter: String,
-    /// Drain admission: auto, leases, slots or off.
-    #[arg(long, default_value = "auto")]
-    pub admission: String,
-    /// Drains uploading at once across the fleet.
-    #[arg(long, default_value_t = 8)]
-    pub max_writers: u32,
-    /// Where the fleet's upload leases live (default: .strata-leases under the root).
-    /// Writers that share a lease root share the --max-writers limit.
+    /// How long the commit waits for every rank, e.g. 10m (default 10m; ckpt.commit_timeout).
+    #[arg(long)]
+    pub commit_timeout: Option<String>,
+    /// Upper bound of the random delay before the drain, e.g. 2s (default 0s; ckpt.jitter).
+    #[arg(long)]
+    pub jitter: Option<String>,
+    /// Drain admission: auto, leases, slots or off (default auto; ckpt.admission).
+    #[arg(long)]
+    pub admission: Option<String>,
+    /// Drains uploading at once across the fleet (default 8; ckpt.max_writers).
+    #[arg(long)]
+    pub max_writers: Option<u32>,
+    /// Where the fleet's upload leases live (default: .strata-leases under the root;
+    /// ckpt.lease_root). Writers that share a lease root share the --max-writers limit.
     #[arg(long)]
     pub lease_root: Option<String>,
-    /// Keep the newest N complete checkpoints in the store.
+    /// Keep the newest N complete checkpoints in the store (default all; ckpt.keep_last).
     #[arg(long)]
     pub keep_last: Option<usize>,
-    /// Keep the newest M drained checkpoints on the local tier.
-    #[arg(long, default_value_t = 2)]
-    pub local_keep_last: usize,
+    /// Keep the newest M drained checkpoints on the local tier (default 2;
+    /// ckpt.local_keep_last).
+    #[arg(long)]
+    pub local_keep_last: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -191,18 +194,20 @@ pub struct CkptGcArgs {
     /// no save is running).
     #[arg(long, default_value = "1h")]
     pub older_than: String,
-    /// Keep the newest N complete checkpoints.
+    /// Keep the newest N complete checkpoints (ckpt.keep_last).
     #[arg(long)]
     pub keep_last: Option<usize>,
-    /// Also keep every step that is a multiple of K.
+    /// Also keep every step that is a multiple of K (ckpt.keep_every).
     #[arg(long)]
     pub keep_every: Option<u64>,
-    /// Remove complete checkpoints older than this, e.g. 30d (never the newest).
+    /// Remove complete checkpoints older than this, e.g. 30d (never the newest;
+    /// ckpt.max_age).
     #[arg(long)]
     pub max_age: Option<String>,
-    /// Keep the newest M drained checkpoints on the local tier.
-    #[arg(long, default_value_t = 2)]
-    pub local_keep_last: usize,
+    /// Keep the newest M drained checkpoints on the local tier (default 2;
+    /// ckpt.local_keep_last).
+    #[arg(long)]
+    pub local_keep_last: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

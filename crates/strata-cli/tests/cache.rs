@@ -329,7 +329,10 @@ fn warm_into_dram_leaves_the_blocks_in_the_page_cache() {
         now > bytes / 10 * 9 && now > before,
         "resident {now} of {bytes} (before {before})"
     );
-    assert!(pc["resident_bytes"].as_u64().unwrap() > bytes / 10 * 9, "{w}");
+    assert!(
+        pc["resident_bytes"].as_u64().unwrap() > bytes / 10 * 9,
+        "{w}"
+    );
 
     let out = run(&server, &emu, &["warm", url, "--cache", c, "--tier", "l3"]);
     assert!(!out.status.success());

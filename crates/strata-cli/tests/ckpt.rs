@@ -317,3 +317,74 @@ fn plan_interval_and_bad_input() {
     let out = run(&server, &["ckpt", "show", "s3://strata-test/none", "abc"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("give a number or `latest`"));
 }
+
+/// The config file's `[ckpt]` section: `local` makes saves durable-local without `--local`,
+/// `keep_last` retires old checkpoints, a flag overrides the file, and a bad value fails
+/// naming the setting.
+#[test]
+fn the_config_file_sets_checkpoint_defaults_and_flags_override_it() {
+    let server = S3Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("nvme");
+    let cfg = tmp.path().join("strata.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[ckpt]\nlocal = \"{}\"\nkeep_last = 1\nlocal_keep_last = 1\n",
+            local.display()
+        ),
+    )
+    .unwrap();
+    let root = "s3://strata-test/cfgjob";
+    let save = |step: u64, extra: &[&str]| {
+        let f = files(&tmp.path().join("src"), step, 0);
+        let step_s = step.to_string();
+        let mut args = vec!["--config", cfg.to_str().unwrap(), "ckpt", "save", root];
+        args.extend(["--step", &step_s]);
+        args.extend(extra);
+        let specs: Vec<String> = f.iter().map(|x| x.2.clone()).collect();
+        args.extend(specs.iter().map(String::as_str));
+        ok(&run(&server, &args));
+    };
+    save(1, &[]);
+    assert!(
+        walk(&local).iter().any(|p| p.ends_with("MANIFEST.json")),
+        "no local copy under {} (ckpt.local)",
+        local.display()
+    );
+    save(2, &[]);
+    let steps = |json: &str| -> Vec<u64> {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["complete"] == true)
+            .map(|c| c["step"].as_u64().unwrap())
+            .collect()
+    };
+    let ls = ok(&run(&server, &["ckpt", "ls", root, "--json"]));
+    assert_eq!(steps(&ls), vec![2], "keep_last = 1 from the file: {ls}");
+    // The flag wins over the file.
+    save(3, &["--keep-last", "2"]);
+    let ls = ok(&run(&server, &["ckpt", "ls", root, "--json"]));
+    assert_eq!(steps(&ls), vec![2, 3], "--keep-last 2 over the file: {ls}");
+
+    std::fs::write(&cfg, "[ckpt]\nadmission = \"polite\"\n").unwrap();
+    let f = files(&tmp.path().join("src"), 4, 0);
+    let out = run(
+        &server,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "ckpt",
+            "save",
+            root,
+            "--step",
+            "4",
+            &f[0].2,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("ckpt.admission \"polite\""), "{err}");
+}

@@ -26,6 +26,11 @@
 //! [cache]
 //! dir = "/mnt/nvme/strata"  # also $STRATA_CACHE_DIR or --cache
 //! nvme_size = "500GiB"
+//!
+//! [ckpt]                    # the checkpoint engine; flags of `strata ckpt` override
+//! local = "/mnt/nvme/ckpt"  # the local tier (also $STRATA_CKPT_LOCAL)
+//! max_writers = 64          # drains uploading at once across the fleet
+//! keep_last = 5
 //! ```
 //!
 //! Environment: `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, `AWS_REGION` /
@@ -82,7 +87,8 @@ pub enum SizeValue {
 }
 
 impl SizeValue {
-    fn bytes(&self, field: &str) -> Result<u64> {
+    /// The size in bytes; errors name `field`.
+    pub fn bytes(&self, field: &str) -> Result<u64> {
         match self {
             Self::Bytes(b) => Ok(*b),
             Self::Text(t) => parse_size(t).map_err(|e| StoreError::Config {
@@ -101,6 +107,49 @@ pub struct ConfigLayer {
     pub retry: RetryLayer,
     pub limits: LimitsLayer,
     pub cache: CacheLayer,
+    pub ckpt: CkptLayer,
+}
+
+/// The checkpoint engine (`strata-ckpt`), which validates these and documents each default
+/// (`CkptConfig`); kept as given here so the file, the environment and the flags merge in one
+/// place. Sizes are bytes or strings such as `"4GiB"`; durations strings such as `"10m"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CkptLayer {
+    /// The local tier directory (NVMe). `$STRATA_CKPT_LOCAL`.
+    pub local: Option<String>,
+    /// `durable-local` or `snapshot`.
+    pub mode: Option<String>,
+    /// Staging memory for snapshot saves.
+    pub staging_size: Option<SizeValue>,
+    /// Checksum chunk size.
+    pub chunk_size: Option<SizeValue>,
+    /// This node's drain bandwidth cap, bytes/s.
+    pub bytes_per_sec: Option<SizeValue>,
+    /// This node's drain requests in flight.
+    pub max_requests: Option<usize>,
+    /// Files a drain uploads at once.
+    pub files_in_flight: Option<usize>,
+    /// Upper bound of the random delay before a drain starts.
+    pub jitter: Option<String>,
+    /// Fleet admission: `auto`, `leases`, `slots` or `off`.
+    pub admission: Option<String>,
+    /// Drains uploading at once across the fleet.
+    pub max_writers: Option<u32>,
+    /// Where the fleet's upload leases live (a URL).
+    pub lease_root: Option<String>,
+    /// How long a commit waits for every rank.
+    pub commit_timeout: Option<String>,
+    /// Keep the newest N complete checkpoints in the store.
+    pub keep_last: Option<usize>,
+    /// Also keep every step that is a multiple of K.
+    pub keep_every: Option<u64>,
+    /// Remove complete checkpoints older than this (never the newest).
+    pub max_age: Option<String>,
+    /// Keep the newest M drained checkpoints on the local tier.
+    pub local_keep_last: Option<usize>,
+    /// `fallback` (warn, take the previous complete checkpoint) or `fail`.
+    pub on_corrupt: Option<String>,
 }
 
 /// The block cache (`strata-cache`). Plain settings here, so that the file, the environment
@@ -190,6 +239,36 @@ macro_rules! overlay {
     }};
 }
 
+impl CkptLayer {
+    /// Applies `high` over `self`: every field set in `high` wins.
+    pub fn overlay(mut self, high: &CkptLayer) -> Self {
+        overlay!(
+            self,
+            *high,
+            CkptLayer {
+                local,
+                mode,
+                staging_size,
+                chunk_size,
+                bytes_per_sec,
+                max_requests,
+                files_in_flight,
+                jitter,
+                admission,
+                max_writers,
+                lease_root,
+                commit_timeout,
+                keep_last,
+                keep_every,
+                max_age,
+                local_keep_last,
+                on_corrupt,
+            }
+        );
+        self
+    }
+}
+
 impl ConfigLayer {
     /// Applies `high` over `self`: every field set in `high` wins.
     pub fn overlay(mut self, high: &ConfigLayer) -> Self {
@@ -255,6 +334,7 @@ impl ConfigLayer {
                 max_requests
             }
         );
+        self.ckpt = self.ckpt.overlay(&high.ckpt);
         self
     }
 
@@ -309,6 +389,7 @@ impl ConfigLayer {
             .transpose()?;
         l.limits.max_requests = num("STRATA_MAX_REQUESTS")?;
         l.cache.dir = get("STRATA_CACHE_DIR");
+        l.ckpt.local = get("STRATA_CKPT_LOCAL");
         l.cache.min_free_fraction = get("STRATA_CACHE_MIN_FREE_FRACTION")
             .map(|v| {
                 v.parse().map_err(|_| StoreError::Config {
@@ -328,6 +409,8 @@ pub struct StoreConfig {
     pub retry: RetryPolicy,
     pub limits: Limits,
     pub cache: CacheSettings,
+    /// The `[ckpt]` section as merged; `strata-ckpt` validates it.
+    pub ckpt: CkptLayer,
 }
 
 /// Validated cache settings; `strata-cache` builds its configuration from them.
@@ -343,7 +426,7 @@ pub struct CacheSettings {
     pub block_size: u64,
     /// Default: 0.05.
     pub min_free_fraction: f64,
-    /// `s3fifo` or `lru`. Default: `s3fifo`.
+    /// `auto`, `s3fifo` or `lru`. Default: `auto`.
     pub policy: String,
 }
 
@@ -688,6 +771,7 @@ impl StoreConfig {
             },
             retry,
             limits,
+            ckpt: l.ckpt.clone(),
         })
     }
 }

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use strata_ckpt::{AdmissionKind, Checkpointer, CkptConfig, Item, Retention, SaveMode, Tier};
+use strata_ckpt::{Checkpointer, CkptConfig, Item, SaveMode, Tier};
+use strata_store::config::CkptLayer;
 use strata_store::duration::parse_duration;
 use strata_store::size::format_size;
 use strata_store::{Location, StoreUrl};
@@ -17,19 +18,33 @@ fn duration(flag: &str, text: &str) -> Result<Duration> {
     parse_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
-fn config(root: &CkptRootArgs, s: &Settings) -> Result<CkptConfig> {
+/// The checkpointer's settings: the library defaults (but no jitter: a command saves one
+/// checkpoint, not a fleet's; set `ckpt.jitter` for fleets), then the config file's `[ckpt]`
+/// section and `$STRATA_CKPT_LOCAL`, then `flags` and `--local`. Without a mode set anywhere
+/// (and always for commands that only read), the mode is durable-local when there is a local
+/// directory, else snapshot.
+fn config(root: &CkptRootArgs, s: &Settings, flags: Option<&CkptLayer>) -> Result<CkptConfig> {
     let url = StoreUrl::parse(&root.url)?;
-    Ok(CkptConfig {
+    let mut c = CkptConfig {
         remote: Some(Location::open(&url, &s.store)?),
-        local: root.local.clone(),
-        // Reading commands never save; durable-local would demand a local directory.
-        mode: if root.local.is_some() {
+        ..Default::default()
+    };
+    c.drain.jitter = Duration::ZERO;
+    let mut high = flags.cloned().unwrap_or_default();
+    if let Some(l) = &root.local {
+        high.local = Some(l.display().to_string());
+    }
+    let merged = s.store.ckpt.clone().overlay(&high);
+    c.apply_layer(&merged, &s.store)
+        .map_err(|e| anyhow::anyhow!("checkpoint settings: {e}"))?;
+    if merged.mode.is_none() || flags.is_none() {
+        c.mode = if c.local.is_some() {
             SaveMode::DurableLocal
         } else {
             SaveMode::Snapshot
-        },
-        ..Default::default()
-    })
+        };
+    }
+    Ok(c)
 }
 
 fn step_arg(ck: &Checkpointer, text: &str, list: &[strata_ckpt::CheckpointInfo]) -> Result<u64> {
@@ -49,7 +64,7 @@ pub async fn run(c: &CkptCommand, s: &Settings) -> Result<()> {
     match c {
         CkptCommand::Save(a) => save(a, s).await,
         CkptCommand::Ls(a) => {
-            let ck = Checkpointer::open(config(a, s)?)?;
+            let ck = Checkpointer::open(config(a, s, None)?)?;
             let list = ck.list().await?;
             if s.json {
                 output::json(&list);
@@ -86,7 +101,7 @@ pub async fn run(c: &CkptCommand, s: &Settings) -> Result<()> {
             Ok(())
         }
         CkptCommand::Show(a) => {
-            let ck = Checkpointer::open(config(&a.root, s)?)?;
+            let ck = Checkpointer::open(config(&a.root, s, None)?)?;
             let list = ck.list().await?;
             let step = step_arg(&ck, &a.step, &list)?;
             let Some((m, tier)) = ck.manifest(step).await? else {
@@ -125,7 +140,7 @@ pub async fn run(c: &CkptCommand, s: &Settings) -> Result<()> {
             Ok(())
         }
         CkptCommand::Verify(a) => {
-            let ck = Checkpointer::open(config(&a.root, s)?)?;
+            let ck = Checkpointer::open(config(&a.root, s, None)?)?;
             let list = ck.list().await?;
             let step = step_arg(&ck, &a.step, &list)?;
             let results = ck.verify(step).await?;
@@ -161,33 +176,20 @@ pub async fn run(c: &CkptCommand, s: &Settings) -> Result<()> {
 }
 
 async fn save(a: &CkptSaveArgs, s: &Settings) -> Result<()> {
-    let mut cfg = config(&a.root, s)?;
-    cfg.rank = a.rank;
-    cfg.world_size = a.world;
-    cfg.mode = match a.mode.as_deref() {
-        None => cfg.mode,
-        Some("durable-local") => SaveMode::DurableLocal,
-        Some("snapshot") => SaveMode::Snapshot,
-        Some(m) => bail!("--mode {m:?}: use durable-local or snapshot"),
-    };
-    cfg.commit_timeout = duration("commit-timeout", &a.commit_timeout)?;
-    cfg.drain.jitter = duration("jitter", &a.jitter)?;
-    cfg.drain.admission.kind = match a.admission.as_str() {
-        "auto" => AdmissionKind::Auto,
-        "leases" => AdmissionKind::Leases,
-        "slots" => AdmissionKind::Slots,
-        "off" => AdmissionKind::Off,
-        k => bail!("--admission {k:?}: use auto, leases, slots or off"),
-    };
-    cfg.drain.admission.max_writers = a.max_writers.max(1);
-    if let Some(l) = &a.lease_root {
-        cfg.drain.admission.lease_root = Some(Location::open(&StoreUrl::parse(l)?, &s.store)?);
-    }
-    cfg.retention = Retention {
+    let flags = CkptLayer {
+        mode: a.mode.clone(),
+        commit_timeout: a.commit_timeout.clone(),
+        jitter: a.jitter.clone(),
+        admission: a.admission.clone(),
+        max_writers: a.max_writers,
+        lease_root: a.lease_root.clone(),
         keep_last: a.keep_last,
         local_keep_last: a.local_keep_last,
         ..Default::default()
     };
+    let mut cfg = config(&a.root, s, Some(&flags))?;
+    cfg.rank = a.rank;
+    cfg.world_size = a.world;
     let mut items = Vec::new();
     for f in &a.files {
         let (name, path) = match f.split_once('=') {
@@ -244,7 +246,7 @@ async fn save(a: &CkptSaveArgs, s: &Settings) -> Result<()> {
 }
 
 async fn restore(a: &CkptRestoreArgs, s: &Settings) -> Result<()> {
-    let base = config(&a.root, s)?;
+    let base = config(&a.root, s, None)?;
     let ck = Checkpointer::open(base.clone())?;
     let list = ck.list().await?;
     let want = if a.step == "latest" {
@@ -313,16 +315,20 @@ async fn restore(a: &CkptRestoreArgs, s: &Settings) -> Result<()> {
 }
 
 async fn gc(a: &CkptGcArgs, s: &Settings) -> Result<()> {
-    let mut cfg = config(&a.root, s)?;
-    cfg.retention = Retention {
+    let flags = CkptLayer {
         keep_last: a.keep_last,
         keep_every: a.keep_every,
-        max_age: a
-            .max_age
-            .as_deref()
-            .map(|t| duration("max-age", t))
-            .transpose()?,
+        max_age: a.max_age.clone(),
         local_keep_last: a.local_keep_last,
+        ..Default::default()
+    };
+    let mut cfg = config(&a.root, s, Some(&flags))?;
+    // gc only reads and deletes: the mode never matters, and a configured durable-local
+    // mode must not demand a local directory here.
+    cfg.mode = if cfg.local.is_some() {
+        SaveMode::DurableLocal
+    } else {
+        SaveMode::Snapshot
     };
     let older = duration("older-than", &a.older_than)?;
     let ck = Checkpointer::open(cfg)?;
