@@ -19,7 +19,9 @@ type SavedFile = (String, Vec<u8>, String);
 fn files(dir: &Path, step: u64, rank: u32) -> Vec<SavedFile> {
     std::fs::create_dir_all(dir).unwrap();
     let seed = step * 100 + rank as u64;
-    [("model.safetensors", 5 << 20), ("optim.bin", 300_001usize)]
+    // The model file is uploaded in three parts (above the 8 MiB single-PUT threshold), so
+    // kills land inside multipart uploads too.
+    [("model.safetensors", 11 << 20), ("optim.bin", 300_001usize)]
         .into_iter()
         .map(|(name, len)| {
             let bytes = data::bytes(seed + len as u64, len);
@@ -113,7 +115,7 @@ fn ranks_as_processes_on_garage() {
 #[test]
 fn sigkill_at_random_points_loses_nothing() {
     let server = S3Server::start();
-    // Slow enough that kills land inside each phase: ~5.6 MiB per save at 40 MiB/s.
+    // Slow enough that kills land inside each phase: ~11.3 MiB per save at 40 MiB/s.
     let mut p = LinkProfile::nfs();
     p.total_bytes_per_sec = Some(40 << 20);
     p.per_conn_bytes_per_sec = Some(20 << 20);
@@ -131,7 +133,7 @@ fn sigkill_at_random_points_loses_nothing() {
     };
     let mut contents = std::collections::HashMap::new();
     let mut last_returned = 0u64;
-    let (mut interrupted, mut finished) = (0, 0);
+    let (mut interrupted, mut finished, mut aborted) = (0, 0, 0);
     for step in 1..=50u64 {
         let f = files(&tmp.path().join("src"), step, 0);
         contents.insert(
@@ -201,20 +203,26 @@ fn sigkill_at_random_points_loses_nothing() {
         }
         std::fs::remove_dir_all(&out_dir).unwrap();
         if step % 10 == 0 {
-            no_garbage_after_gc(&server, &emu, root, &local);
+            aborted += no_garbage_after_gc(&server, &emu, root, &local);
         }
     }
     assert!(
         interrupted >= 10 && finished >= 5,
         "kills landed: {interrupted} interrupted, {finished} finished"
     );
+    eprintln!(
+        "{interrupted} saves killed, {finished} finished, {aborted} abandoned upload(s) aborted by gc"
+    );
+    // 14 of 50 saves are killed here, several inside a multipart upload (11 in one run).
+    assert!(aborted >= 1, "no kill left an upload open for gc to abort");
 }
 
 /// After `gc --older-than 0s`, every object in the store and every file on the local tier
-/// belongs to a complete checkpoint, and no lease is left.
-fn no_garbage_after_gc(server: &S3Server, emu: &LinkEmulator, root: &str, local: &Path) {
+/// belongs to a complete checkpoint, no lease is left, and no multipart upload is left open
+/// on the server. Returns the uploads gc aborted.
+fn no_garbage_after_gc(server: &S3Server, emu: &LinkEmulator, root: &str, local: &Path) -> u64 {
     let local_s = local.display().to_string();
-    ok(&command(
+    let out = ok(&command(
         server,
         &emu.endpoint(),
         &[
@@ -225,10 +233,18 @@ fn no_garbage_after_gc(server: &S3Server, emu: &LinkEmulator, root: &str, local:
             &local_s,
             "--older-than",
             "0s",
+            "--json",
         ],
     )
     .output()
     .unwrap());
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["uploads_not_listed"], false, "{report}");
+    assert!(
+        server.open_uploads().is_empty(),
+        "multipart uploads left open after gc: {:?}",
+        server.open_uploads()
+    );
     let objects = server.root_dir().join("strata-test/crash/job");
     for entry in walk(&objects) {
         let rel = entry
@@ -254,6 +270,7 @@ fn no_garbage_after_gc(server: &S3Server, emu: &LinkEmulator, root: &str, local:
             "garbage on the local tier: {rel}"
         );
     }
+    report["aborted_uploads"].as_u64().unwrap()
 }
 
 /// Files under `dir` (s3s-fs keeps its own metadata in hidden files; those are skipped).

@@ -201,6 +201,12 @@ impl Store {
         &self.config
     }
 
+    /// The underlying multipart API (`None` for local files), limits included but without
+    /// retries: for tools and tests that manage uploads themselves; prefer the upload engine.
+    pub fn multipart_store(&self) -> Option<Arc<dyn MultipartStore>> {
+        self.mp.clone()
+    }
+
     /// The underlying object_store client, limits included but without retries. For callers
     /// that need an operation this type does not offer; prefer the methods here.
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {

@@ -68,8 +68,9 @@ async fn hundred_objects_round_trip_under_faults() {
     );
     assert!(stats.resets >= 5, "resets were injected: {stats:?}");
     // A reset that cuts the *response* of CreateMultipartUpload leaves an upload whose ID the
-    // client never learned and so cannot abort (S3 clears these with an
-    // AbortIncompleteMultipartUpload lifecycle rule). No uploaded part may be left behind.
+    // client never learned, so the upload engine cannot abort it (`Store::pending_uploads`
+    // finds it later; `strata ckpt gc` aborts such uploads under a checkpoint root). No
+    // uploaded part may be left behind.
     let parts_left: Vec<String> = server
         .pending_uploads()
         .into_iter()

@@ -8,6 +8,8 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use tokio::sync::Mutex;
 
+use crate::pass_through::pass;
+
 /// `inner` with atomic conditional creates.
 pub struct AtomicCreates<T> {
     inner: T,
@@ -21,23 +23,6 @@ impl<T> AtomicCreates<T> {
             lock: Mutex::new(()),
         }
     }
-}
-
-macro_rules! pass {
-    ($($name:ident: $input:ty => $output:ty),* $(,)?) => {
-        $(
-            fn $name<'life0, 'async_trait>(
-                &'life0 self,
-                req: S3Request<$input>,
-            ) -> std::pin::Pin<Box<dyn std::future::Future<Output = S3Result<S3Response<$output>>> + Send + 'async_trait>>
-            where
-                'life0: 'async_trait,
-                Self: 'async_trait,
-            {
-                Box::pin(async move { self.inner.$name(req).await })
-            }
-        )*
-    };
 }
 
 impl<T: S3> S3 for AtomicCreates<T> {

@@ -27,6 +27,7 @@ pub async fn run_all(store: &Store, prefix: &str, expect: Expect) {
     download_to_file(store, &format!("{p}/file")).await;
     conditional_create(store, &format!("{p}/cond"), expect).await;
     missing_objects(store, &format!("{p}/missing")).await;
+    pending_uploads(store, &format!("{p}/pending")).await;
 }
 
 /// Small transfer settings, so multipart and parallel paths run on small objects.
@@ -344,5 +345,71 @@ pub async fn missing_objects(store: &Store, p: &str) {
         err.kind(),
         ErrorKind::NotFound,
         "{root}: get missing: {err}"
+    );
+}
+
+/// A multipart upload abandoned mid-way (its future forgotten, as if the process died after
+/// the first part) is listed by `pending_uploads` under its prefix, with its start time, and
+/// `abort_upload` removes it. Backends that cannot list (not S3) answer `None`.
+pub async fn pending_uploads(store: &Store, p: &str) {
+    let root = store.root();
+    let listed = store
+        .pending_uploads(p)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: list pending uploads: {e}"));
+    let Some(before) = listed else {
+        return;
+    };
+    assert!(
+        before.is_empty(),
+        "{root}: pending before the test: {before:?}"
+    );
+    let key = format!("{p}/abandoned");
+    let started = chrono::Utc::now() - chrono::Duration::seconds(5);
+    // Started with one part uploaded and never completed: what a kill -9 leaves.
+    let mp = store.multipart_store().expect("S3 has multipart uploads");
+    let path = object_store::path::Path::from(key.as_str());
+    let id = mp
+        .create_multipart(&path)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: create multipart: {e}"));
+    mp.put_part(&path, &id, 0, Bytes::from(data::bytes(9, 5 << 20)).into())
+        .await
+        .unwrap_or_else(|e| panic!("{root}: upload part: {e}"));
+    let list = store
+        .pending_uploads(p)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: list pending uploads: {e}"))
+        .expect("listed before");
+    assert_eq!(list.len(), 1, "{root}: pending uploads: {list:?}");
+    assert_eq!(list[0].key, key, "{root}: pending upload key");
+    if let Some(t) = list[0].initiated {
+        assert!(
+            t >= started,
+            "{root}: initiated {t} before the test started"
+        );
+    }
+    let other = store
+        .pending_uploads(&format!("{p}-elsewhere"))
+        .await
+        .unwrap_or_else(|e| panic!("{root}: list: {e}"))
+        .expect("listed before");
+    assert!(other.is_empty(), "{root}: prefix filter: {other:?}");
+    store
+        .abort_upload(&key, &list[0].upload_id)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: abort: {e}"));
+    let after = store
+        .pending_uploads(p)
+        .await
+        .unwrap_or_else(|e| panic!("{root}: list: {e}"))
+        .expect("listed before");
+    assert!(
+        after.is_empty(),
+        "{root}: still pending after abort: {after:?}"
+    );
+    assert!(
+        store.head(&key).await.is_err(),
+        "{root}: an aborted upload must not create {key}"
     );
 }

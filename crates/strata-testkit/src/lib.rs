@@ -19,9 +19,11 @@ pub mod conformance;
 pub mod data;
 pub mod emulator;
 pub mod garage;
+mod pass_through;
 pub mod runtime;
 pub mod s3_server;
 pub mod small_fs;
+pub mod upload_listing;
 
 pub use emulator::{LinkEmulator, LinkProfile, StatsSnapshot};
 pub use garage::GarageServer;

@@ -92,7 +92,22 @@ impl S3Server {
         p
     }
 
-    /// Names of multipart uploads that were started and neither completed nor aborted.
+    /// IDs of multipart uploads that are open on the server: started, and neither completed
+    /// nor aborted.
+    pub fn open_uploads(&self) -> Vec<String> {
+        self.pending_uploads()
+            .into_iter()
+            .filter_map(|n| {
+                n.strip_prefix(".upload-")
+                    .and_then(|r| r.strip_suffix(".json"))
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
+    /// Names of s3s-fs's files of multipart uploads (`.upload-ID.json` for an open upload,
+    /// `.upload_id-ID.part-N` for its parts). A completion cut off by a client that died
+    /// can leave parts of an upload that is no longer open.
     pub fn pending_uploads(&self) -> Vec<String> {
         std::fs::read_dir(&self.root)
             .map(|rd| {
@@ -172,9 +187,12 @@ impl S3Endpoint for S3Server {
 }
 
 async fn serve(listener: std::net::TcpListener, root: PathBuf, ak: String, sk: String) {
-    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+    let fs = s3s_fs::FileSystem::new(root.clone()).expect("s3s-fs root");
     let service = {
-        let mut b = S3ServiceBuilder::new(crate::atomic_create::AtomicCreates::new(fs));
+        let mut b = S3ServiceBuilder::new(crate::upload_listing::ListsUploads::new(
+            crate::atomic_create::AtomicCreates::new(fs),
+            root.clone(),
+        ));
         b.set_auth(SimpleAuth::from_single(ak, sk));
         b.build()
     };

@@ -337,12 +337,19 @@ async fn gc(a: &CkptGcArgs, s: &Settings) -> Result<()> {
         output::json(&r);
     } else {
         println!(
-            "removed incomplete: local {:?}, store {:?}; retired: local {:?}, store {:?}; {} object(s) deleted",
+            "removed incomplete: local {:?}, store {:?}; retired: local {:?}, store {:?}; {} object(s) deleted; {} stale lease(s); {} abandoned upload(s) aborted",
             r.incomplete_local,
             r.incomplete_remote,
             r.retired_local,
             r.retired_remote,
-            r.objects_deleted
+            r.objects_deleted,
+            r.stale_leases,
+            r.aborted_uploads
+        );
+    }
+    if r.uploads_not_listed {
+        eprintln!(
+            "note: this store cannot list multipart uploads here; abandoned ones are left to an AbortIncompleteMultipartUpload lifecycle rule on the bucket"
         );
     }
     Ok(())
