@@ -282,6 +282,17 @@ impl CkptBench {
 impl CkptBenchReport {
     /// A table for people.
     pub fn to_table(&self) -> String {
+        let mut t = self.table();
+        if self.server == BenchServer::InProcess && self.drain_last_complete_secs > 0.5 {
+            t.push_str(&format!(
+                "note: the in-process server copies each object on CompleteMultipartUpload ({:.1} s for the last file, which no upload overlaps); `--server garage` measures a server that does not\n",
+                self.drain_last_complete_secs
+            ));
+        }
+        t
+    }
+
+    fn table(&self) -> String {
         format!(
             "strata bench ckpt  {}\ncheckpoint {} in {} files; server {}; link {} capped at {:.0} MiB/s; machine: {} cores, memcpy {:.1} GiB/s; local dir: write {:.0} MiB/s (fsync; runs {:.0} and {:.0}), read {:.0} MiB/s ({:?})\n\n\
              {:<34} {:>12} {:>24}\n\

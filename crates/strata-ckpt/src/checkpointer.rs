@@ -1000,9 +1000,17 @@ impl Inner {
             }
         }
         if let Some(r) = &self.remote {
-            for s in r.steps().await? {
+            // Manifests are read 16 at a time: a root with thousands of steps is listed in
+            // hundreds of round trips, not thousands.
+            use futures::stream::{self, StreamExt, TryStreamExt};
+            let manifests: Vec<(u64, Option<Manifest>)> = stream::iter(r.steps().await?)
+                .map(|s| async move { Ok::<_, CkptError>((s, r.manifest(s).await?)) })
+                .buffered(16)
+                .try_collect()
+                .await?;
+            for (s, m) in manifests {
                 let info = out.entry(s).or_insert_with(|| blank(s));
-                if let Some(m) = r.manifest(s).await? {
+                if let Some(m) = m {
                     fill(info, &m, Tier::Remote);
                 }
             }
