@@ -1,0 +1,50 @@
+//! Errors of the model cache. Each names the model or file and the cause.
+
+use std::path::PathBuf;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Store(#[from] strata_store::StoreError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A safetensors header that is malformed or hostile.
+    #[error("{file}: invalid safetensors header: {cause}")]
+    Header { file: String, cause: String },
+    /// Nothing at the URL.
+    #[error("{0}: no model files there")]
+    Empty(String),
+    /// A selection of tensors that matches nothing.
+    #[error("{model}: no tensor matches {selectors:?}")]
+    NoTensors {
+        model: String,
+        selectors: Vec<String>,
+    },
+    /// The model changed on the store during the pull.
+    #[error(
+        "{0} changed on the store during the pull (new ETag); run the pull again to get the new version"
+    )]
+    Changed(String),
+    /// A downloaded or cached file does not match what was recorded.
+    #[error("{file}: {cause}")]
+    Corrupt { file: String, cause: String },
+    /// No cached model matches.
+    #[error("no cached model matches {0}")]
+    NotCached(String),
+}
+
+impl ModelError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
