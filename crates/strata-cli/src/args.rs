@@ -78,6 +78,9 @@ pub enum Command {
     /// Checkpoints: save files as a checkpoint, list, show, verify, restore, collect.
     #[command(subcommand)]
     Ckpt(CkptCommand),
+    /// Models: pull into the node cache once, inspect, list, verify, remove.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// The planner's models.
     #[command(subcommand)]
     Plan(PlanCommand),
@@ -298,6 +301,50 @@ pub struct DuArgs {
     /// Human-readable sizes.
     #[arg(short = 'H', long)]
     pub human_readable: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Pull a model (every file under the URL) into the node cache: parallel ranged reads,
+    /// one download however many processes pull at once, resumable, published atomically.
+    Pull(ModelsPullArgs),
+    /// Read and validate the safetensors headers on the store and list the tensors, without
+    /// downloading the data.
+    Inspect(ModelsInspectArgs),
+    /// The models in the node cache.
+    Ls,
+    /// Check a cached model's files against its manifest (sizes, CRC32C, headers).
+    Verify(ModelsRefArgs),
+    /// Remove a cached model (every version pulled from a URL, or one directory).
+    Rm(ModelsRefArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsPullArgs {
+    /// s3://bucket/models/name/ (a prefix: every file under it) or one file's URL.
+    pub url: String,
+    /// Only these tensors: names, or prefixes ending in `.` or `*` (one tensor-parallel
+    /// rank's slice). Comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub tensors: Vec<String>,
+    /// Ranged reads in flight across all files.
+    #[arg(long, default_value_t = 32)]
+    pub parts_in_flight: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsInspectArgs {
+    /// The model's URL.
+    pub url: String,
+    /// Only these tensors (as for pull).
+    #[arg(long, value_delimiter = ',')]
+    pub tensors: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsRefArgs {
+    /// The URL it was pulled from, or its directory in the cache.
+    pub model: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -95,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Index(a) => commands::dataset::index(a, &settings).await,
                 Command::Dataset(c) => commands::dataset::run(c, &settings).await,
                 Command::Ckpt(c) => commands::ckpt::run(c, &settings).await,
+                Command::Models(c) => commands::models::run(c, &settings).await,
                 Command::Plan(c) => commands::plan::run(c, &settings),
                 Command::Bench(_) => unreachable!("handled above"),
             }
@@ -156,6 +157,18 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             C::NotFound { .. } => return 3,
             C::Exists { .. } => return 7,
             C::Invalid(_) | C::Manifest { .. } => return 6,
+            _ => return 1,
+        }
+    }
+    if let Some(m) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<strata_models::ModelError>())
+    {
+        use strata_models::ModelError as M;
+        match m {
+            M::Store(s) => return store_code(s),
+            M::Empty(_) | M::NotCached(_) => return 3,
+            M::Header { .. } | M::NoTensors { .. } | M::Corrupt { .. } => return 6,
             _ => return 1,
         }
     }

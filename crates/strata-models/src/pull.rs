@@ -32,6 +32,9 @@ use crate::manifest::{MANIFEST, ModelFile, ModelManifest};
 use crate::repo::ModelRepo;
 use crate::safetensors::{self, Header, TensorInfo};
 
+/// The first bytes of a model are read in 1 MiB parts (see `fetch`).
+const RAMP_BYTES: u64 = 16 << 20;
+
 /// A tensor whose bytes are all on disk (in the partial directory) during a pull.
 #[derive(Debug, Clone)]
 pub struct TensorReady {
@@ -260,6 +263,7 @@ async fn fetch(
     let fetched = Arc::new(std::sync::atomic::AtomicU64::new(0));
     // 3. Plan: headers first.
     let mut files: Vec<PlannedFile> = Vec::new();
+    let mut planned = 0u64;
     for (name, info) in objects {
         let idx = files.len();
         let mut f = PlannedFile {
@@ -272,18 +276,27 @@ async fn fetch(
             tensors: Vec::new(),
             subset: false,
         };
-        let split = |src: std::ops::Range<u64>, dst: u64, out: &mut Vec<Segment>| {
-            let mut at = src.start;
-            while at < src.end {
-                let end = (at + part).min(src.end);
-                out.push(Segment {
-                    file: idx,
-                    src: at..end,
-                    dst: dst + (at - src.start),
-                });
-                at = end;
-            }
-        };
+        // The model's first RAMP_BYTES go in 1 MiB reads: with every read in flight sharing
+        // the link, small first reads put the first tensors on disk early.
+        let split =
+            |src: std::ops::Range<u64>, dst: u64, out: &mut Vec<Segment>, planned: &mut u64| {
+                let mut at = src.start;
+                while at < src.end {
+                    let step = if *planned < RAMP_BYTES {
+                        part.min(1 << 20)
+                    } else {
+                        part
+                    };
+                    let end = (at + step).min(src.end);
+                    *planned += end - at;
+                    out.push(Segment {
+                        file: idx,
+                        src: at..end,
+                        dst: dst + (at - src.start),
+                    });
+                    at = end;
+                }
+            };
         if is_safetensors(name) {
             let h = read_header(store, &info.key, info)
                 .await
@@ -298,13 +311,13 @@ async fn fetch(
             }
             if sel.len() == h.tensors.len() {
                 f.tensors = h.tensors.clone();
-                split(0..info.size, 0, &mut f.segments);
+                split(0..info.size, 0, &mut f.segments, &mut planned);
             } else {
                 let (head, at) = safetensors::build_header(&sel, &h.metadata);
                 f.subset = true;
                 f.size = head.len() as u64 + sel.iter().map(|t| t.len()).sum::<u64>();
                 for (t, &dst) in sel.iter().zip(&at) {
-                    split(t.start..t.end, dst, &mut f.segments);
+                    split(t.start..t.end, dst, &mut f.segments, &mut planned);
                     f.tensors.push(TensorInfo {
                         start: dst,
                         end: dst + t.len(),
@@ -314,7 +327,7 @@ async fn fetch(
                 f.head = head;
             }
         } else {
-            split(0..info.size, 0, &mut f.segments);
+            split(0..info.size, 0, &mut f.segments, &mut planned);
         }
         files.push(f);
     }

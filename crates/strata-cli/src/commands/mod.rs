@@ -8,5 +8,6 @@ pub mod cp;
 pub mod dataset;
 pub mod demo;
 pub mod ls;
+pub mod models;
 pub mod plan;
 pub mod rm;
