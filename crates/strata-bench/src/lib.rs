@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod ckpt;
 pub mod machine;
+pub mod models;
 pub mod server;
 pub mod storm;
 pub mod train;
@@ -16,6 +17,7 @@ pub mod transfer;
 pub use cache::{CacheBench, CacheBenchReport};
 pub use ckpt::{CkptBench, CkptBenchReport};
 pub use machine::MachineLimits;
+pub use models::{ModelsBench, ModelsBenchReport};
 pub use server::BenchServer;
 pub use storm::{StormBench, StormBenchReport};
 pub use train::{TrainBench, TrainBenchReport, Workload};

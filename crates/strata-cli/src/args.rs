@@ -380,6 +380,9 @@ pub enum BenchCommand {
     /// Checkpoint stall (snapshot, durable-local), drain and restore against memcpy, the
     /// local disk and the link cap.
     Ckpt(BenchCkptArgs),
+    /// A model's cold start: pull through the emulated link against its cap and one stream
+    /// per file; time to first tensor; concurrent processes download once.
+    Models(BenchModelsArgs),
     /// Many writers checkpointing at once into an overloaded store: all at once with plain
     /// retries against Strata's paced drain.
     CkptStorm(BenchStormArgs),
@@ -401,6 +404,25 @@ pub struct BenchCkptArgs {
     pub dir: Option<std::path::PathBuf>,
     /// The S3 server behind the emulator: in-process (s3s-fs) or garage (needs the `garage`
     /// binary, which scripts/test installs).
+    #[arg(long, default_value = "in-process")]
+    pub server: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchModelsArgs {
+    /// Model size (safetensors shards).
+    #[arg(long, default_value = "2GiB")]
+    pub size: String,
+    /// Safetensors shards.
+    #[arg(long, default_value_t = 2)]
+    pub shards: usize,
+    /// Processes pulling the model at once.
+    #[arg(long, default_value_t = 4)]
+    pub processes: usize,
+    /// Link emulator profile: s3, nfs, lustre or local.
+    #[arg(long, default_value = "s3")]
+    pub link: String,
+    /// The S3 server behind the emulator: in-process or garage.
     #[arg(long, default_value = "in-process")]
     pub server: String,
 }

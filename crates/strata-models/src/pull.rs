@@ -149,10 +149,16 @@ async fn list_files(store: &Store, url: &StoreUrl) -> Result<(String, Vec<(Strin
         return Err(ModelError::Empty(url.to_string()));
     }
     // Listings of some servers carry no ETag; the version must not be blind to changes.
-    for (_, o) in out.iter_mut() {
-        if o.e_tag.is_none() {
-            *o = store.head(&o.key).await?;
+    // (HEADs run side by side: each is a round trip.)
+    let heads = futures::future::try_join_all(out.iter().map(|(_, o)| async move {
+        match &o.e_tag {
+            Some(_) => Ok(o.clone()),
+            None => store.head(&o.key).await,
         }
+    }))
+    .await?;
+    for ((_, o), h) in out.iter_mut().zip(heads) {
+        *o = h;
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((url.to_string(), out))
@@ -261,10 +267,24 @@ async fn fetch(
         store.config().transfer.part_size
     };
     let fetched = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    // 3. Plan: headers first.
+    // 3. Plan: headers first, read side by side (two round trips each).
+    let headers = futures::future::try_join_all(objects.iter().map(|(name, info)| async move {
+        if is_safetensors(name) {
+            read_header(store, &info.key, info)
+                .await
+                .map(Some)
+                .map_err(|e| match e {
+                    ModelError::Store(s) => changed(s, source),
+                    e => e,
+                })
+        } else {
+            Ok(None)
+        }
+    }))
+    .await?;
     let mut files: Vec<PlannedFile> = Vec::new();
     let mut planned = 0u64;
-    for (name, info) in objects {
+    for ((name, info), header) in objects.iter().zip(headers) {
         let idx = files.len();
         let mut f = PlannedFile {
             name: name.clone(),
@@ -297,13 +317,7 @@ async fn fetch(
                     at = end;
                 }
             };
-        if is_safetensors(name) {
-            let h = read_header(store, &info.key, info)
-                .await
-                .map_err(|e| match e {
-                    ModelError::Store(s) => changed(s, source),
-                    e => e,
-                })?;
+        if let Some(h) = header {
             fetched.fetch_add(h.data_start, std::sync::atomic::Ordering::Relaxed);
             let sel = h.select(&opts.tensors);
             if sel.is_empty() {

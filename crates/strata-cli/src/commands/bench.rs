@@ -6,7 +6,8 @@ use strata_store::size::parse_size;
 use strata_testkit::LinkProfile;
 
 use crate::args::{
-    BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchStormArgs, BenchTrainArgs, BenchTransferArgs,
+    BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchModelsArgs, BenchStormArgs, BenchTrainArgs,
+    BenchTransferArgs,
 };
 use crate::output;
 use crate::settings::Settings;
@@ -18,7 +19,34 @@ pub fn run(cmd: &BenchCommand, s: &Settings) -> Result<()> {
         BenchCommand::Train(a) => train(a, s),
         BenchCommand::Ckpt(a) => ckpt(a, s),
         BenchCommand::CkptStorm(a) => storm(a, s),
+        BenchCommand::Models(a) => models(a, s),
     }
+}
+
+fn models(a: &BenchModelsArgs, s: &Settings) -> Result<()> {
+    let size = parse_size(&a.size).map_err(|e| anyhow!("--size: {e}"))?;
+    if size < (1 << 20) || a.shards == 0 || a.processes == 0 {
+        return Err(anyhow!(
+            "--size must be at least 1 MiB, --shards and --processes > 0"
+        ));
+    }
+    let bench = strata_bench::ModelsBench {
+        size,
+        shards: a.shards,
+        processes: a.processes,
+        profile: LinkProfile::named(&a.link)
+            .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?,
+        server: strata_bench::BenchServer::named(&a.server)
+            .ok_or_else(|| anyhow!("--server {:?}: use in-process or garage", a.server))?,
+        ..strata_bench::ModelsBench::new(std::env::current_exe()?)
+    };
+    let report = bench.run().map_err(|e| anyhow!("bench models: {e}"))?;
+    if s.json {
+        output::json(&report);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
 }
 
 fn ckpt(a: &BenchCkptArgs, s: &Settings) -> Result<()> {
