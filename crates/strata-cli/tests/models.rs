@@ -11,7 +11,7 @@ use common::{command, ok};
 use strata_store::Store;
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server};
 
-fn upload(server: &S3Server, prefix: &str, shard_bytes: u64) -> Vec<(String, Vec<u8>)> {
+fn upload(server: &dyn S3Endpoint, prefix: &str, shard_bytes: u64) -> Vec<(String, Vec<u8>)> {
     let files = vec![
         ("config.json".to_string(), br#"{"layers": 8}"#.to_vec()),
         (
@@ -43,8 +43,19 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 #[test]
 fn four_processes_pull_once_and_every_command_works() {
     let server = S3Server::start();
+    four_processes(&server);
+}
+
+#[test]
+fn four_processes_pull_once_on_garage() {
+    if let Some(server) = strata_testkit::garage::start_or_skip() {
+        four_processes(&server);
+    }
+}
+
+fn four_processes(server: &dyn S3Endpoint) {
     let emu = LinkEmulator::start(server.addr(), LinkProfile::local());
-    let files = upload(&server, "models/tiny", 8 << 20);
+    let files = upload(server, "models/tiny", 8 << 20);
     let total: u64 = files.iter().map(|f| f.1.len() as u64).sum();
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
@@ -54,7 +65,7 @@ fn four_processes_pull_once_and_every_command_works() {
     // inspect reads only the headers.
     let before = emu.stats().bytes_down;
     let out = ok(
-        &command(&server, &emu.endpoint(), &["models", "inspect", url])
+        &command(server, &emu.endpoint(), &["models", "inspect", url])
             .output()
             .unwrap(),
     );
@@ -68,7 +79,7 @@ fn four_processes_pull_once_and_every_command_works() {
     let children: Vec<_> = (0..4)
         .map(|_| {
             command(
-                &server,
+                server,
                 &emu.endpoint(),
                 &["--cache", c, "models", "pull", url, "--json"],
             )
@@ -103,7 +114,7 @@ fn four_processes_pull_once_and_every_command_works() {
 
     let ls = json(
         &command(
-            &server,
+            server,
             &emu.endpoint(),
             &["--cache", c, "models", "ls", "--json"],
         )
@@ -112,7 +123,7 @@ fn four_processes_pull_once_and_every_command_works() {
     );
     assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
     let v = ok(&command(
-        &server,
+        server,
         &emu.endpoint(),
         &["--cache", c, "models", "verify", url],
     )
@@ -126,7 +137,7 @@ fn four_processes_pull_once_and_every_command_works() {
     b[at] ^= 0x40;
     std::fs::write(&shard, b).unwrap();
     let out = command(
-        &server,
+        server,
         &emu.endpoint(),
         &["--cache", c, "models", "verify", &dir],
     )
@@ -135,7 +146,7 @@ fn four_processes_pull_once_and_every_command_works() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("model-00002-of-00002"));
     ok(&command(
-        &server,
+        server,
         &emu.endpoint(),
         &["--cache", c, "models", "rm", url],
     )
@@ -143,7 +154,7 @@ fn four_processes_pull_once_and_every_command_works() {
     .unwrap());
     assert!(!std::path::Path::new(&dir).exists());
     let out = command(
-        &server,
+        server,
         &emu.endpoint(),
         &["--cache", c, "models", "verify", url],
     )
