@@ -1,0 +1,561 @@
+//! `strata._strata`: the native half of the `strata` Python package. Thin bindings over the
+//! Rust crates; the Python half (`strata/*.py`) holds the conventions (sample dicts, torch
+//! integration, safetensors files, numpy views).
+//!
+//! Every call that does I/O releases the GIL (`Python::detach`) and runs on a Tokio runtime
+//! owned by this module. The runtime is per process: after a `fork` (DataLoader workers) the
+//! child makes its own, because a runtime's threads do not survive a fork.
+
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use strata_dataset::{Dataset, Reader, ReaderConfig, Remainder, Sample, World};
+use strata_store::{ConfigLayer, Location, StoreConfig, StoreUrl};
+
+create_exception!(_strata, StrataError, PyException, "An error from Strata's engine.");
+
+/// The process's runtime (made again after a fork).
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+    let mut g = RT.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    match *g {
+        Some((p, rt)) if p == pid => rt,
+        _ => {
+            let rt: &'static _ = Box::leak(Box::new(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .thread_name("strata")
+                    .build()
+                    .expect("a Tokio runtime"),
+            ));
+            *g = Some((pid, rt));
+            rt
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> PyErr {
+    StrataError::new_err(e.to_string())
+}
+
+fn store_err(e: strata_store::StoreError) -> PyErr {
+    if e.kind() == strata_store::ErrorKind::NotFound {
+        PyFileNotFoundError::new_err(e.to_string())
+    } else {
+        err(e)
+    }
+}
+
+/// Settings from the environment and the config file, as the CLI reads them; `cache_dir`
+/// overrides the cache directory.
+fn settings(cache_dir: Option<&str>) -> PyResult<StoreConfig> {
+    let mut flags = ConfigLayer::default();
+    flags.cache.dir = cache_dir.map(str::to_string);
+    StoreConfig::resolve(None, &|k| std::env::var(k).ok(), &flags).map_err(err)
+}
+
+fn location(url: &str, cfg: &StoreConfig) -> PyResult<Location> {
+    let u = StoreUrl::parse(url).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Location::open(&u, cfg).map_err(store_err)
+}
+
+/// Samples of one worker of one rank over one epoch, as WebDataset-style dicts.
+#[pyclass(module = "strata._strata")]
+struct SampleReader {
+    stream: Mutex<Option<BoxStream<'static, strata_dataset::Result<Sample>>>>,
+    reader: Arc<Reader>,
+    samples: u64,
+}
+
+#[pymethods]
+impl SampleReader {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// The next sample: `{"__key__": key, "__position__": n, ext: bytes, ...}`.
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let next = py.detach(|| {
+            let mut g = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+            match g.as_mut() {
+                Some(s) => rt().block_on(s.next()),
+                None => None,
+            }
+        });
+        let Some(sample) = next else {
+            return Ok(None);
+        };
+        let sample = sample.map_err(err)?;
+        let d = PyDict::new(py);
+        d.set_item("__key__", &sample.key)?;
+        d.set_item("__position__", sample.position)?;
+        for (ext, data) in &sample.members {
+            d.set_item(ext, PyBytes::new(py, data))?;
+        }
+        Ok(Some(d))
+    }
+
+    /// Samples this reader yields in all.
+    fn __len__(&self) -> usize {
+        self.samples as usize
+    }
+
+    /// Samples per rank in this epoch (equal for every rank).
+    fn per_rank(&self) -> u64 {
+        self.reader.partition().per_rank()
+    }
+
+    /// The resume state `(seed, epoch, consumed)` once every rank has consumed
+    /// `per_rank_done` samples of this run.
+    fn state_after(&self, per_rank_done: u64) -> (u64, u64, u64) {
+        let s = self.reader.state_after(per_rank_done);
+        (s.seed, s.epoch, s.consumed)
+    }
+}
+
+/// Opens a reader: the dataset at `url` (a manifest written by `strata pack` or
+/// `strata index`), plan (`seed`, `epoch`, `shuffle` = "window" | "global" | "sequential",
+/// `window`), this reader's place (`ranks`, `rank`, `workers`, `worker`), the positions
+/// already consumed, and a cache directory to read shards through (None: direct reads).
+#[pyfunction]
+#[pyo3(signature = (url, *, seed=0, epoch=0, shuffle="window", window=1024, ranks=1, rank=0, workers=1, worker=0, consumed=0, drop_last=false, cache_dir=None))]
+#[allow(clippy::too_many_arguments)]
+fn open_reader(
+    py: Python<'_>,
+    url: &str,
+    seed: u64,
+    epoch: u64,
+    shuffle: &str,
+    window: u64,
+    ranks: u32,
+    rank: u32,
+    workers: u32,
+    worker: u32,
+    consumed: u64,
+    drop_last: bool,
+    cache_dir: Option<&str>,
+) -> PyResult<SampleReader> {
+    use strata_dataset::ShuffleMode;
+    let mode = match shuffle {
+        "window" => ShuffleMode::Window,
+        "global" => ShuffleMode::Global,
+        "sequential" => ShuffleMode::Sequential,
+        m => {
+            return Err(PyValueError::new_err(format!(
+                "shuffle={m:?}: use 'window', 'global' or 'sequential'"
+            )));
+        }
+    };
+    let cfg = settings(cache_dir)?;
+    let loc = location(url, &cfg)?;
+    let world = World {
+        ranks,
+        rank,
+        workers,
+        worker,
+    };
+    world.validate().map_err(PyValueError::new_err)?;
+    let use_cache = cache_dir.is_some();
+    py.detach(move || {
+        rt().block_on(async move {
+            let ds = Arc::new(Dataset::open(loc).await.map_err(err)?);
+            let cache = if use_cache {
+                let c = strata_cache::CacheConfig::from_settings(&cfg.cache, true);
+                Some(Arc::new(strata_cache::BlockCache::open(&c).map_err(err)?))
+            } else {
+                None
+            };
+            let rc = ReaderConfig {
+                plan: strata_dataset::PlanSpec {
+                    seed,
+                    epoch,
+                    mode,
+                    window: window.max(1),
+                    streams: 1,
+                },
+                world,
+                remainder: if drop_last {
+                    Remainder::DropLast
+                } else {
+                    Remainder::Pad
+                },
+                consumed,
+                ..Default::default()
+            };
+            let reader = Arc::new(Reader::new(ds, cache, rc).await.map_err(err)?);
+            let samples = reader.partition().len();
+            let stream = reader.stream();
+            Ok(SampleReader {
+                stream: Mutex::new(Some(stream)),
+                reader,
+                samples,
+            })
+        })
+    })
+}
+
+/// Packs the files under `src` (raw samples, grouped by key: `a/0001.jpg` + `a/0001.cls`)
+/// into WebDataset tar shards with an index and a manifest under `dst`. Returns the manifest
+/// as JSON text.
+#[pyfunction]
+#[pyo3(signature = (src, dst, *, shard_size=256 << 20))]
+fn pack(py: Python<'_>, src: &str, dst: &str, shard_size: u64) -> PyResult<String> {
+    let cfg = settings(None)?;
+    let src = if std::path::Path::new(src).is_dir() {
+        strata_dataset::pack::PackSource::Dir(src.into())
+    } else {
+        strata_dataset::pack::PackSource::Store(location(src, &cfg)?)
+    };
+    let dst = location(dst, &cfg)?;
+    py.detach(move || {
+        rt().block_on(async move {
+            let opts = strata_dataset::pack::PackOptions {
+                shard_size,
+                ..Default::default()
+            };
+            let (m, _) = strata_dataset::pack::pack(&src, &dst, &opts, None)
+                .await
+                .map_err(err)?;
+            serde_json::to_string(&m).map_err(err)
+        })
+    })
+}
+
+/// Builds the sample index and manifest of existing shards (`.tar`, `.tfrecord`) under `url`.
+#[pyfunction]
+fn index(py: Python<'_>, url: &str) -> PyResult<String> {
+    let cfg = settings(None)?;
+    let loc = location(url, &cfg)?;
+    py.detach(move || {
+        rt().block_on(async move {
+            let m = strata_dataset::indexer::index_prefix(&loc, &|_| {})
+                .await
+                .map_err(err)?;
+            serde_json::to_string(&m).map_err(err)
+        })
+    })
+}
+
+/// A checkpoint save in progress: its stall is known; `wait()` blocks (GIL released) until
+/// it is committed.
+#[pyclass(module = "strata._strata")]
+struct SaveHandle {
+    #[pyo3(get)]
+    step: u64,
+    #[pyo3(get)]
+    stall_secs: f64,
+    #[pyo3(get)]
+    bytes: u64,
+    handle: Mutex<Option<strata_ckpt::SaveHandle>>,
+    _ck: Arc<strata_ckpt::Checkpointer>,
+}
+
+#[pymethods]
+impl SaveHandle {
+    /// Waits for the drain and commit; returns its report as a dict (JSON-shaped).
+    fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| PyValueError::new_err("wait() was already called"))?;
+        let report = py.detach(move || rt().block_on(h.wait()).map_err(err))?;
+        json_to_py(py, &serde_json::to_value(&report).map_err(err)?)
+    }
+}
+
+fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
+    let json = py.import("json")?;
+    Ok(json.call_method1("loads", (v.to_string(),))?.unbind())
+}
+
+fn ckpt_config(
+    root: Option<&str>,
+    local: Option<&str>,
+    rank: u32,
+    world: u32,
+    mode: Option<&str>,
+) -> PyResult<strata_ckpt::CkptConfig> {
+    let cfg = settings(None)?;
+    let mut c = strata_ckpt::CkptConfig {
+        remote: root.map(|r| location(r, &cfg)).transpose()?,
+        rank,
+        world_size: world,
+        ..Default::default()
+    };
+    c.drain.jitter = std::time::Duration::ZERO;
+    let mut layer = cfg.ckpt.clone();
+    if let Some(l) = local {
+        layer.local = Some(l.to_string());
+    }
+    if let Some(m) = mode {
+        layer.mode = Some(m.to_string());
+    }
+    c.apply_layer(&layer, &cfg).map_err(PyValueError::new_err)?;
+    if layer.mode.is_none() {
+        c.mode = if c.local.is_some() {
+            strata_ckpt::SaveMode::DurableLocal
+        } else {
+            strata_ckpt::SaveMode::Snapshot
+        };
+    }
+    Ok(c)
+}
+
+/// Saves `files` (a list of `(name, path)`) as step `step` of the checkpoint at `root`
+/// (a URL, or None for local only) with the local tier `local`. Returns once the mode says
+/// (durable-local: fsynced locally; snapshot: staged in memory); the drain runs on.
+#[pyfunction]
+#[pyo3(signature = (root, local, step, files, *, rank=0, world=1, mode=None))]
+#[allow(clippy::too_many_arguments)]
+fn ckpt_save(
+    py: Python<'_>,
+    root: Option<&str>,
+    local: Option<&str>,
+    step: u64,
+    files: Vec<(String, String)>,
+    rank: u32,
+    world: u32,
+    mode: Option<&str>,
+) -> PyResult<SaveHandle> {
+    let c = ckpt_config(root, local, rank, world, mode)?;
+    py.detach(move || {
+        rt().block_on(async move {
+            let ck = Arc::new(strata_ckpt::Checkpointer::open(c).map_err(err)?);
+            let items = files
+                .into_iter()
+                .map(|(n, p)| strata_ckpt::Item::file(n, p))
+                .collect();
+            let h = ck.save(step, items).await.map_err(err)?;
+            Ok(SaveHandle {
+                step: h.step,
+                stall_secs: h.stall.as_secs_f64(),
+                bytes: h.bytes,
+                handle: Mutex::new(Some(h)),
+                _ck: ck,
+            })
+        })
+    })
+}
+
+/// Loads this rank's files of `step` (None: the newest complete checkpoint) from the nearest
+/// tier, every chunk verified. Returns `(step, tier, {name: bytes}, warnings)`.
+#[pyfunction]
+#[pyo3(signature = (root, local, step=None, *, rank=0, world=1))]
+fn ckpt_load<'py>(
+    py: Python<'py>,
+    root: Option<&str>,
+    local: Option<&str>,
+    step: Option<u64>,
+    rank: u32,
+    world: u32,
+) -> PyResult<(u64, String, Bound<'py, PyDict>, Vec<String>)> {
+    let c = ckpt_config(root, local, rank, world, None)?;
+    let r = py.detach(move || {
+        rt().block_on(async move {
+            let ck = strata_ckpt::Checkpointer::open(c).map_err(err)?;
+            let r = ck.load(step).await;
+            ck.close().await;
+            r.map_err(|e| match e {
+                strata_ckpt::CkptError::NotFound { .. } => {
+                    PyFileNotFoundError::new_err(e.to_string())
+                }
+                e => err(e),
+            })
+        })
+    })?;
+    let d = PyDict::new(py);
+    for (n, b) in &r.items {
+        d.set_item(n, PyBytes::new(py, b))?;
+    }
+    Ok((r.step, format!("{:?}", r.tier).to_lowercase(), d, r.warnings))
+}
+
+/// The checkpoints under `root` and `local`: a list of dicts (step, complete, tiers, ...).
+#[pyfunction]
+#[pyo3(signature = (root, local))]
+fn ckpt_list(py: Python<'_>, root: Option<&str>, local: Option<&str>) -> PyResult<Py<PyAny>> {
+    let c = ckpt_config(root, local, 0, 1, None)?;
+    let list = py.detach(move || {
+        rt().block_on(async move {
+            let ck = strata_ckpt::Checkpointer::open(c).map_err(err)?;
+            let l = ck.list().await.map_err(err);
+            ck.close().await;
+            l
+        })
+    })?;
+    json_to_py(py, &serde_json::to_value(&list).map_err(err)?)
+}
+
+/// Pulls the model at `url` into the node cache (`cache_dir`, else the configured one) and
+/// returns the pull report as a dict.
+#[pyfunction]
+#[pyo3(signature = (url, *, cache_dir=None, tensors=Vec::new()))]
+fn models_pull(
+    py: Python<'_>,
+    url: &str,
+    cache_dir: Option<&str>,
+    tensors: Vec<String>,
+) -> PyResult<Py<PyAny>> {
+    let cfg = settings(cache_dir)?;
+    let u = StoreUrl::parse(url).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let store = strata_store::Store::open(&u, &cfg).map_err(store_err)?;
+    let report = py.detach(move || {
+        rt().block_on(async move {
+            let repo = strata_models::ModelRepo::open(&cfg.cache.dir).map_err(err)?;
+            let opts = strata_models::PullOptions {
+                tensors,
+                ..Default::default()
+            };
+            strata_models::pull(&repo, &store, &u, &opts)
+                .await
+                .map_err(|e| match e {
+                    strata_models::ModelError::Empty(_) => {
+                        PyFileNotFoundError::new_err(e.to_string())
+                    }
+                    e => err(e),
+                })
+        })
+    })?;
+    json_to_py(py, &serde_json::to_value(&report).map_err(err)?)
+}
+
+/// The tensors of a pulled model directory: a list of `(file, name, dtype, shape, start,
+/// end)`, byte offsets into the file (validated headers).
+#[pyfunction]
+fn model_tensors<'py>(py: Python<'py>, dir: &str) -> PyResult<Bound<'py, PyList>> {
+    let m = strata_models::Model::open(std::path::Path::new(dir)).map_err(err)?;
+    let out = PyList::empty(py);
+    for (file, name, dtype, shape, start, end) in headers(&m)? {
+        out.append((file, name, dtype, shape, start, end))?;
+    }
+    Ok(out)
+}
+
+type TensorRow = (String, String, String, Vec<u64>, u64, u64);
+
+fn headers(m: &strata_models::Model) -> PyResult<Vec<TensorRow>> {
+    let mut rows = Vec::new();
+    for f in &m.manifest().files {
+        if !f.name.ends_with(".safetensors") {
+            continue;
+        }
+        let p = m.dir().join(&f.name);
+        let mut file = std::fs::File::open(&p).map_err(err)?;
+        use std::io::Read;
+        let mut first = [0u8; 8];
+        file.read_exact(&mut first).map_err(err)?;
+        let n = strata_models::safetensors::header_len(&first, f.size).map_err(err)?;
+        let mut json = vec![0u8; n as usize];
+        file.read_exact(&mut json).map_err(err)?;
+        let h = strata_models::safetensors::Header::parse(&json, f.size).map_err(err)?;
+        for t in h.tensors {
+            rows.push((
+                f.name.clone(),
+                t.name,
+                t.dtype.name().to_string(),
+                t.shape,
+                t.start,
+                t.end,
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// Samples in the dataset at `url` (from its manifest).
+#[pyfunction]
+fn dataset_samples(py: Python<'_>, url: &str) -> PyResult<u64> {
+    let cfg = settings(None)?;
+    let loc = location(url, &cfg)?;
+    py.detach(move || {
+        rt().block_on(async move {
+            let m = strata_dataset::Manifest::load(&loc).await.map_err(err)?;
+            Ok(m.samples)
+        })
+    })
+}
+
+/// `(samples this worker reads, samples per rank)` for an epoch of `n` samples of which
+/// `consumed` plan positions are done.
+#[pyfunction]
+#[pyo3(signature = (n, consumed, ranks, rank, workers, worker, drop_last=false))]
+fn partition_len(
+    n: u64,
+    consumed: u64,
+    ranks: u32,
+    rank: u32,
+    workers: u32,
+    worker: u32,
+    drop_last: bool,
+) -> PyResult<(u64, u64)> {
+    let world = World {
+        ranks,
+        rank,
+        workers,
+        worker,
+    };
+    world.validate().map_err(PyValueError::new_err)?;
+    let p = strata_dataset::Partition::new(n, consumed, world, remainder(drop_last));
+    Ok((p.len(), p.per_rank()))
+}
+
+/// The resume state `(seed, epoch, consumed)` once each of `ranks` ranks has consumed
+/// `per_rank_done` samples of a run that started at `consumed`.
+#[pyfunction]
+#[pyo3(signature = (n, consumed, ranks, seed, epoch, per_rank_done, drop_last=false))]
+fn partition_state(
+    n: u64,
+    consumed: u64,
+    ranks: u32,
+    seed: u64,
+    epoch: u64,
+    per_rank_done: u64,
+    drop_last: bool,
+) -> PyResult<(u64, u64, u64)> {
+    let world = World {
+        ranks,
+        rank: 0,
+        workers: 1,
+        worker: 0,
+    };
+    world.validate().map_err(PyValueError::new_err)?;
+    let p = strata_dataset::Partition::new(n, consumed, world, remainder(drop_last));
+    let s = p.state_after(seed, epoch, per_rank_done);
+    Ok((s.seed, s.epoch, s.consumed))
+}
+
+fn remainder(drop_last: bool) -> Remainder {
+    if drop_last {
+        Remainder::DropLast
+    } else {
+        Remainder::Pad
+    }
+}
+
+#[pymodule]
+fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("StrataError", m.py().get_type::<StrataError>())?;
+    m.add_class::<SampleReader>()?;
+    m.add_class::<SaveHandle>()?;
+    m.add_function(wrap_pyfunction!(open_reader, m)?)?;
+    m.add_function(wrap_pyfunction!(pack, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_samples, m)?)?;
+    m.add_function(wrap_pyfunction!(partition_len, m)?)?;
+    m.add_function(wrap_pyfunction!(partition_state, m)?)?;
+    m.add_function(wrap_pyfunction!(index, m)?)?;
+    m.add_function(wrap_pyfunction!(ckpt_save, m)?)?;
+    m.add_function(wrap_pyfunction!(ckpt_load, m)?)?;
+    m.add_function(wrap_pyfunction!(ckpt_list, m)?)?;
+    m.add_function(wrap_pyfunction!(models_pull, m)?)?;
+    m.add_function(wrap_pyfunction!(model_tensors, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,40 @@
+"""Strata for Python: datasets, checkpoints and models from object storage at link speed.
+
+    import strata
+    ds = strata.Dataset("s3://bucket/train/", shuffle=True, seed=0)      # WebDataset-style dicts
+    strata.checkpoint.save({"model": weights, "step": 10}, step=10, root="s3://bucket/ckpt/run1",
+                           local="/nvme/ckpt")
+    weights = strata.models.load("s3://bucket/models/llama/")            # name -> numpy array
+
+The engine is Rust (``strata._strata``); I/O releases the GIL. Settings come from the same
+places as the ``strata`` CLI: ``AWS_*`` variables, ``STRATA_*`` variables, and the config file
+(``$STRATA_CONFIG`` or ``~/.config/strata/config.toml``).
+"""
+
+from ._strata import StrataError
+from . import checkpoint, decode, models
+from .dataset import Dataset
+
+__all__ = ["Dataset", "StrataError", "checkpoint", "decode", "models", "pack", "index"]
+__version__ = "0.1.0"
+
+
+def pack(src: str, dst: str, *, shard_size: int = 256 << 20) -> dict:
+    """Packs raw files under ``src`` (a directory or a URL; samples grouped by key, e.g.
+    ``0001.jpg`` + ``0001.cls``) into WebDataset tar shards with an index and a manifest under
+    ``dst``. Returns the manifest."""
+    import json
+
+    from . import _strata
+
+    return json.loads(_strata.pack(src, dst, shard_size=shard_size))
+
+
+def index(url: str) -> dict:
+    """Builds the sample index and manifest of existing ``.tar`` / ``.tfrecord`` shards under
+    ``url`` (for datasets written by other tools, such as ``webdataset.ShardWriter``)."""
+    import json
+
+    from . import _strata
+
+    return json.loads(_strata.index(url))

@@ -1,0 +1,185 @@
+"""``strata.checkpoint``: save and load training state with Strata's checkpoint engine.
+
+Tensors (numpy arrays, and torch tensors when torch is there) go to ``tensors.safetensors``,
+a file the ``safetensors`` package reads as it is; everything else (numbers, strings, nested
+dicts and lists) to ``state.json``, with each tensor replaced by ``{"__tensor__": name}``.
+The engine then saves the two files as checkpoint ``step``: durable-local (returns once
+fsynced on the local tier) or snapshot, and drains them to the store in the background.
+"""
+
+import builtins
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from . import _safetensors, _strata
+
+TENSORS = "tensors.safetensors"
+STATE = "state.json"
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def _flatten(state: Any, prefix: str, tensors: list) -> Any:
+    if isinstance(state, np.ndarray):
+        tensors.append((prefix, state, _safetensors.TO_ST[state.dtype]))
+        return {"__tensor__": prefix}
+    if _is_torch(state):
+        t = state.detach().cpu().contiguous()
+        if str(t.dtype) == "torch.bfloat16":
+            arr, dt = t.view(_torch().int16).numpy().view(np.uint16), "BF16"
+        else:
+            arr = t.numpy()
+            dt = _safetensors.TO_ST[arr.dtype]
+        tensors.append((prefix, arr, dt))
+        return {"__tensor__": prefix, "__torch__": True}
+    if isinstance(state, dict):
+        for k in state:
+            if not isinstance(k, str):
+                raise TypeError(f"state key {k!r} at {prefix or 'the top'}: keys must be strings")
+        return {k: _flatten(v, f"{prefix}.{k}" if prefix else k, tensors) for k, v in state.items()}
+    if isinstance(state, (builtins.list, tuple)):
+        return [_flatten(v, f"{prefix}.{i}" if prefix else str(i), tensors) for i, v in enumerate(state)]
+    if state is None or isinstance(state, (bool, int, float, str)):
+        return state
+    if isinstance(state, (np.integer, np.floating, np.bool_)):
+        return state.item()
+    raise TypeError(f"state at {prefix or 'the top'}: {type(state).__name__} cannot be saved")
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class Handle:
+    """A save in progress. ``stall_secs`` is what the save cost the caller; ``wait()`` blocks
+    until the checkpoint is committed (in the store, or on the local tier without one) and
+    returns the drain report."""
+
+    def __init__(self, native):
+        self._native = native
+        self.step: int = native.step
+        self.stall_secs: float = native.stall_secs
+        self.bytes: int = native.bytes
+
+    def wait(self) -> Dict[str, Any]:
+        return self._native.wait()
+
+
+def save(
+    state: Dict[str, Any],
+    step: int,
+    *,
+    root: Optional[str] = None,
+    local: Optional[str] = None,
+    mode: Optional[str] = None,
+    blocking: bool = True,
+    rank: Optional[int] = None,
+    world_size: Optional[int] = None,
+    metadata: Optional[Dict[str, str]] = None,
+) -> Handle:
+    """Saves ``state`` as checkpoint ``step``.
+
+    Args:
+        root: the checkpoint root in a store (``s3://bucket/ckpt/run1``); None: local only.
+        local: the local tier (NVMe) directory; default: ``ckpt.local`` from the config.
+        mode: ``"durable-local"`` (default with a local tier) or ``"snapshot"``.
+        blocking: wait for the drain and the commit (False: return at once; call
+            ``wait()`` on the handle).
+        rank, world_size: this rank among the ranks saving the checkpoint (default: RANK /
+            WORLD_SIZE, else 0 of 1). Rank 0 commits once every rank's part is in.
+    """
+    rank = int(os.environ.get("RANK", "0")) if rank is None else rank
+    world_size = int(os.environ.get("WORLD_SIZE", "1")) if world_size is None else world_size
+    tensors: List = []
+    skeleton = _flatten(state, "", tensors)
+    tmp = tempfile.mkdtemp(prefix=".strata-save-", dir=local if local and os.path.isdir(local) else None)
+    try:
+        files = []
+        meta = {"format": "strata", "step": str(step)}
+        meta.update(metadata or {})
+        _safetensors.write(os.path.join(tmp, TENSORS), tensors, meta)
+        files.append((TENSORS, os.path.join(tmp, TENSORS)))
+        with open(os.path.join(tmp, STATE), "w") as f:
+            json.dump(skeleton, f)
+            f.flush()
+            os.fsync(f.fileno())
+        files.append((STATE, os.path.join(tmp, STATE)))
+        native = _strata.ckpt_save(root, local, step, files, rank=rank, world=world_size, mode=mode)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    h = Handle(native)
+    if blocking:
+        h.wait()
+    return h
+
+
+def _to_torch(pair):
+    arr, dt = pair if isinstance(pair, tuple) else (pair, None)
+    torch = _torch()
+    if dt == "BF16":
+        return torch.from_numpy(arr.view(np.int16).copy()).view(torch.bfloat16)
+    return torch.from_numpy(arr.copy() if not arr.flags.writeable else arr)
+
+
+def load(
+    step: Optional[int] = None,
+    *,
+    root: Optional[str] = None,
+    local: Optional[str] = None,
+    rank: Optional[int] = None,
+    world_size: Optional[int] = None,
+    framework: str = "auto",
+) -> Dict[str, Any]:
+    """Loads checkpoint ``step`` (None: the newest complete one) from the nearest tier,
+    every chunk verified, falling back past corrupt ones with a warning. Tensors come back as
+    numpy arrays viewing the loaded bytes (``framework="torch"``: torch tensors; ``"auto"``:
+    as they were saved). The result has ``"__step__"`` set to the step loaded."""
+    rank = int(os.environ.get("RANK", "0")) if rank is None else rank
+    world_size = int(os.environ.get("WORLD_SIZE", "1")) if world_size is None else world_size
+    got_step, tier, files, warnings = _strata.ckpt_load(root, local, step, rank=rank, world=world_size)
+    for w in warnings:
+        import warnings as _w
+
+        _w.warn(w, stacklevel=2)
+    pairs = _safetensors.read(files[TENSORS]) if TENSORS in files else {}
+    skeleton = json.loads(files[STATE]) if STATE in files else {}
+    if framework not in ("auto", "numpy", "torch"):
+        raise ValueError(f"framework={framework!r}: use 'auto', 'numpy' or 'torch'")
+    out = _unflatten_pairs(skeleton, pairs, framework)
+    if isinstance(out, dict):
+        out["__step__"] = got_step
+    return out
+
+
+def _unflatten_pairs(skeleton: Any, pairs: Dict[str, Any], framework: str) -> Any:
+    if isinstance(skeleton, dict):
+        if "__tensor__" in skeleton:
+            pair = pairs[skeleton["__tensor__"]]
+            if framework == "torch" or (framework == "auto" and skeleton.get("__torch__")):
+                return _to_torch(pair)
+            return pair[0]
+        return {k: _unflatten_pairs(v, pairs, framework) for k, v in skeleton.items()}
+    if isinstance(skeleton, builtins.list):
+        return [_unflatten_pairs(v, pairs, framework) for v in skeleton]
+    return skeleton
+
+
+def list(root: Optional[str] = None, local: Optional[str] = None) -> List[Dict[str, Any]]:  # noqa: A001
+    """The checkpoints under ``root`` and ``local``, oldest first: dicts with ``step``,
+    ``complete``, ``tiers``, ``bytes``, ..."""
+    return _strata.ckpt_list(root, local)
+
+
+def latest(root: Optional[str] = None, local: Optional[str] = None) -> Optional[int]:
+    """The newest complete checkpoint's step, or None."""
+    done = [c["step"] for c in _strata.ckpt_list(root, local) if c["complete"]]
+    return max(done) if done else None
