@@ -61,3 +61,17 @@ def test_bad_state_and_missing_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(FileNotFoundError):
         strata.checkpoint.load(local=str(tmp_path / "empty"))
     assert strata.checkpoint.latest(local=str(tmp_path / "empty2")) is None
+
+
+def test_a_checkpoint_drained_to_s3_restores_on_another_node(tmp_path, s3):
+    root = "s3://strata-test/py/ckpt/run1"
+    s = state(7)
+    h = strata.checkpoint.save(s, 7, root=root, local=str(tmp_path / "node-a"), blocking=False)
+    report = h.wait()
+    assert report["step"] == 7
+    # Another node: no local tier, the store alone.
+    back = strata.checkpoint.load(root=root)
+    np.testing.assert_array_equal(back["model"]["w"], s["model"]["w"])
+    assert back["__step__"] == 7
+    listed = strata.checkpoint.list(root=root)
+    assert listed[-1]["step"] == 7 and "remote" in [t.lower() for t in listed[-1]["tiers"]]

@@ -142,3 +142,19 @@ def test_set_epoch_changes_the_order_and_bad_input_is_clear(packed):
         list(strata.Dataset(packed + "-missing"))
     with pytest.raises(ValueError, match="seed"):
         strata.Dataset(packed, seed=2).load_state_dict({"seed": 1, "epoch": 0, "consumed": 0})
+
+
+def test_a_dataset_on_s3_read_through_the_block_cache(tmp_path, s3):
+    src = tmp_path / "raw"
+    src.mkdir()
+    for i in range(40):
+        (src / f"{i:04d}.txt").write_bytes(f"sample {i}".encode() * 50)
+    url = "s3://strata-test/py/packed/"
+    m = strata.pack(str(src), url, shard_size=8192)
+    assert m["samples"] == 40
+    cache = str(tmp_path / "cache")
+    a = [(s["__key__"], s["txt"]) for s in strata.Dataset(url, seed=2, cache_dir=cache)]
+    b = [(s["__key__"], s["txt"]) for s in strata.Dataset(url, seed=2)]
+    assert a == b and len(a) == 40
+    assert sorted(k for k, _ in a) == [f"{i:04d}" for i in range(40)]
+    assert all(v == f"sample {int(k)}".encode() * 50 for k, v in a)

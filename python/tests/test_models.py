@@ -33,3 +33,19 @@ def test_load_returns_zero_copy_views_equal_to_the_source(tmp_path, cache_dir):
     assert sorted(part) == ["layers.1.w"]
     report = strata.models.pull(str(src), cache_dir=cache_dir)
     assert report["already_cached"] is True
+
+
+def test_a_model_on_s3_pulled_once_and_viewed(tmp_path, cache_dir, s3):
+    from conftest import cp
+
+    src = tmp_path / "m"
+    src.mkdir()
+    w = {"layers.0.w": np.arange(64, dtype=np.float32).reshape(8, 8), "layers.1.w": np.ones((2, 2), np.float16)}
+    save_file(w, str(src / "model.safetensors"))
+    (src / "config.json").write_text("{}")
+    cp(s3, str(src) + "/", "s3://strata-test/py/models/m/")
+    got = strata.models.load("s3://strata-test/py/models/m/", cache_dir=cache_dir)
+    for k, v in w.items():
+        np.testing.assert_array_equal(got[k], v)
+    again = strata.models.pull("s3://strata-test/py/models/m/", cache_dir=cache_dir)
+    assert again["already_cached"] and again["fetched_bytes"] == 0

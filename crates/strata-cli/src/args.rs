@@ -86,6 +86,11 @@ pub enum Command {
     Plan(PlanCommand),
     /// Run a short tour of Strata on local directories (no servers to start).
     Demo(DemoArgs),
+    /// Start a throwaway S3 server on 127.0.0.1 (files in a temporary directory), optionally
+    /// behind the link emulator, for experiments and tests. Prints its endpoint, bucket and
+    /// keys as one JSON line, and runs until stdin closes or the process is stopped.
+    #[command(name = "test-s3-server")]
+    TestS3Server(TestS3ServerArgs),
     /// Benchmarks, measured against the machine's limits and the naive way.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -246,6 +251,13 @@ pub struct PlanIntervalArgs {
 pub struct UrlArg {
     /// s3://bucket/key, gs://…, az://…, file:///path, a plain path, or memory://name/key.
     pub url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TestS3ServerArgs {
+    /// Put the link emulator in front with this profile: s3, nfs, lustre or local.
+    #[arg(long)]
+    pub link: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -89,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Stat(a) => commands::cat::stat(a, &settings).await,
                 Command::Rm(a) => commands::rm::run(a, &settings).await,
                 Command::Demo(a) => commands::demo::run(a, &settings).await,
+                Command::TestS3Server(a) => commands::test_server::run(a).await,
                 Command::Warm(a) => commands::cache::warm(a, &settings).await,
                 Command::Cache(c) => commands::cache::run(c, &settings).await,
                 Command::Pack(a) => commands::dataset::pack(a, &settings).await,

@@ -11,3 +11,4 @@ pub mod ls;
 pub mod models;
 pub mod plan;
 pub mod rm;
+pub mod test_server;
