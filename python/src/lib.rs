@@ -17,7 +17,12 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use strata_dataset::{Dataset, Reader, ReaderConfig, Remainder, Sample, World};
 use strata_store::{ConfigLayer, Location, StoreConfig, StoreUrl};
 
-create_exception!(_strata, StrataError, PyException, "An error from Strata's engine.");
+create_exception!(
+    _strata,
+    StrataError,
+    PyException,
+    "An error from Strata's engine."
+);
 
 /// The process's runtime (made again after a fork).
 fn rt() -> &'static tokio::runtime::Runtime {
@@ -376,7 +381,12 @@ fn ckpt_load<'py>(
     for (n, b) in &r.items {
         d.set_item(n, PyBytes::new(py, b))?;
     }
-    Ok((r.step, format!("{:?}", r.tier).to_lowercase(), d, r.warnings))
+    Ok((
+        r.step,
+        format!("{:?}", r.tier).to_lowercase(),
+        d,
+        r.warnings,
+    ))
 }
 
 /// The checkpoints under `root` and `local`: a list of dicts (step, complete, tiers, ...).
