@@ -444,41 +444,10 @@ fn models_pull(
 fn model_tensors<'py>(py: Python<'py>, dir: &str) -> PyResult<Bound<'py, PyList>> {
     let m = strata_models::Model::open(std::path::Path::new(dir)).map_err(err)?;
     let out = PyList::empty(py);
-    for (file, name, dtype, shape, start, end) in headers(&m)? {
-        out.append((file, name, dtype, shape, start, end))?;
+    for (file, t) in m.tensor_infos() {
+        out.append((file, &t.name, t.dtype.name(), &t.shape, t.start, t.end))?;
     }
     Ok(out)
-}
-
-type TensorRow = (String, String, String, Vec<u64>, u64, u64);
-
-fn headers(m: &strata_models::Model) -> PyResult<Vec<TensorRow>> {
-    let mut rows = Vec::new();
-    for f in &m.manifest().files {
-        if !f.name.ends_with(".safetensors") {
-            continue;
-        }
-        let p = m.dir().join(&f.name);
-        let mut file = std::fs::File::open(&p).map_err(err)?;
-        use std::io::Read;
-        let mut first = [0u8; 8];
-        file.read_exact(&mut first).map_err(err)?;
-        let n = strata_models::safetensors::header_len(&first, f.size).map_err(err)?;
-        let mut json = vec![0u8; n as usize];
-        file.read_exact(&mut json).map_err(err)?;
-        let h = strata_models::safetensors::Header::parse(&json, f.size).map_err(err)?;
-        for t in h.tensors {
-            rows.push((
-                f.name.clone(),
-                t.name,
-                t.dtype.name().to_string(),
-                t.shape,
-                t.start,
-                t.end,
-            ));
-        }
-    }
-    Ok(rows)
 }
 
 /// Samples in the dataset at `url` (from its manifest).

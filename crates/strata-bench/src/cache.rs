@@ -321,10 +321,7 @@ impl CacheBench {
         cfg.s3.endpoint = Some(emu.endpoint());
         let linked = Store::open(&server.url(""), &cfg).map_err(|e| e.to_string())?;
         let rt = crate::machine::runtime()?;
-        let cap = self
-            .profile
-            .total_bytes_per_sec
-            .map_or(f64::INFINITY, |c| c as f64 / (1 << 20) as f64);
+        let cap = self.profile.cap_mib_per_sec();
         let per_object = self.size / 8;
         let mut phases = Vec::new();
         let mut sweep = Vec::new();

@@ -106,10 +106,7 @@ impl CkptBench {
         let machine = MachineLimits::measure();
         let server = self.server.start()?;
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
-        let cap = self
-            .profile
-            .total_bytes_per_sec
-            .map_or(f64::INFINITY, |c| c as f64 / (1 << 20) as f64);
+        let cap = self.profile.cap_mib_per_sec();
         let layer = server.config_layer_through(&emu);
         let sc = StoreConfig::from_layer(&layer).map_err(|e| e.to_string())?;
         let store = Store::open(&server.url(""), &sc).map_err(|e| e.to_string())?;

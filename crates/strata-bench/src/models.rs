@@ -14,7 +14,6 @@
 //!    cache directory: the bytes that crossed the link against one model's size.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -24,7 +23,7 @@ use strata_store::{Store, StoreConfig};
 use strata_testkit::{LinkEmulator, LinkProfile};
 
 use crate::machine::{MachineLimits, mib};
-use crate::server::BenchServer;
+use crate::server::{BenchServer, strata_command};
 
 /// Settings of the model benchmark.
 #[derive(Debug, Clone)]
@@ -95,10 +94,7 @@ impl ModelsBench {
         let machine = MachineLimits::measure();
         let server = self.server.start()?;
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
-        let cap = self
-            .profile
-            .total_bytes_per_sec
-            .map_or(f64::INFINITY, |c| c as f64 / (1 << 20) as f64);
+        let cap = self.profile.cap_mib_per_sec();
         let direct =
             Store::open(&server.url(""), &server.store_config()).map_err(|e| e.to_string())?;
         let through = Store::open(
@@ -167,19 +163,10 @@ impl ModelsBench {
         let t = Instant::now();
         let children: Vec<_> = (0..self.processes.max(1))
             .map(|_| {
-                Command::new(&self.exe)
+                strata_command(&self.exe, &*server, &emu.endpoint())
                     .args(["--quiet", "--json", "--cache"])
                     .arg(&shared)
                     .args(["models", "pull", &url.to_string()])
-                    .env("AWS_ENDPOINT_URL", emu.endpoint())
-                    .env("AWS_ACCESS_KEY_ID", server.access_key())
-                    .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
-                    .env("AWS_REGION", server.region())
-                    .env("AWS_EC2_METADATA_DISABLED", "true")
-                    .env_remove("STRATA_CONFIG")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
                     .spawn()
                     .map_err(|e| format!("{}: {e}", self.exe.display()))
             })

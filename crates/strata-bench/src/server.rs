@@ -1,6 +1,26 @@
 //! Which S3 server a benchmark runs against.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
 use strata_testkit::{GarageServer, S3Endpoint, S3Server};
+
+/// The `strata` executable `exe` set up to reach `server` at `endpoint` (the server, or the
+/// link emulator in front of it): credentials and region in the environment, no config file,
+/// no instance metadata, stdin closed, stdout and stderr piped.
+pub fn strata_command(exe: &Path, server: &dyn S3Endpoint, endpoint: &str) -> Command {
+    let mut c = Command::new(exe);
+    c.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", server.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+        .env("AWS_REGION", server.region())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("STRATA_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
 
 /// The S3 server behind the link emulator. Default: the in-process server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -12,13 +12,14 @@
 //! sooner, with zero failed checkpoints. Writers are real processes (`strata ckpt save`).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use strata_store::size::format_size;
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 use crate::machine::MachineLimits;
+use crate::server::strata_command;
 
 /// Settings of the storm benchmark.
 #[derive(Debug, Clone)]
@@ -95,18 +96,10 @@ impl StormBench {
             let children: Vec<_> = (0..self.writers)
                 .map(|w| {
                     let root = format!("s3://{}/storm/{mode}/writer-{w}", server.bucket());
-                    let mut c = Command::new(&self.exe);
+                    let mut c = strata_command(&self.exe, &server, &emu.endpoint());
                     c.args(["--quiet", "ckpt", "save", &root, "--step", "1"])
                         .arg(format!("state.bin={}", file.display()))
-                        .env("AWS_ENDPOINT_URL", emu.endpoint())
-                        .env("AWS_ACCESS_KEY_ID", server.access_key())
-                        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
-                        .env("AWS_REGION", server.region())
-                        .env("AWS_EC2_METADATA_DISABLED", "true")
-                        .env_remove("STRATA_CONFIG")
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::piped());
+                        .stdout(Stdio::null());
                     if mode == "naive" {
                         c.args(["--admission", "off", "--jitter", "0s"]);
                     } else {

@@ -100,6 +100,15 @@ impl Model {
             .collect()
     }
 
+    /// Every tensor's description with its byte range in its file (absolute offsets), file by
+    /// file in file order: for callers that map the files themselves (the Python package).
+    pub fn tensor_infos(&self) -> Vec<(&str, &crate::safetensors::TensorInfo)> {
+        self.files
+            .iter()
+            .flat_map(|(file, (_, h))| h.tensors.iter().map(move |t| (file.as_str(), t)))
+            .collect()
+    }
+
     /// The tensor called `name`.
     pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
         self.tensors().into_iter().find(|t| t.name == name)

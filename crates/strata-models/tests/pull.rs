@@ -37,6 +37,12 @@ async fn upload(store: &Store, prefix: &str, seed: u64) -> Fixture {
     Fixture { files }
 }
 
+/// A store reaching `server` through `emu`.
+fn through(server: &S3Server, emu: &LinkEmulator) -> Store {
+    let cfg = StoreConfig::from_layer(&server.config_layer_through(emu)).unwrap();
+    Store::open(&server.url(""), &cfg).unwrap()
+}
+
 fn small() -> PullOptions {
     PullOptions {
         part_size: 1 << 20,
@@ -128,11 +134,7 @@ async fn whole_model_on_garage() {
 async fn a_subset_of_tensors_fetches_only_their_bytes() {
     let server = S3Server::start();
     let emu = LinkEmulator::start(server.addr(), LinkProfile::local());
-    let store = Store::open(
-        &server.url(""),
-        &StoreConfig::from_layer(&server.config_layer_through(&emu)).unwrap(),
-    )
-    .unwrap();
+    let store = through(&server, &emu);
     let fx = upload(&store, "m", 2).await;
     let tmp = tempfile::tempdir().unwrap();
     let repo = ModelRepo::open(tmp.path()).unwrap();
@@ -175,11 +177,7 @@ async fn a_subset_of_tensors_fetches_only_their_bytes() {
 async fn concurrent_pulls_download_once() {
     let server = S3Server::start();
     let emu = LinkEmulator::start(server.addr(), LinkProfile::local());
-    let store = Store::open(
-        &server.url(""),
-        &StoreConfig::from_layer(&server.config_layer_through(&emu)).unwrap(),
-    )
-    .unwrap();
+    let store = through(&server, &emu);
     let fx = upload(&store, "m", 3).await;
     let total: u64 = fx.files.iter().map(|f| f.1.len() as u64).sum();
     let tmp = tempfile::tempdir().unwrap();
@@ -214,11 +212,7 @@ async fn concurrent_pulls_download_once() {
 async fn an_interrupted_pull_resumes_and_a_fault_leaves_nothing_visible() {
     let server = S3Server::start();
     let emu = LinkEmulator::start(server.addr(), LinkProfile::local());
-    let store = Store::open(
-        &server.url(""),
-        &StoreConfig::from_layer(&server.config_layer_through(&emu)).unwrap(),
-    )
-    .unwrap();
+    let store = through(&server, &emu);
     let fx = upload(&store, "m", 4).await;
     let total: u64 = fx.files.iter().map(|f| f.1.len() as u64).sum();
     let tmp = tempfile::tempdir().unwrap();

@@ -32,6 +32,13 @@ pub struct LinkProfile {
 const MIB: u64 = 1 << 20;
 
 impl LinkProfile {
+    /// The total bandwidth cap in MiB/s (infinite without one): the limit benchmarks
+    /// compare against.
+    pub fn cap_mib_per_sec(&self) -> f64 {
+        self.total_bytes_per_sec
+            .map_or(f64::INFINITY, |c| c as f64 / (1 << 20) as f64)
+    }
+
     /// A transparent link: no latency, no caps, no faults.
     pub fn local() -> Self {
         Self {
