@@ -222,6 +222,12 @@ fn sigkill_at_random_points_loses_nothing() {
 /// on the server. Returns the uploads gc aborted.
 fn no_garbage_after_gc(server: &S3Server, emu: &LinkEmulator, root: &str, local: &Path) -> u64 {
     let local_s = local.display().to_string();
+    // `gc --older-than 0s` is for when no save is running: a killed process's requests may
+    // still be on their way through the emulator (slow under load); let them land first.
+    let t = std::time::Instant::now();
+    while emu.stats().in_flight > 0 && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = ok(&command(
         server,
         &emu.endpoint(),

@@ -4,10 +4,13 @@
 //! S3's paging markers. Uploads started before the server was (re)started are not known.
 //! An upload whose record s3s-fs has deleted (a completion cut off when its client died:
 //! s3s-fs deletes the record first, then copies) is not listed: it cannot be aborted.
+//! CreateMultipartUpload runs on a task of its own: s3s-fs writes the upload's record and
+//! then its metadata, and a client that dies in between (a SIGKILLed drain) must not cancel
+//! the request half-way and leave an upload this wrapper never saw, as S3 would not.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use s3s::dto::*;
@@ -20,18 +23,18 @@ type Uploads = BTreeMap<(String, String, String), SystemTime>;
 
 /// `inner`, with multipart uploads tracked and listable.
 pub struct ListsUploads<T> {
-    inner: T,
+    inner: Arc<T>,
     /// s3s-fs's root, where it keeps `.upload-ID.json` for each open upload.
     root: PathBuf,
-    uploads: Mutex<Uploads>,
+    uploads: Arc<Mutex<Uploads>>,
 }
 
 impl<T> ListsUploads<T> {
     pub fn new(inner: T, root: PathBuf) -> Self {
         Self {
-            inner,
+            inner: Arc::new(inner),
             root,
-            uploads: Mutex::new(BTreeMap::new()),
+            uploads: Arc::default(),
         }
     }
 
@@ -41,7 +44,7 @@ impl<T> ListsUploads<T> {
 }
 
 #[async_trait::async_trait]
-impl<T: S3> S3 for ListsUploads<T> {
+impl<T: S3 + 'static> S3 for ListsUploads<T> {
     pass! {
         create_bucket: CreateBucketInput => CreateBucketOutput,
         copy_object: CopyObjectInput => CopyObjectOutput,
@@ -66,12 +69,19 @@ impl<T: S3> S3 for ListsUploads<T> {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        let resp = self.inner.create_multipart_upload(req).await?;
-        if let Some(id) = &resp.output.upload_id {
-            self.uploads()
-                .insert((bucket, key, id.clone()), SystemTime::now());
-        }
-        Ok(resp)
+        let (inner, uploads) = (self.inner.clone(), self.uploads.clone());
+        tokio::spawn(async move {
+            let resp = inner.create_multipart_upload(req).await?;
+            if let Some(id) = &resp.output.upload_id {
+                uploads
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((bucket, key, id.clone()), SystemTime::now());
+            }
+            Ok(resp)
+        })
+        .await
+        .map_err(|e| s3s::s3_error!(InternalError, "create task: {e}"))?
     }
 
     async fn complete_multipart_upload(

@@ -58,6 +58,8 @@ pub struct StatsSnapshot {
     pub resets: u64,
     /// Bodies stalled.
     pub stalls: u64,
+    /// Requests in flight now (their response bodies not yet finished).
+    pub in_flight: u64,
     /// The most requests in flight at once.
     pub peak_in_flight: u64,
     /// Client connections accepted.
@@ -88,6 +90,7 @@ impl Stats {
             overload_rejections: g(&self.overload_rejections),
             resets: g(&self.resets),
             stalls: g(&self.stalls),
+            in_flight: g(&self.in_flight),
             peak_in_flight: g(&self.peak_in_flight),
             connections: g(&self.connections),
         }
