@@ -202,7 +202,21 @@ fn a_killed_pull_resumes() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(600));
+    // Kill once the pull has journaled a few segments (however slow the machine is).
+    let journaled = || -> usize {
+        let partial = std::path::Path::new(c).join("models/.partial");
+        std::fs::read_dir(&partial)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|d| std::fs::read_to_string(d.path().join(".strata-journal")).ok())
+            .map(|j| j.lines().count())
+            .sum()
+    };
+    let t = std::time::Instant::now();
+    while journaled() < 6 && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(
         child.try_wait().unwrap().is_none(),
         "the pull ended before the kill"
