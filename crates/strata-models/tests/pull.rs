@@ -305,32 +305,34 @@ async fn a_changed_model_is_a_new_version() {
     assert_eq!(repo.list().len(), 2);
     assert_eq!(repo.find(&url.to_string(), true)[0].dir, v2.dir);
 
-    // Changed mid-pull: the shard is overwritten after the first segments land.
+    // Changed mid-pull: the shard is overwritten after the first segment lands, before the
+    // pull goes on (the progress callback waits for the overwrite, made by a client of its own
+    // on a thread of its own).
     let tmp2 = tempfile::tempdir().unwrap();
     let repo2 = ModelRepo::open(tmp2.path()).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let tx = std::sync::Mutex::new(Some(tx));
+    let once = std::sync::Once::new();
+    let (root, cfg) = (server.url(""), server.store_config());
     let opts = PullOptions {
         parts_in_flight: 1,
         progress: Some(Arc::new(move |_| {
-            if let Some(tx) = tx.lock().unwrap().take() {
-                let _ = tx.send(());
-            }
+            once.call_once(|| {
+                let (root, cfg) = (root.clone(), cfg.clone());
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Runtime::new().unwrap();
+                    let other = Store::open(&root, &cfg).unwrap();
+                    rt.block_on(other.put(
+                        "m/model-00002-of-00002.safetensors",
+                        Bytes::from(synth::shard(99, 3, 5 << 20)),
+                    ))
+                    .unwrap();
+                })
+                .join()
+                .unwrap();
+            })
         })),
         ..small()
     };
-    let s2 = store.clone();
-    let overwrite = tokio::spawn(async move {
-        let _ = rx.await;
-        s2.put(
-            "m/model-00002-of-00002.safetensors",
-            Bytes::from(synth::shard(99, 3, 5 << 20)),
-        )
-        .await
-        .unwrap();
-    });
     let e = pull(&repo2, &store, &url, &opts).await.unwrap_err();
-    overwrite.await.unwrap();
     assert!(matches!(e, ModelError::Changed(_)), "{e}");
     assert!(e.to_string().contains("run the pull again"), "{e}");
     assert!(repo2.list().is_empty());
