@@ -38,7 +38,8 @@ def write(path: str, tensors: Iterable[Tuple[str, np.ndarray, str]], metadata: D
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     at = 0
     for name, arr, dt in tensors:
-        arr = np.ascontiguousarray(arr)
+        # Not np.ascontiguousarray: it turns a 0-d array into shape (1,).
+        arr = arr if arr.flags.c_contiguous else arr.copy(order="C")
         header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [at, at + arr.nbytes]}
         at += arr.nbytes
         items.append((name, arr, dt))

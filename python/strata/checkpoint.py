@@ -2,7 +2,9 @@
 
 Tensors (numpy arrays, and torch tensors when torch is there) go to ``tensors.safetensors``,
 a file the ``safetensors`` package reads as it is; everything else (numbers, strings, nested
-dicts and lists) to ``state.json``, with each tensor replaced by ``{"__tensor__": name}``.
+dicts, lists and tuples) to ``state.json``, with each tensor replaced by
+``{"__tensor__": name}``, tuples by ``{"__tuple__": [...]}`` and dicts with int keys (an
+optimizer's state) by ``{"__items__": [[key, value], ...]}``, so they come back as they were.
 The engine then saves the two files as checkpoint ``step``: durable-local (returns once
 fsynced on the local tier) or snapshot, and drains them to the store in the background.
 """
@@ -41,11 +43,19 @@ def _flatten(state: Any, prefix: str, tensors: list) -> Any:
         return {"__tensor__": prefix, "__torch__": True}
     if isinstance(state, dict):
         for k in state:
-            if not isinstance(k, str):
-                raise TypeError(f"state key {k!r} at {prefix or 'the top'}: keys must be strings")
-        return {k: _flatten(v, f"{prefix}.{k}" if prefix else k, tensors) for k, v in state.items()}
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise TypeError(f"state key {k!r} at {prefix or 'the top'}: keys must be strings or ints")
+        if all(isinstance(k, str) for k in state):
+            return {k: _flatten(v, f"{prefix}.{k}" if prefix else k, tensors) for k, v in state.items()}
+        # Int keys (an optimizer's per-parameter state) survive JSON as [key, value] pairs.
+        return {
+            "__items__": [
+                [k, _flatten(v, f"{prefix}.{k}" if prefix else str(k), tensors)] for k, v in state.items()
+            ]
+        }
     if isinstance(state, (builtins.list, tuple)):
-        return [_flatten(v, f"{prefix}.{i}" if prefix else str(i), tensors) for i, v in enumerate(state)]
+        items = [_flatten(v, f"{prefix}.{i}" if prefix else str(i), tensors) for i, v in enumerate(state)]
+        return {"__tuple__": items} if isinstance(state, tuple) else items
     if state is None or isinstance(state, (bool, int, float, str)):
         return state
     if isinstance(state, (np.integer, np.floating, np.bool_)):
@@ -162,6 +172,10 @@ def load(
 
 def _unflatten_pairs(skeleton: Any, pairs: Dict[str, Any], framework: str) -> Any:
     if isinstance(skeleton, dict):
+        if "__items__" in skeleton and len(skeleton) == 1:
+            return {k: _unflatten_pairs(v, pairs, framework) for k, v in skeleton["__items__"]}
+        if "__tuple__" in skeleton and len(skeleton) == 1:
+            return tuple(_unflatten_pairs(v, pairs, framework) for v in skeleton["__tuple__"])
         if "__tensor__" in skeleton:
             pair = pairs[skeleton["__tensor__"]]
             if framework == "torch" or (framework == "auto" and skeleton.get("__torch__")):

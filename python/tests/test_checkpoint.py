@@ -56,8 +56,12 @@ def test_bad_state_and_missing_checkpoints_fail_clearly(tmp_path):
     local = str(tmp_path / "nvme")
     with pytest.raises(TypeError, match="object cannot be saved"):
         strata.checkpoint.save({"x": object()}, 1, local=local)
-    with pytest.raises(TypeError, match="keys must be strings"):
-        strata.checkpoint.save({1: 2}, 1, local=local)
+    with pytest.raises(TypeError, match="keys must be strings or ints"):
+        strata.checkpoint.save({(1, 2): 2}, 1, local=local)
+    # Int keys (as in an optimizer's state) come back as ints.
+    strata.checkpoint.save({"state": {0: np.ones(2), 1: {"k": 3}}}, 2, local=local)
+    back = strata.checkpoint.load(2, local=local)
+    assert sorted(back["state"]) == [0, 1] and back["state"][1] == {"k": 3}
     with pytest.raises(FileNotFoundError):
         strata.checkpoint.load(local=str(tmp_path / "empty"))
     assert strata.checkpoint.latest(local=str(tmp_path / "empty2")) is None

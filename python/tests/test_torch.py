@@ -44,3 +44,71 @@ def test_torch_tensors_round_trip_through_checkpoints_and_models(tmp_path, cache
     assert t["x"].dtype == torch.bfloat16 and torch.equal(t["x"], w)
     assert torch.equal(t["y"], torch.ones(5))
     assert np.array_equal(strata.models.load(str(m), cache_dir=cache_dir)["y"], np.ones(5, np.float32))
+
+
+WORKER = r"""
+import json, sys
+import torch.distributed as dist
+import strata
+url, init, rank = sys.argv[1], sys.argv[2], int(sys.argv[3])
+dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+ds = strata.Dataset(url, seed=4)
+print(json.dumps({"place": ds.place(), "keys": [s["__key__"] for s in ds]}))
+dist.destroy_process_group()
+"""
+
+
+def test_ranks_come_from_torch_distributed_when_initialised(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    d = str(tmp_path / "wds")
+    write_wds(d, shards=2, per=25)
+    strata.index(d)
+    init = f"file://{tmp_path / 'rendezvous'}"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, d, init, str(r)], stdout=subprocess.PIPE, text=True, env=env)
+        for r in range(2)
+    ]
+    outs = [json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in procs]
+    assert [o["place"][:2] for o in outs] == [[0, 2], [1, 2]]
+    a, b = (o["keys"] for o in outs)
+    assert len(a) == len(b) == 25 and set(a).isdisjoint(b)
+
+
+def test_a_module_and_its_optimizer_restore_bit_exact(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(3):
+        loss = model(torch.randn(4, 8)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    local = str(tmp_path / "nvme")
+    strata.checkpoint.save({"model": model.state_dict(), "optim": opt.state_dict(), "epoch": 3}, 3, local=local)
+    back = strata.checkpoint.load(local=local)
+    model2 = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    opt2 = torch.optim.AdamW(model2.parameters(), lr=1e-3)
+    model2.load_state_dict(back["model"])
+    opt2.load_state_dict(back["optim"])
+    for (k, a), (_, b) in zip(model.state_dict().items(), model2.state_dict().items()):
+        assert a.dtype == b.dtype and torch.equal(a, b), k
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    for i in s1["state"]:
+        for k, v in s1["state"][i].items():
+            w = s2["state"][i][k]
+            assert v.dtype == w.dtype and torch.equal(v, w), (i, k)
+    # Training goes on identically from both.
+    x = torch.randn(4, 8)
+    for m, o in ((model, opt), (model2, opt2)):
+        o.zero_grad()
+        m(x).pow(2).mean().backward()
+        o.step()
+    for a, b in zip(model.parameters(), model2.parameters()):
+        assert torch.equal(a, b)
+    assert back["epoch"] == 3
