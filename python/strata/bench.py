@@ -2,7 +2,8 @@
 machine against the naive way, in one run.
 
 1. Dataset: the same tar shards read with ``strata.Dataset`` and with the ``webdataset``
-   package (if installed): samples/s.
+   package (if installed): samples/s; and resnet50-sized samples (114,660 B) through the
+   Python loop against the engine reading them alone (target: ≥ 0.8 of it).
 2. GIL: a Python thread that wakes every millisecond records how late it wakes while the
    main thread pulls a model (``strata.models.pull``), saves a checkpoint
    (``strata.checkpoint.save``), and reads the same files naively (``numpy.fromfile``,
@@ -24,6 +25,7 @@ import time
 import numpy as np
 
 import strata
+from strata import _strata
 
 
 def rss() -> int:
@@ -108,6 +110,7 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=20000)
     p.add_argument("--sample-size", type=int, default=16 << 10)
     p.add_argument("--model-size", type=int, default=1 << 30)
+    p.add_argument("--resnet-samples", type=int, default=8000, help="resnet50-sized samples (114,660 B)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     work = a.dir or tempfile.mkdtemp(prefix="strata-pybench-")
@@ -130,6 +133,19 @@ def main(argv=None) -> int:
             r["webdataset_samples_per_sec"] = n2 / (time.perf_counter() - t)
         except ImportError:
             r["webdataset_samples_per_sec"] = None
+        # 1b. The Python loop against the engine alone, on resnet50-sized samples (114,660 B,
+        # the MLPerf Storage workload `strata bench train` uses).
+        rn = make_dataset(os.path.join(work, "resnet50"), a.resnet_samples, 114_660)
+        rust_n, _, rust_secs = _strata.drain_reader(rn, seed=1)
+        t = time.perf_counter()
+        n = sum(1 for _ in strata.Dataset(rn, seed=1))
+        py_secs = time.perf_counter() - t
+        r["resnet50"] = {
+            "samples": n,
+            "python_samples_per_sec": n / py_secs,
+            "rust_samples_per_sec": rust_n / rust_secs,
+            "python_of_rust": (n / py_secs) / (rust_n / rust_secs),
+        }
         # 2. GIL.
         model = make_model(work, a.model_size)
         cache = os.path.join(work, "cache")
@@ -181,6 +197,10 @@ def main(argv=None) -> int:
     if r["webdataset_samples_per_sec"]:
         w = r["webdataset_samples_per_sec"]
         print(f"  webdataset           {w:10.0f} samples/s   (strata {r['strata_samples_per_sec'] / w:.2f}x)")
+    rr = r["resnet50"]
+    print(f"resnet50-sized samples ({rr['samples']} of 114,660 B, shuffled, local disk; target >= 0.8)")
+    print(f"  engine alone (Rust)  {rr['rust_samples_per_sec']:10.0f} samples/s")
+    print(f"  strata.Dataset loop  {rr['python_samples_per_sec']:10.0f} samples/s   {rr['python_of_rust']:.2f} of the engine")
     print(f"GIL: the longest another Python thread waited while the main thread ran ({a.model_size / mib:.0f} MiB)")
     for label, g in r["gil"].items():
         print(f"  {label:<32} {g['secs']:7.2f} s   max stall {g['max_stall_ms']:7.1f} ms   p99 {g['p99_stall_ms']:6.2f} ms")
