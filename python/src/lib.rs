@@ -160,13 +160,7 @@ fn open_reader(
     };
     let cfg = settings(cache_dir)?;
     let loc = location(url, &cfg)?;
-    let world = World {
-        ranks,
-        rank,
-        workers,
-        worker,
-    };
-    world.validate().map_err(PyValueError::new_err)?;
+    let world = world(ranks, rank, workers, worker)?;
     let use_cache = cache_dir.is_some();
     py.detach(move || {
         rt().block_on(async move {
@@ -506,14 +500,12 @@ fn partition_len(
     worker: u32,
     drop_last: bool,
 ) -> PyResult<(u64, u64)> {
-    let world = World {
-        ranks,
-        rank,
-        workers,
-        worker,
-    };
-    world.validate().map_err(PyValueError::new_err)?;
-    let p = strata_dataset::Partition::new(n, consumed, world, remainder(drop_last));
+    let p = strata_dataset::Partition::new(
+        n,
+        consumed,
+        world(ranks, rank, workers, worker)?,
+        remainder(drop_last),
+    );
     Ok((p.len(), p.per_rank()))
 }
 
@@ -530,16 +522,22 @@ fn partition_state(
     per_rank_done: u64,
     drop_last: bool,
 ) -> PyResult<(u64, u64, u64)> {
-    let world = World {
-        ranks,
-        rank: 0,
-        workers: 1,
-        worker: 0,
-    };
-    world.validate().map_err(PyValueError::new_err)?;
-    let p = strata_dataset::Partition::new(n, consumed, world, remainder(drop_last));
+    let p =
+        strata_dataset::Partition::new(n, consumed, world(ranks, 0, 1, 0)?, remainder(drop_last));
     let s = p.state_after(seed, epoch, per_rank_done);
     Ok((s.seed, s.epoch, s.consumed))
+}
+
+/// A validated place in the world (a ValueError names what is out of range).
+fn world(ranks: u32, rank: u32, workers: u32, worker: u32) -> PyResult<World> {
+    let w = World {
+        ranks,
+        rank,
+        workers,
+        worker,
+    };
+    w.validate().map_err(PyValueError::new_err)?;
+    Ok(w)
 }
 
 fn remainder(drop_last: bool) -> Remainder {
