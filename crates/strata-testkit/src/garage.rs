@@ -39,7 +39,12 @@ pub fn start_or_skip() -> Option<GarageServer> {
         eprintln!("SKIPPED: garage binary not found; scripts/test installs it");
         return None;
     }
-    Some(GarageServer::start().unwrap_or_else(|e| panic!("{e}")))
+    // A node that fails to come up on a loaded machine gets one more try (a fresh node).
+    let server = GarageServer::start().or_else(|e| {
+        eprintln!("garage did not start, trying a fresh node once: {e}");
+        GarageServer::start()
+    });
+    Some(server.unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// Where the `garage` binary is, if anywhere.
@@ -151,12 +156,15 @@ root_domain = ".s3.garage.localhost"
         }
     }
 
-    fn retry_cli(&self, args: &[&str], within: Duration) -> Result<String, String> {
+    fn retry_cli(&mut self, args: &[&str], within: Duration) -> Result<String, String> {
         let start = Instant::now();
         loop {
             match self.cli(args) {
                 Ok(o) => return Ok(o),
                 Err(e) if start.elapsed() > within => return Err(e),
+                Err(e) if matches!(self.child.try_wait(), Ok(Some(_))) => {
+                    return Err(format!("the garage server exited: {e}"));
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
@@ -168,8 +176,17 @@ root_domain = ".s3.garage.localhost"
         if id.len() < 16 {
             return Err(format!("unexpected node id {id:?}"));
         }
-        self.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &id])?;
-        self.cli(&["layout", "apply", "--version", "1"])?;
+        // `node id` reads the key from disk without the server; the layout commands need its
+        // RPC port, which a loaded machine may open late (its SQLite store can be briefly
+        // locked at start): retry them too.
+        self.retry_cli(
+            &["layout", "assign", "-z", "dc1", "-c", "1G", &id],
+            Duration::from_secs(30),
+        )?;
+        self.retry_cli(
+            &["layout", "apply", "--version", "1"],
+            Duration::from_secs(30),
+        )?;
         let (ak, sk) = (self.access_key.clone(), self.secret_key.clone());
         self.retry_cli(
             &["key", "import", "--yes", "-n", "strata-test", &ak, &sk],
