@@ -1,0 +1,346 @@
+//! The data pipeline equation, evaluated tier by tier.
+//!
+//! One node's accelerators consume, at full compute speed,
+//!
+//! ```text
+//! demand D = per_node × batch × sample_size / step_time          (bytes/s)
+//! ```
+//!
+//! and each epoch a node reads its share `B = dataset / nodes`. The pipeline overlaps its
+//! stages (prefetch), so an epoch takes as long as its slowest stage:
+//!
+//! ```text
+//! epoch = max( B / D                                   compute
+//!              B·(1−h) / S_source                      download (misses)
+//!              B·h / S_nvme_read + B·(1−h) / S_nvme_write   cache (hits, fills)
+//!              B / S_dram )                            buffer
+//! utilization = (B / D) / epoch
+//! ```
+//!
+//! - `S_source` is the source tier's throughput for the request size the layout makes
+//!   (shards: `pipeline.block_size`; raw files or a global shuffle: one sample) with
+//!   `min(concurrency, buffer / request)` requests in flight (the buffer must hold them),
+//!   at most the tier's shared bandwidth divided by the nodes.
+//! - `h` is the fraction of the epoch served by the NVMe cache. A node's cache can hold what
+//!   it has read before: with the samples reshuffled over nodes every epoch, a node has seen a
+//!   fraction `p_e = 1 − (1 − 1/nodes)^e` of the dataset before epoch `e`, and a next-use
+//!   (Belady) cache of `C` bytes serves `min(p_e, C / dataset)` of it, the optimum for a
+//!   shuffled trace. The engine may serve fewer hits than that when the cache is the slower
+//!   path; the plan picks the best `h` in `[0, that]`, so more cache never predicts less.
+
+use serde::Serialize;
+
+use crate::scenario::{Layout, Scenario, Shuffle, Tier, TierKind};
+
+/// One stage of the pipeline in the steady (last) epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    /// `compute`, `source`, `cache` or `buffer`.
+    pub role: &'static str,
+    pub tier: String,
+    /// Bytes/s this stage must move to keep the accelerators busy.
+    pub required: f64,
+    /// Bytes/s it can move.
+    pub available: f64,
+    /// Seconds it is busy per epoch.
+    pub secs: f64,
+}
+
+/// One epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct Epoch {
+    pub epoch: u32,
+    /// Fraction of the epoch's bytes read from the NVMe cache.
+    pub hit_ratio: f64,
+    pub secs: f64,
+    pub utilization: f64,
+}
+
+/// Sequential versus shuffled reading, without a cache: the I/O wall.
+#[derive(Debug, Clone, Serialize)]
+pub struct IoWall {
+    /// Bytes/s from the source reading shards in order (requests of the block size).
+    pub sequential_bytes_per_sec: f64,
+    /// Bytes/s from the source reading one sample at a time at random.
+    pub shuffled_bytes_per_sec: f64,
+    /// Epoch seconds (with compute overlapped) each way.
+    pub sequential_epoch_secs: f64,
+    pub shuffled_epoch_secs: f64,
+    /// sequential / shuffled throughput.
+    pub factor: f64,
+}
+
+/// The pipeline, evaluated.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelinePlan {
+    /// Bytes/s one node's accelerators consume at full speed.
+    pub node_demand: f64,
+    pub cluster_demand: f64,
+    /// Bytes per request from the source.
+    pub request_size: f64,
+    pub random: bool,
+    /// Requests in flight per node after the buffer's limit.
+    pub depth: u32,
+    /// Bytes each node reads per epoch.
+    pub node_epoch_bytes: f64,
+    pub compute_secs_per_epoch: f64,
+    pub stages: Vec<Stage>,
+    /// The stage that sets the pace in the steady epoch (`compute` when the accelerators do).
+    pub bottleneck: String,
+    pub epochs: Vec<Epoch>,
+    /// Compute time over wall time, all epochs.
+    pub utilization: f64,
+    /// The last epoch's.
+    pub steady_utilization: f64,
+    pub total_secs: f64,
+    /// Samples per second of the whole cluster, averaged over the run.
+    pub samples_per_sec: f64,
+    /// Bytes per second delivered to one node's accelerators, averaged over the run.
+    pub node_bytes_per_sec: f64,
+    pub io_wall: IoWall,
+}
+
+/// The request size and pattern a layout and shuffle make.
+pub fn access(s: &Scenario) -> (f64, bool) {
+    let d = s.dataset.as_ref().expect("validated");
+    match (d.layout, d.shuffle) {
+        (Layout::Shards, Shuffle::None | Shuffle::Window) => {
+            (s.pipeline.block_size.min(d.size), false)
+        }
+        (Layout::Shards, Shuffle::Global) | (Layout::Raw, _) => (d.sample_size, true),
+    }
+}
+
+/// Requests in flight: the configured concurrency, at most what the buffer holds.
+pub fn depth(s: &Scenario, request: f64) -> u32 {
+    let fit = (s.pipeline.buffer / request).floor().max(1.0);
+    (s.pipeline.concurrency as f64).min(fit) as u32
+}
+
+/// Bytes/s one node downloads from `source` with requests of `request` bytes.
+pub fn source_rate(s: &Scenario, source: &Tier, request: f64, random: bool) -> f64 {
+    let nodes = s.accelerators.as_ref().map_or(1, |a| a.nodes) as f64;
+    let mut v = source.read_throughput(request, depth(s, request), random);
+    if let Some(shared) = source.shared_read_bandwidth {
+        v = v.min(shared / nodes);
+    }
+    if let Some(rate) = source.request_rate {
+        // The request rate is the store's, shared by every node.
+        v = v.min(rate * request / nodes);
+    }
+    v
+}
+
+/// Evaluates the pipeline; None when the scenario has no dataset.
+pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
+    let d = s.dataset.as_ref()?;
+    let a = s.accelerators.as_ref()?;
+    let source = s.source()?;
+    let nodes = a.nodes as f64;
+    let demand = a.node_demand(d.sample_size);
+    let b = d.size / nodes;
+    let compute = b / demand;
+    let (request, random) = access(s);
+    let dep = depth(s, request);
+    let src = source_rate(s, source, request, random);
+    let nvme = s.tier(TierKind::Nvme).filter(|_| s.pipeline.cache > 0.0);
+    let (nv_read, nv_write) = nvme.map_or((f64::INFINITY, f64::INFINITY), |t| {
+        (
+            t.read_throughput(request, dep, random),
+            t.write_throughput(request, dep, false),
+        )
+    });
+    let dram = s.tier(TierKind::Dram).map_or(f64::INFINITY, |t| t.read_bandwidth);
+    let cache_frac = if nvme.is_some() {
+        (s.pipeline.cache / d.size).min(1.0)
+    } else {
+        0.0
+    };
+    let fill = if nvme.is_some() { 1.0 } else { 0.0 };
+    // Stage times for a hit ratio h.
+    let times = |h: f64| {
+        let download = b * (1.0 - h) / src;
+        let cache = if nvme.is_some() {
+            b * h / nv_read + fill * b * (1.0 - h) / nv_write
+        } else {
+            0.0
+        };
+        let buffer = b / dram;
+        (download, cache, buffer)
+    };
+    let epoch_secs = |h: f64| {
+        let (x, y, z) = times(h);
+        compute.max(x).max(y).max(z)
+    };
+    let best_h = |hmax: f64| -> f64 {
+        let mut cands = vec![0.0, hmax];
+        // Where the download and the cache lines cross.
+        let a1 = 1.0 / src - fill / nv_write;
+        if a1 > 0.0 && nv_read.is_finite() {
+            cands.push((a1 / (a1 + 1.0 / nv_read)).clamp(0.0, hmax));
+        }
+        cands
+            .into_iter()
+            .min_by(|x, y| epoch_secs(*x).total_cmp(&epoch_secs(*y)).then(y.total_cmp(x)))
+            .unwrap_or(0.0)
+    };
+    let mut epochs = Vec::new();
+    let mut total = 0.0;
+    for e in 0..d.epochs {
+        let seen = 1.0 - (1.0 - 1.0 / nodes).powi(e as i32);
+        let h = best_h(seen.min(cache_frac));
+        let secs = epoch_secs(h);
+        total += secs;
+        epochs.push(Epoch {
+            epoch: e,
+            hit_ratio: h,
+            secs,
+            utilization: compute / secs,
+        });
+    }
+    let last = epochs.last().expect("epochs ≥ 1").clone();
+    let (dl, ca, bu) = times(last.hit_ratio);
+    let mut stages = vec![Stage {
+        role: "compute",
+        tier: format!("{} accelerator(s) per node", a.per_node),
+        required: demand,
+        available: demand,
+        secs: compute,
+    }];
+    stages.push(Stage {
+        role: "source",
+        tier: source.name.clone(),
+        required: b * (1.0 - last.hit_ratio) / compute,
+        available: src,
+        secs: dl,
+    });
+    if let Some(t) = nvme {
+        stages.push(Stage {
+            role: "cache",
+            tier: t.name.clone(),
+            required: b / compute,
+            available: if ca > 0.0 { b / ca } else { f64::INFINITY },
+            secs: ca,
+        });
+    }
+    if let Some(t) = s.tier(TierKind::Dram) {
+        stages.push(Stage {
+            role: "buffer",
+            tier: t.name.clone(),
+            required: demand,
+            available: dram,
+            secs: bu,
+        });
+    }
+    let slowest = stages
+        .iter()
+        .max_by(|x, y| x.secs.total_cmp(&y.secs))
+        .expect("compute is a stage");
+    let bottleneck = if slowest.secs <= compute * (1.0 + 1e-9) {
+        "compute".to_string()
+    } else {
+        format!("{} ({})", slowest.role, slowest.tier)
+    };
+    let compute_total = compute * d.epochs as f64;
+    let utilization = compute_total / total;
+    // The I/O wall: the same source read both ways, no cache.
+    let seq_req = s.pipeline.block_size.min(d.size);
+    let seq = source_rate(s, source, seq_req, false);
+    let shuf = source_rate(s, source, d.sample_size, true);
+    let io_wall = IoWall {
+        sequential_bytes_per_sec: seq,
+        shuffled_bytes_per_sec: shuf,
+        sequential_epoch_secs: compute.max(b / seq),
+        shuffled_epoch_secs: compute.max(b / shuf),
+        factor: seq / shuf,
+    };
+    Some(PipelinePlan {
+        node_demand: demand,
+        cluster_demand: demand * nodes,
+        request_size: request,
+        random,
+        depth: dep,
+        node_epoch_bytes: b,
+        compute_secs_per_epoch: compute,
+        stages,
+        bottleneck,
+        steady_utilization: last.utilization,
+        epochs,
+        utilization,
+        total_secs: total,
+        samples_per_sec: utilization * demand * nodes / d.sample_size,
+        node_bytes_per_sec: utilization * demand,
+        io_wall,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(extra: &str) -> Scenario {
+        let text = format!(
+            r#"
+            [dataset]
+            size = "1 TB"
+            sample_size = "114660 B"
+            epochs = 4
+            [accelerators]
+            nodes = 1
+            per_node = 8
+            batch = 400
+            step_time = "0.224 s"
+            [[tier]]
+            kind = "object"
+            read_bandwidth = "10 Gbps"
+            latency = "30 ms"
+            per_request_bandwidth = "80 MB/s"
+            [[tier]]
+            kind = "nvme"
+            read_bandwidth = "6 GB/s"
+            write_bandwidth = "3 GB/s"
+            iops = 800000
+            capacity = "2 TB"
+            {extra}
+            "#
+        );
+        Scenario::from_toml(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn the_equation_by_hand() {
+        let s = scenario("");
+        let p = evaluate(&s).unwrap();
+        // D = 8 × 400 × 114 660 / 0.224 = 1.638 GB/s.
+        assert!((p.node_demand - 8.0 * 400.0 * 114_660.0 / 0.224).abs() < 1.0);
+        // Epoch 0 is cold: 1.25 GB/s of link against 1.64 GB/s of demand.
+        let e0 = &p.epochs[0];
+        assert_eq!(e0.hit_ratio, 0.0);
+        assert!((e0.utilization - 1.25e9 / p.node_demand).abs() < 0.01, "{e0:?}");
+        // Later epochs come from the cache (it holds the whole dataset): compute-bound.
+        assert!(p.epochs[1].hit_ratio > 0.99);
+        assert!((p.steady_utilization - 1.0).abs() < 1e-9);
+        assert_eq!(p.bottleneck, "compute");
+        // Raw files shuffled: one 115 KB GET per sample, latency-bound at 64 in flight.
+        assert!(p.io_wall.factor > 2.0, "{:?}", p.io_wall);
+    }
+
+    #[test]
+    fn a_small_buffer_limits_the_requests_in_flight() {
+        let s = scenario("[pipeline]\nbuffer = \"16 MiB\"\ncache = 0");
+        let p = evaluate(&s).unwrap();
+        assert_eq!(p.depth, 2);
+        assert!(p.bottleneck.starts_with("source"), "{}", p.bottleneck);
+        let wide = evaluate(&scenario("[pipeline]\ncache = 0")).unwrap();
+        assert!(wide.utilization > p.utilization);
+    }
+
+    #[test]
+    fn many_nodes_see_little_of_their_cache_early() {
+        let mut s = scenario("");
+        s.accelerators.as_mut().unwrap().nodes = 8;
+        let p = evaluate(&s).unwrap();
+        // Before epoch 1 a node has seen 1/8 of the dataset.
+        assert!((p.epochs[1].hit_ratio - 0.125).abs() < 1e-9, "{:?}", p.epochs);
+    }
+}
