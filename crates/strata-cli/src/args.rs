@@ -81,9 +81,16 @@ pub enum Command {
     /// Models: pull into the node cache once, inspect, list, verify, remove.
     #[command(subcommand)]
     Models(ModelsCommand),
-    /// The planner's models.
-    #[command(subcommand)]
-    Plan(PlanCommand),
+    /// Plan a storage hierarchy: the pipeline equation tier by tier, the bottleneck and
+    /// predicted accelerator utilization, the balanced tiering, the checkpoint interval and
+    /// storm, monthly cost with lifecycle, and a recommendation. From a scenario file
+    /// (see docs/planner.md), a persona, or this machine.
+    Plan(PlanArgs),
+    /// Measure a tier: a directory (sequential and random reads and writes over block sizes
+    /// and queue depths, O_DIRECT where allowed) or an object store URL (GET latency and
+    /// throughput against object size and concurrency). Table, JSON (--json or --out) and
+    /// an SVG plot; the JSON feeds `strata plan --calibrate`.
+    Probe(ProbeArgs),
     /// Run a short tour of Strata on local directories (no servers to start).
     Demo(DemoArgs),
     /// Start a throwaway S3 server on 127.0.0.1 (files in a temporary directory), optionally
@@ -216,6 +223,73 @@ pub struct CkptGcArgs {
     /// ckpt.local_keep_last).
     #[arg(long)]
     pub local_keep_last: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PlanArgs {
+    #[command(subcommand)]
+    pub command: Option<PlanCommand>,
+    /// A scenario file (TOML). With --persona, a persona file whose figures replace the
+    /// persona's own.
+    pub scenario: Option<std::path::PathBuf>,
+    /// A persona of the workbench: cloud-titan, edge-guardian, mobile-nomad, tiny-pioneer.
+    #[arg(long)]
+    pub persona: Option<String>,
+    /// Print the scenario file (of --persona, or of --machine) instead of planning.
+    #[arg(long)]
+    pub print_scenario: bool,
+    /// Plan for this machine: probe DIR quickly and plan the resnet50 workload from a local
+    /// directory through the NVMe and DRAM tiers as measured.
+    #[arg(long, value_name = "DIR")]
+    pub machine: Option<std::path::PathBuf>,
+    /// Measured figures from `strata probe --json`: FILE (an object probe calibrates the
+    /// source tier, a device probe the NVMe tier) or TIER=FILE (the tier of that name).
+    /// Repeatable.
+    #[arg(long, value_name = "[TIER=]FILE")]
+    pub calibrate: Vec<String>,
+    /// A price book over the defaults (same layout as crates/strata-plan/data/pricebook.toml).
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<std::path::PathBuf>,
+    /// Write the plots (Sankey, waterfall, saturation, Young–Daly, IOPS) as SVG files here.
+    #[arg(long, value_name = "DIR")]
+    pub svg: Option<std::path::PathBuf>,
+    /// Override: nodes reading the dataset.
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// Override: epochs.
+    #[arg(long)]
+    pub epochs: Option<u32>,
+    /// Override: per-node download bandwidth, e.g. 25Gbps or 2GB/s.
+    #[arg(long)]
+    pub download: Option<String>,
+    /// Override: NVMe read bandwidth, e.g. 6GB/s.
+    #[arg(long)]
+    pub nvme_bandwidth: Option<String>,
+    /// Override: NVMe cache per node, e.g. 2TB (0 turns the cache off).
+    #[arg(long)]
+    pub cache: Option<String>,
+    /// Override: prefetch buffer per node, e.g. 4GiB.
+    #[arg(long)]
+    pub buffer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// A directory (a plain path or file:///…) or an object store URL (s3://bucket/prefix/).
+    pub target: String,
+    /// A short grid that finishes within 20 seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Write the report as JSON to this file (for `strata plan --calibrate`).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+    /// Write the IOPS-versus-throughput plot to this file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
+    /// Device probes: the test file size, e.g. 1GiB (default 1 GiB; 256 MiB with --quick).
+    #[arg(long)]
+    pub size: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -97,7 +97,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Dataset(c) => commands::dataset::run(c, &settings).await,
                 Command::Ckpt(c) => commands::ckpt::run(c, &settings).await,
                 Command::Models(c) => commands::models::run(c, &settings).await,
-                Command::Plan(c) => commands::plan::run(c, &settings),
+                Command::Plan(c) => commands::plan::run(c, &settings).await,
+                Command::Probe(a) => commands::plan::probe(a, &settings).await,
                 Command::Bench(_) => unreachable!("handled above"),
             }
         };

@@ -36,7 +36,10 @@ pub struct Strategy {
     pub put_rate_asked: f64,
     pub young: f64,
     pub daly: f64,
-    /// Expected fraction of wall time lost at Daly's interval.
+    /// The interval to use: Daly's, or the drain time when the drain is longer (a drain
+    /// must finish before the next checkpoint starts one), seconds.
+    pub recommended: f64,
+    /// Expected fraction of wall time lost at the recommended interval.
     pub waste: f64,
     /// Expected wall time to finish the work, seconds.
     pub run_secs: f64,
@@ -77,7 +80,9 @@ fn strategy(
     let m = c.node_mtbf / c.nodes as f64;
     let y = interval::young(stall, m);
     let d = interval::daly(stall, m);
-    let waste = interval::waste(d, stall, m, c.restart);
+    let drain = durable_after - stall;
+    let recommended = d.max(drain);
+    let waste = interval::waste(recommended, stall, m, c.restart);
     let run = |w: f64| {
         if w >= 1.0 {
             f64::INFINITY
@@ -93,12 +98,21 @@ fn strategy(
             crate::units::secs(m)
         ));
     }
-    let shortest = c.interval.unwrap_or(d);
-    if durable_after > shortest {
+    if recommended > d * 1.001 {
         warnings.push(format!(
-            "a checkpoint takes {} to become durable, longer than the interval of {}: drains queue up",
-            crate::units::secs(durable_after),
-            crate::units::secs(shortest)
+            "the drain ({}) is longer than Daly's interval ({}): checkpoint every {} at most, or drain faster",
+            crate::units::secs(drain),
+            crate::units::secs(d),
+            crate::units::secs(recommended)
+        ));
+    }
+    if let Some(t) = c.interval
+        && drain > t
+    {
+        warnings.push(format!(
+            "the drain takes {}, longer than the interval in use of {}: drains queue up",
+            crate::units::secs(drain),
+            crate::units::secs(t)
         ));
     }
     if let Some(r) = c.put_rate
@@ -118,6 +132,7 @@ fn strategy(
         put_rate_asked,
         young: y,
         daly: d,
+        recommended,
         waste,
         run_secs: run(waste),
         lost_secs: run(waste) - c.work,
@@ -139,7 +154,14 @@ pub fn evaluate(c: &Checkpoint) -> CheckpointPlan {
     let storm = bytes_secs.max(rate_secs);
     let storm_rate = parts_total / bytes_secs;
     let storm_overloads = c.put_rate.is_some_and(|r| storm_rate > r);
-    let direct = strategy("direct to the store (all nodes at once)", c, storm, storm, c.nodes, storm_rate);
+    let direct = strategy(
+        "direct to the store (all nodes at once)",
+        c,
+        storm,
+        storm,
+        c.nodes,
+        storm_rate,
+    );
     let staged = c.local_write_bandwidth.map(|local| {
         // Writers at once: as many as the shared bandwidth feeds at the node's rate, and no
         // more than the PUT rate allows.
@@ -165,7 +187,7 @@ pub fn evaluate(c: &Checkpoint) -> CheckpointPlan {
     let m = c.node_mtbf / n;
     let curve = (0..=60)
         .map(|i| {
-            let t = better.daly * 10f64.powf(-1.0 + 2.0 * i as f64 / 60.0);
+            let t = better.recommended * 10f64.powf(-1.0 + 2.0 * i as f64 / 60.0);
             (t, interval::waste(t, better.stall, m, c.restart))
         })
         .collect();
@@ -208,7 +230,12 @@ mod tests {
         let s = p.staged.as_ref().unwrap();
         // 342 MB per node to local NVMe at 2 GB/s.
         assert!((s.stall - 350e9 / 1024.0 / 2e9).abs() < 1e-9);
-        assert!(s.waste < p.direct.waste / 5.0, "{} vs {}", s.waste, p.direct.waste);
+        assert!(
+            s.waste < p.direct.waste / 5.0,
+            "{} vs {}",
+            s.waste,
+            p.direct.waste
+        );
         assert!(s.run_secs < p.direct.run_secs);
         assert!(s.writers_at_once >= 1 && s.writers_at_once <= 2);
         // The 10-minute interval in use is shorter than the direct storm's drain plus …
@@ -223,7 +250,11 @@ mod tests {
         c.part_size = 1e6;
         let p = evaluate(&c);
         assert!(p.storm_overloads);
-        assert!(p.direct.warnings.iter().any(|w| w.contains("503")), "{:?}", p.direct.warnings);
+        assert!(
+            p.direct.warnings.iter().any(|w| w.contains("503")),
+            "{:?}",
+            p.direct.warnings
+        );
         let s = p.staged.unwrap();
         assert!(s.put_rate_asked <= 3500.0 + 1e-6, "{}", s.put_rate_asked);
     }

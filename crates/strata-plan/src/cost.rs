@@ -221,7 +221,10 @@ impl Cost {
                     .map_err(|m| e(f(n), m))
                     .map(|v| v.unwrap_or(0.0))
             };
-            let class = d.class.clone().ok_or_else(|| e(f("class"), "missing".into()))?;
+            let class = d
+                .class
+                .clone()
+                .ok_or_else(|| e(f("class"), "missing".into()))?;
             class_ok(f("class"), &class)?;
             let size = bytes(&d.size, "size")?;
             let inflow = bytes(&d.inflow, "inflow")?;
@@ -256,7 +259,10 @@ impl Cost {
                     ));
                 }
                 last = days;
-                let class = t.class.clone().ok_or_else(|| e(tf("class"), "missing".into()))?;
+                let class = t
+                    .class
+                    .clone()
+                    .ok_or_else(|| e(tf("class"), "missing".into()))?;
                 class_ok(tf("class"), &class)?;
                 transitions.push(Transition {
                     after_days: days,
@@ -357,7 +363,9 @@ fn price_item(d: &Data, months: u32, book: &PriceBook, lifecycle: bool) -> Vec<M
                     continue;
                 }
                 let age = 30.0 * (m - c) as f64;
-                let Some(class) = class_at(d, age) else { continue };
+                let Some(class) = class_at(d, age) else {
+                    continue;
+                };
                 *mc.stored.entry(class.to_string()).or_default() += bytes;
                 mc.storage += bytes / 1e9 * book.or_zero("storage", class);
                 let objects = (bytes / d.object_size).ceil();
@@ -430,7 +438,11 @@ mod tests {
         .unwrap();
         let p = evaluate(s.cost.as_ref().unwrap(), &s.prices);
         // 10 000 GB × 0.023 + 100 000 / 1000 × 0.0004 + 1000 GB × 0.30.
-        assert!((p.total - (230.0 + 0.04 + 300.0)).abs() < 1e-9, "{}", p.total);
+        assert!(
+            (p.total - (230.0 + 0.04 + 300.0)).abs() < 1e-9,
+            "{}",
+            p.total
+        );
     }
 
     #[test]
@@ -453,7 +465,11 @@ mod tests {
         assert!((m[0].storage - 100_000.0 * 0.023).abs() < 1e-6);
         assert!((m[1].storage - 100_000.0 * 0.0125).abs() < 1e-6);
         // 100 000 objects move to IA in month 1: 100 × $0.01.
-        assert!((m[1].transitions - 1.0).abs() < 1e-9, "{}", m[1].transitions);
+        assert!(
+            (m[1].transitions - 1.0).abs() < 1e-9,
+            "{}",
+            m[1].transitions
+        );
         assert!((m[3].storage - 100_000.0 * 0.004).abs() < 1e-6);
         assert!(p.total < p.total_without_lifecycle);
     }

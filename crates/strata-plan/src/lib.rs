@@ -14,6 +14,7 @@
 //!   checkpoint storm and its staggered alternative; [`sim`] checks Daly by simulation.
 //! - [`cost`]: monthly cost with lifecycle transitions from a price book.
 //! - [`recommend`]: local-first or cloud-native, with reasons.
+//! - [`machine`]: the plan for the machine Strata runs on (`strata demo` ends with it).
 //! - [`personas`]: the four crises of the workbench, with numbers and answers.
 //! - [`plan`]: all of it for one scenario, as one serializable report.
 //! - [`svg`] and [`plots`]: the Sankey, IOPS versus throughput, Young–Daly, waterfall and
@@ -29,6 +30,7 @@
 pub mod checkpoint;
 pub mod cost;
 pub mod interval;
+pub mod machine;
 pub mod personas;
 pub mod pipeline;
 pub mod plan;

@@ -13,7 +13,12 @@ use crate::scenario::Scenario;
 use crate::units::{bytes, rate, secs};
 
 /// The persona names, as `--persona` takes them.
-pub const NAMES: [&str; 4] = ["cloud-titan", "edge-guardian", "mobile-nomad", "tiny-pioneer"];
+pub const NAMES: [&str; 4] = [
+    "cloud-titan",
+    "edge-guardian",
+    "mobile-nomad",
+    "tiny-pioneer",
+];
 
 /// A persona's crisis and answer.
 #[derive(Debug, Clone, Serialize)]
@@ -48,9 +53,8 @@ pub fn scenario_text(key: &str) -> Option<&'static str> {
 
 /// Runs persona `key` with its own figures.
 pub fn run(key: &str) -> Result<Persona, String> {
-    let text = scenario_text(key).ok_or_else(|| {
-        format!("unknown persona {key:?}: choose {}", NAMES.join(", "))
-    })?;
+    let text = scenario_text(key)
+        .ok_or_else(|| format!("unknown persona {key:?}: choose {}", NAMES.join(", ")))?;
     run_with(key, text, key)
 }
 
@@ -117,7 +121,11 @@ fn cloud_titan(s: Scenario) -> Result<Persona, String> {
             bytes(ck.part_size),
             d.put_rate_asked,
             ck.put_rate.unwrap_or(f64::INFINITY),
-            if c.storm_overloads { ": it answers 503 SlowDown and the retries pile up" } else { "" }
+            if c.storm_overloads {
+                ": it answers 503 SlowDown and the retries pile up"
+            } else {
+                ""
+            }
         ),
     ];
     let answer = vec![
@@ -132,8 +140,16 @@ fn cloud_titan(s: Scenario) -> Result<Persona, String> {
             secs(st.durable_after)
         ),
         format!(
-            "checkpoint every {} (Daly, with the new stall): waste {:.2}% instead of {:.1}%; the month of work finishes {} sooner",
-            secs(st.daly),
+            "checkpoint every {} ({}): waste {:.2}% instead of {:.1}%; the month of work finishes {} sooner",
+            secs(st.recommended),
+            if st.recommended > st.daly * 1.001 {
+                format!(
+                    "the drain's length; Daly's {} is shorter than a drain",
+                    secs(st.daly)
+                )
+            } else {
+                "Daly, with the new stall".to_string()
+            },
             st.waste * 100.0,
             d.interval_waste.unwrap_or(d.waste) * 100.0,
             secs(d.interval_run_secs.unwrap_or(d.run_secs) - st.run_secs)
@@ -276,7 +292,8 @@ pub fn mobile_nomad(m: &MobileNomad) -> Persona {
     let frame = 1.0 / m.fps;
     let per_frame = m.flash_bandwidth * frame * m.io_share;
     // Two chunk buffers (one read, one in use) come out of the RAM budget.
-    let chunk = (m.flash_bandwidth * (frame - m.flash_stall.min(frame * 0.9)) * m.io_share).max(1e6);
+    let chunk =
+        (m.flash_bandwidth * (frame - m.flash_stall.min(frame * 0.9)) * m.io_share).max(1e6);
     let resident = (m.ram_for_weights - 2.0 * chunk).max(0.0);
     let missing = (m.weights - resident).max(0.0);
     let need_per_frame_all = missing;
@@ -334,16 +351,14 @@ pub fn mobile_nomad(m: &MobileNomad) -> Persona {
         role: "AR Glasses Dev",
         mission: "60FPS AR translation.",
         crisis: "The App Cache Wall: the glasses' 8 GB of RAM is full; stream model weights from flash without a 50 ms frame skip.",
-        assumptions: vec![
-            format!(
-                "weights {}, RAM for them {}, flash {} (p50 {}, worst stall {}), half of each frame for I/O",
-                bytes(m.weights),
-                bytes(m.ram_for_weights),
-                rate(m.flash_bandwidth),
-                secs(m.flash_latency),
-                secs(m.flash_stall)
-            ),
-        ],
+        assumptions: vec![format!(
+            "weights {}, RAM for them {}, flash {} (p50 {}, worst stall {}), half of each frame for I/O",
+            bytes(m.weights),
+            bytes(m.ram_for_weights),
+            rate(m.flash_bandwidth),
+            secs(m.flash_latency),
+            secs(m.flash_stall)
+        )],
         findings,
         answer,
         choice: "local-first",
@@ -361,11 +376,11 @@ pub struct TinyPioneer {
     pub audio_rate: f64,
     /// End-to-end latency budget, seconds. Default: 10 ms.
     pub latency_budget: f64,
-    /// Processing hop, seconds. Default: 2 ms.
+    /// Processing hop, seconds. Default: 4 ms.
     pub hop: f64,
     /// Compute per hop, seconds. Default: 0.6 ms.
     pub compute: f64,
-    /// Model weights, bytes. Default: 256 KB.
+    /// Model weights, bytes. Default: 128 KB.
     pub weights: f64,
     /// External flash read bandwidth, bytes/s (quad SPI). Default: 40 MB/s.
     pub flash_bandwidth: f64,
@@ -383,9 +398,9 @@ impl Default for TinyPioneer {
             buffer: 65_536.0,
             audio_rate: 64_000.0,
             latency_budget: 0.010,
-            hop: 0.002,
+            hop: 0.004,
             compute: 0.0006,
-            weights: 256_000.0,
+            weights: 128_000.0,
             flash_bandwidth: 40e6,
             flash_jitter: 0.010,
             flash_power: 0.020,
@@ -405,7 +420,7 @@ pub fn tiny_pioneer(t: &TinyPioneer) -> Persona {
     let ring = 2.0 * t.hop * t.audio_rate;
     let sram_for_weights = t.buffer - ring;
     let int4_params = sram_for_weights * 2.0;
-    let findings = vec![
+    let mut findings = vec![
         format!(
             "the 64 KB ring holds {} of audio, but the {} latency budget lets only {} of it be queued: the buffer cannot absorb jitter without breaking the latency",
             secs(ring_secs),
@@ -426,6 +441,13 @@ pub fn tiny_pioneer(t: &TinyPioneer) -> Persona {
             secs(t.flash_jitter)
         ),
     ];
+    if stream_per_hop > t.hop {
+        findings.push(format!(
+            "the weight reads alone ({}) take longer than a hop ({}): the model cannot keep up even without jitter",
+            secs(stream_per_hop),
+            secs(t.hop)
+        ));
+    }
     let answer = vec![
         format!(
             "shrink the ring to two hops ({}): the latency it adds is {}",
@@ -495,10 +517,16 @@ mod tests {
             let p = run(k).unwrap();
             assert!(!p.findings.is_empty() && !p.answer.is_empty(), "{k}");
             assert!(
-                p.findings.iter().all(|l| l.chars().any(|c| c.is_ascii_digit())),
+                p.findings
+                    .iter()
+                    .all(|l| l.chars().any(|c| c.is_ascii_digit())),
                 "{k}: every finding carries a number"
             );
-            assert!(!p.to_text().contains("NaN") && !p.to_text().contains("inf"), "{}", p.to_text());
+            assert!(
+                !p.to_text().contains("NaN") && !p.to_text().contains("inf"),
+                "{}",
+                p.to_text()
+            );
             assert!(scenario_text(k).is_some());
         }
         assert!(run("captain-planet").is_err());
@@ -511,7 +539,12 @@ mod tests {
         let st = c.staged.as_ref().unwrap();
         assert!((c.storm_secs - 350.0).abs() < 1.0, "{}", c.storm_secs);
         // The restart cost (10 min per failure) is common to both; the stall is not.
-        assert!(st.waste * 3.0 < c.direct.waste, "{} vs {}", st.waste, c.direct.waste);
+        assert!(
+            st.waste * 3.0 < c.direct.waste,
+            "{} vs {}",
+            st.waste,
+            c.direct.waste
+        );
     }
 
     #[test]

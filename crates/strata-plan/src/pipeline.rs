@@ -150,7 +150,9 @@ pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
             t.write_throughput(request, dep, false),
         )
     });
-    let dram = s.tier(TierKind::Dram).map_or(f64::INFINITY, |t| t.read_bandwidth);
+    let dram = s
+        .tier(TierKind::Dram)
+        .map_or(f64::INFINITY, |t| t.read_bandwidth);
     let cache_frac = if nvme.is_some() {
         (s.pipeline.cache / d.size).min(1.0)
     } else {
@@ -181,7 +183,11 @@ pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
         }
         cands
             .into_iter()
-            .min_by(|x, y| epoch_secs(*x).total_cmp(&epoch_secs(*y)).then(y.total_cmp(x)))
+            .min_by(|x, y| {
+                epoch_secs(*x)
+                    .total_cmp(&epoch_secs(*y))
+                    .then(y.total_cmp(x))
+            })
             .unwrap_or(0.0)
     };
     let mut epochs = Vec::new();
@@ -316,7 +322,10 @@ mod tests {
         // Epoch 0 is cold: 1.25 GB/s of link against 1.64 GB/s of demand.
         let e0 = &p.epochs[0];
         assert_eq!(e0.hit_ratio, 0.0);
-        assert!((e0.utilization - 1.25e9 / p.node_demand).abs() < 0.01, "{e0:?}");
+        assert!(
+            (e0.utilization - 1.25e9 / p.node_demand).abs() < 0.01,
+            "{e0:?}"
+        );
         // Later epochs come from the cache (it holds the whole dataset): compute-bound.
         assert!(p.epochs[1].hit_ratio > 0.99);
         assert!((p.steady_utilization - 1.0).abs() < 1e-9);
@@ -341,6 +350,10 @@ mod tests {
         s.accelerators.as_mut().unwrap().nodes = 8;
         let p = evaluate(&s).unwrap();
         // Before epoch 1 a node has seen 1/8 of the dataset.
-        assert!((p.epochs[1].hit_ratio - 0.125).abs() < 1e-9, "{:?}", p.epochs);
+        assert!(
+            (p.epochs[1].hit_ratio - 0.125).abs() < 1e-9,
+            "{:?}",
+            p.epochs
+        );
     }
 }

@@ -59,8 +59,13 @@ impl Plan {
                 rate(t.read_bandwidth),
                 rate(t.write_bandwidth),
                 secs(t.latency),
-                t.capacity.map_or(String::new(), |c| format!("  capacity {}", bytes(c))),
-                if t.curve.is_some() { "  (calibrated by probe)" } else { "" }
+                t.capacity
+                    .map_or(String::new(), |c| format!("  capacity {}", bytes(c))),
+                if t.curve.is_some() {
+                    "  (calibrated by probe)"
+                } else {
+                    ""
+                }
             );
         }
         if let (Some(p), Some(d), Some(a)) = (&self.pipeline, &s.dataset, &s.accelerators) {
@@ -121,7 +126,7 @@ impl Plan {
             }
             let _ = writeln!(
                 o,
-                "predicted accelerator utilization {:.1}% (steady {:.1}%), run {} , {:.0} samples/s",
+                "predicted accelerator utilization {:.1}% (steady {:.1}%), run {}, {:.0} samples/s",
                 p.utilization * 100.0,
                 p.steady_utilization * 100.0,
                 secs(p.total_secs),
@@ -144,7 +149,11 @@ impl Plan {
                 "\n== balanced tiering for {:.0}% utilization ==",
                 z.target * 100.0
             );
-            let _ = writeln!(o, "{:>12} {:>8} {:>16} {:>12}", "NVMe cache", "of data", "download/node", "buffer");
+            let _ = writeln!(
+                o,
+                "{:>12} {:>8} {:>16} {:>12}",
+                "NVMe cache", "of data", "download/node", "buffer"
+            );
             for (i, t) in z.options.iter().enumerate() {
                 let _ = writeln!(
                     o,
@@ -153,7 +162,11 @@ impl Plan {
                     t.cache_fraction * 100.0,
                     t.download.map_or("unreachable".into(), rate),
                     t.buffer.map_or("-".into(), bytes),
-                    if z.pick == Some(i) { "   <- balanced" } else { "" }
+                    if z.pick == Some(i) {
+                        "   <- balanced"
+                    } else {
+                        ""
+                    }
                 );
             }
             let _ = writeln!(o, "{}", z.reason);
@@ -175,7 +188,11 @@ impl Plan {
                 bytes(ck.size),
                 rate(ck.shared_write_bandwidth),
                 secs(c.storm_secs),
-                if c.storm_overloads { "  (more PUT/s than the store serves: 503 SlowDown)" } else { "" }
+                if c.storm_overloads {
+                    "  (more PUT/s than the store serves: 503 SlowDown)"
+                } else {
+                    ""
+                }
             );
             for st in std::iter::once(&c.direct).chain(c.staged.iter()) {
                 let _ = writeln!(o, "- {}:", st.name);
@@ -189,15 +206,18 @@ impl Plan {
                 );
                 let _ = writeln!(
                     o,
-                    "    Young √(2δM) = {}   Daly = {}   waste {:.2}%   run {} for {} of work (lost {})",
+                    "    Young √(2δM) = {}   Daly = {}   use {}: waste {:.2}%, run {} for {} of work (lost {})",
                     secs(st.young),
                     secs(st.daly),
+                    secs(st.recommended),
                     st.waste * 100.0,
                     secs(st.run_secs),
                     secs(ck.work),
                     secs(st.lost_secs)
                 );
-                if let (Some(t), Some(w), Some(r)) = (ck.interval, st.interval_waste, st.interval_run_secs) {
+                if let (Some(t), Some(w), Some(r)) =
+                    (ck.interval, st.interval_waste, st.interval_run_secs)
+                {
                     let _ = writeln!(
                         o,
                         "    your interval {}: waste {:.2}%, run {}",
@@ -229,7 +249,11 @@ impl Plan {
                 for &m in &show {
                     let _ = write!(o, " {:>11.2}", it.months[m].total);
                 }
-                let _ = writeln!(o, " {:>12.2} {:>14.2}", it.total, it.total_without_lifecycle);
+                let _ = writeln!(
+                    o,
+                    " {:>12.2} {:>14.2}",
+                    it.total, it.total_without_lifecycle
+                );
             }
             let _ = write!(o, "{:<24}", "all");
             for &m in &show {
@@ -251,7 +275,10 @@ impl Plan {
         let mut v = Vec::new();
         if let Some(p) = &self.pipeline {
             v.push(("sankey.svg".into(), crate::plots::pipeline_sankey(s, p)));
-            v.push(("waterfall.svg".into(), crate::plots::pipeline_waterfall(s, p)));
+            v.push((
+                "waterfall.svg".into(),
+                crate::plots::pipeline_waterfall(s, p),
+            ));
             v.push(("saturation.svg".into(), crate::plots::saturation(s)));
         }
         if let Some(c) = &self.checkpoint {
@@ -277,12 +304,19 @@ impl Plan {
                     sequential_read: 0.0,
                     random_read: 0.0,
                     sequential_over_random: 0.0,
+                    sequential_over_random_deep: 0.0,
                     notes: Vec::new(),
                 };
                 let name: String = t
                     .name
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_lowercase()
+                        } else {
+                            '-'
+                        }
+                    })
                     .collect();
                 v.push((format!("iops-{name}.svg"), r.svg()));
             }

@@ -52,9 +52,23 @@ pub fn sankey(title: &str, nodes: &[(String, usize)], flows: &[Flow]) -> String 
         for (i, n) in nodes.iter().enumerate().filter(|(_, n)| n.1 == c) {
             let hgt = (through(i) * scale).max(2.0);
             pos[i] = (colx(c), y);
-            svg.rect(colx(c), y, 14.0, hgt, "#444", Some(&format!("{}: {}", n.0, units::rate(through(i)))));
+            svg.rect(
+                colx(c),
+                y,
+                14.0,
+                hgt,
+                "#444",
+                Some(&format!("{}: {}", n.0, units::rate(through(i)))),
+            );
             svg.text(colx(c) + 18.0, y + 12.0, &n.0, 12.0, "start", "#111");
-            svg.text(colx(c) + 18.0, y + 27.0, &units::rate(through(i)), 11.0, "start", "#555");
+            svg.text(
+                colx(c) + 18.0,
+                y + 27.0,
+                &units::rate(through(i)),
+                11.0,
+                "start",
+                "#555",
+            );
             y += hgt + 40.0;
         }
     }
@@ -77,7 +91,12 @@ pub fn sankey(title: &str, nodes: &[(String, usize)], flows: &[Flow]) -> String 
             y0 + t,
             y0 + t
         );
-        let label = format!("{} → {}: {}", nodes[f.from].0, nodes[f.to].0, units::rate(f.value));
+        let label = format!(
+            "{} → {}: {}",
+            nodes[f.from].0,
+            nodes[f.to].0,
+            units::rate(f.value)
+        );
         svg.path(&d, COLORS[k % COLORS.len()], 0.45, Some(&label));
     }
     svg.finish()
@@ -87,8 +106,16 @@ pub fn sankey(title: &str, nodes: &[(String, usize)], flows: &[Flow]) -> String 
 pub fn pipeline_sankey(s: &Scenario, p: &PipelinePlan) -> String {
     let source = s.source().map_or("source".to_string(), |t| t.name.clone());
     let delivered = p.node_bytes_per_sec;
-    let hit: f64 = p.epochs.iter().map(|e| e.hit_ratio * p.node_epoch_bytes).sum::<f64>()
-        / p.epochs.iter().map(|_| p.node_epoch_bytes).sum::<f64>().max(1e-9);
+    let hit: f64 = p
+        .epochs
+        .iter()
+        .map(|e| e.hit_ratio * p.node_epoch_bytes)
+        .sum::<f64>()
+        / p.epochs
+            .iter()
+            .map(|_| p.node_epoch_bytes)
+            .sum::<f64>()
+            .max(1e-9);
     let mut nodes = vec![(source, 0)];
     let mut flows = Vec::new();
     let nvme = s.tier(TierKind::Nvme).filter(|_| s.pipeline.cache > 0.0);
@@ -100,15 +127,35 @@ pub fn pipeline_sankey(s: &Scenario, p: &PipelinePlan) -> String {
             nodes.push((format!("{} (cache)", t.name), 1));
             nodes.push((dram_name, 2));
             nodes.push(("accelerators".into(), 3));
-            flows.push(Flow { from: 0, to: 1, value: delivered * (1.0 - hit) });
-            flows.push(Flow { from: 1, to: 2, value: delivered });
-            flows.push(Flow { from: 2, to: 3, value: delivered });
+            flows.push(Flow {
+                from: 0,
+                to: 1,
+                value: delivered * (1.0 - hit),
+            });
+            flows.push(Flow {
+                from: 1,
+                to: 2,
+                value: delivered,
+            });
+            flows.push(Flow {
+                from: 2,
+                to: 3,
+                value: delivered,
+            });
         }
         None => {
             nodes.push((dram_name, 1));
             nodes.push(("accelerators".into(), 2));
-            flows.push(Flow { from: 0, to: 1, value: delivered });
-            flows.push(Flow { from: 1, to: 2, value: delivered });
+            flows.push(Flow {
+                from: 0,
+                to: 1,
+                value: delivered,
+            });
+            flows.push(Flow {
+                from: 1,
+                to: 2,
+                value: delivered,
+            });
         }
     }
     sankey(
@@ -147,13 +194,24 @@ pub fn iops_vs_throughput(r: &ProbeReport) -> String {
             };
             let mut s = Series::new(
                 format!("{op} {order} qd{depth}"),
-                pts.iter().map(|p| (p.iops, p.bytes_per_sec / 1e6)).collect(),
+                pts.iter()
+                    .map(|p| (p.iops, p.bytes_per_sec / 1e6))
+                    .collect(),
             );
             s.dots = true;
             s.dashed = op == "write";
             s.labels = pts
                 .iter()
-                .map(|p| format!("{} × {}: {:.0} IOPS, {:.1} MB/s, p99 {}", units::bytes(p.block as f64), p.depth, p.iops, p.bytes_per_sec / 1e6, units::secs(p.p99)))
+                .map(|p| {
+                    format!(
+                        "{} × {}: {:.0} IOPS, {:.1} MB/s, p99 {}",
+                        units::bytes(p.block as f64),
+                        p.depth,
+                        p.iops,
+                        p.bytes_per_sec / 1e6,
+                        units::secs(p.p99)
+                    )
+                })
                 .collect();
             s
         })
@@ -174,17 +232,37 @@ pub fn iops_vs_throughput(r: &ProbeReport) -> String {
 /// Waste against the checkpoint interval, with Young's and Daly's intervals and the one in use.
 pub fn young_daly(c: &CheckpointPlan, interval: Option<f64>) -> String {
     let best = c.staged.as_ref().unwrap_or(&c.direct);
-    let mut markers = vec![
-        Marker { x: Some(best.daly), y: None, label: format!("Daly {}", units::secs(best.daly)) },
-    ];
+    let mut markers = vec![Marker {
+        x: Some(best.daly),
+        y: None,
+        label: format!("Daly {}", units::secs(best.daly)),
+    }];
+    if best.recommended > best.daly * 1.05 {
+        markers.push(Marker {
+            x: Some(best.recommended),
+            y: None,
+            label: format!("drain-bound {}", units::secs(best.recommended)),
+        });
+    }
     if (best.young - best.daly).abs() / best.daly > 0.05 {
-        markers.push(Marker { x: Some(best.young), y: None, label: format!("Young {}", units::secs(best.young)) });
+        markers.push(Marker {
+            x: Some(best.young),
+            y: None,
+            label: format!("Young {}", units::secs(best.young)),
+        });
     }
     if let Some(t) = interval {
-        markers.push(Marker { x: Some(t), y: None, label: format!("yours {}", units::secs(t)) });
+        markers.push(Marker {
+            x: Some(t),
+            y: None,
+            label: format!("yours {}", units::secs(t)),
+        });
     }
     LineChart {
-        title: format!("Young–Daly: wasted time against the interval ({})", best.name),
+        title: format!(
+            "Young–Daly: wasted time against the interval ({})",
+            best.name
+        ),
         x_label: "checkpoint interval (seconds)".into(),
         y_label: "expected waste (%)".into(),
         log_x: true,
@@ -205,16 +283,41 @@ pub fn waterfall(title: &str, rows: &[(String, f64, f64)]) -> String {
     let h = 70.0 + row_h * rows.len().max(1) as f64;
     let mut svg = Svg::new(w, h);
     svg.text(w / 2.0, 22.0, title, 15.0, "middle", "#111");
-    let max = rows.iter().map(|r| r.1 + r.2).fold(0.0, f64::max).max(1e-12);
+    let max = rows
+        .iter()
+        .map(|r| r.1 + r.2)
+        .fold(0.0, f64::max)
+        .max(1e-12);
     let (l, r) = (140.0, 110.0);
     let scale = (w - l - r) / max;
     for (i, (label, wait, compute)) in rows.iter().enumerate() {
         let y = 40.0 + i as f64 * row_h;
         svg.text(l - 8.0, y + 14.0, label, 11.0, "end", "#222");
-        svg.rect(l, y + 3.0, wait * scale, row_h - 6.0, "#D55E00", Some(&format!("{label}: I/O wait {}", units::secs(*wait))));
-        svg.rect(l + wait * scale, y + 3.0, compute * scale, row_h - 6.0, "#009E73", Some(&format!("{label}: compute {}", units::secs(*compute))));
+        svg.rect(
+            l,
+            y + 3.0,
+            wait * scale,
+            row_h - 6.0,
+            "#D55E00",
+            Some(&format!("{label}: I/O wait {}", units::secs(*wait))),
+        );
+        svg.rect(
+            l + wait * scale,
+            y + 3.0,
+            compute * scale,
+            row_h - 6.0,
+            "#009E73",
+            Some(&format!("{label}: compute {}", units::secs(*compute))),
+        );
         let share = wait / (wait + compute).max(1e-12) * 100.0;
-        svg.text(l + (wait + compute) * scale + 6.0, y + 14.0, &format!("wait {share:.0}%"), 11.0, "start", "#555");
+        svg.text(
+            l + (wait + compute) * scale + 6.0,
+            y + 14.0,
+            &format!("wait {share:.0}%"),
+            11.0,
+            "start",
+            "#555",
+        );
     }
     let ly = h - 14.0;
     svg.rect(l, ly - 10.0, 12.0, 10.0, "#D55E00", None);
@@ -238,7 +341,10 @@ pub fn pipeline_waterfall(s: &Scenario, p: &PipelinePlan) -> String {
             )
         })
         .collect();
-    waterfall(&format!("I/O waterfall per epoch ({})", esc(&s.name)), &rows)
+    waterfall(
+        &format!("I/O waterfall per epoch ({})", esc(&s.name)),
+        &rows,
+    )
 }
 
 /// Utilization against the download bandwidth for a few cache sizes, with the target and
@@ -263,7 +369,14 @@ pub fn saturation(s: &Scenario) -> String {
             let pts = (0..=48)
                 .map(|i| {
                     let bw = link * 10f64.powf(-2.0 + 3.0 * i as f64 / 48.0);
-                    let u = sizing::utilization(s, Knobs { download: Some(bw), cache: Some(f * d), ..Default::default() });
+                    let u = sizing::utilization(
+                        s,
+                        Knobs {
+                            download: Some(bw),
+                            cache: Some(f * d),
+                            ..Default::default()
+                        },
+                    );
                     (bw / 1e6, u * 100.0)
                 })
                 .collect();
@@ -278,8 +391,16 @@ pub fn saturation(s: &Scenario) -> String {
         log_x: true,
         series,
         markers: vec![
-            Marker { x: None, y: Some(target * 100.0), label: format!("target {:.0}%", target * 100.0) },
-            Marker { x: Some(link / 1e6), y: None, label: "this link".into() },
+            Marker {
+                x: None,
+                y: Some(target * 100.0),
+                label: format!("target {:.0}%", target * 100.0),
+            },
+            Marker {
+                x: Some(link / 1e6),
+                y: None,
+                label: "this link".into(),
+            },
         ],
         y_range: Some((0.0, 105.0)),
         x_fmt: Some(mb),

@@ -45,8 +45,12 @@ pub struct ProbeReport {
     pub sequential_read: f64,
     /// Best random read of the smallest block (device) or smallest object, bytes/s.
     pub random_read: f64,
-    /// sequential_read / random_read: the I/O wall of this tier.
+    /// Best sequential read over random reads of the smallest block, one request at a time:
+    /// the I/O wall a naive loader meets.
     pub sequential_over_random: f64,
+    /// The same with the deepest queue measured (what parallel reads recover).
+    #[serde(default)]
+    pub sequential_over_random_deep: f64,
     pub notes: Vec<String>,
 }
 
@@ -60,13 +64,17 @@ impl ProbeReport {
 
     /// Reads a report written by `strata probe --json`.
     pub fn from_json(text: &str, origin: &str) -> Result<Self, String> {
-        let r: ProbeReport = serde_json::from_str(text)
-            .map_err(|e| format!("{origin}: not a probe report ({e}); make one with `strata probe PATH --json`"))?;
+        let r: ProbeReport = serde_json::from_str(text).map_err(|e| {
+            format!("{origin}: not a probe report ({e}); make one with `strata probe PATH --json`")
+        })?;
         if r.points.is_empty() {
             return Err(format!("{origin}: the probe report has no points"));
         }
         for (i, p) in r.points.iter().enumerate() {
-            if !(p.bytes_per_sec.is_finite() && p.bytes_per_sec >= 0.0) || p.block == 0 || p.depth == 0 {
+            if !(p.bytes_per_sec.is_finite() && p.bytes_per_sec >= 0.0)
+                || p.block == 0
+                || p.depth == 0
+            {
                 return Err(format!("{origin}: point {i} is out of range ({p:?})"));
             }
         }
@@ -88,19 +96,17 @@ impl ProbeReport {
             .map(|p| p.block)
             .min()
             .unwrap_or(0);
-        let (seq, rnd) = match self.kind {
-            ProbeKind::Device => (
-                best(&|p| p.op == "read" && !p.random),
-                best(&|p| p.op == "read" && p.random && p.block == smallest),
-            ),
-            ProbeKind::Object => (
-                best(&|p| p.op == "read"),
-                best(&|p| p.op == "read" && p.block == smallest),
-            ),
-        };
+        let shallow = self.points.iter().map(|p| p.depth).min().unwrap_or(1);
+        let random = |p: &CurvePoint| p.random || self.kind == ProbeKind::Object;
+        let seq = best(&|p| p.op == "read" && (!p.random || self.kind == ProbeKind::Object));
+        let rnd = best(&|p| p.op == "read" && random(p) && p.block == smallest);
+        let rnd1 =
+            best(&|p| p.op == "read" && random(p) && p.block == smallest && p.depth == shallow);
+        let ratio = |r: f64| if r > 0.0 { seq / r } else { f64::INFINITY };
         self.sequential_read = seq;
         self.random_read = rnd;
-        self.sequential_over_random = if rnd > 0.0 { seq / rnd } else { f64::INFINITY };
+        self.sequential_over_random = ratio(rnd1);
+        self.sequential_over_random_deep = ratio(rnd);
     }
 
     /// A table for people.
@@ -114,7 +120,11 @@ impl ProbeReport {
             self.date,
             self.kind,
             if self.kind == ProbeKind::Device {
-                if self.direct { ", O_DIRECT" } else { ", buffered" }
+                if self.direct {
+                    ", O_DIRECT"
+                } else {
+                    ", buffered"
+                }
             } else {
                 ""
             },
@@ -136,7 +146,7 @@ impl ProbeReport {
                     (_, true) => "random",
                     (_, false) => "seq",
                 },
-                units::bytes(p.block as f64),
+                strata_store::size::format_size(p.block),
                 p.depth,
                 p.bytes_per_sec / 1e6,
                 p.iops,
@@ -147,11 +157,18 @@ impl ProbeReport {
         }
         let _ = writeln!(
             o,
-            "sequential read {}, random read of the smallest block {}: sequential/random = {:.1}×",
+            "sequential read {}; random reads of the smallest block: sequential/random = {:.1}× one at a time, {:.1}× with the deepest queue ({})",
             units::rate(self.sequential_read),
-            units::rate(self.random_read),
-            self.sequential_over_random
+            self.sequential_over_random,
+            self.sequential_over_random_deep,
+            units::rate(self.random_read)
         );
+        if self.kind == ProbeKind::Device && self.direct {
+            let _ = writeln!(
+                o,
+                "note: writes are O_DIRECT with an fdatasync per point; on a virtual machine the host may still cache them"
+            );
+        }
         for n in &self.notes {
             let _ = writeln!(o, "note: {n}");
         }

@@ -82,7 +82,10 @@ pub fn recommend(
                 p.io_wall.factor
             ));
         }
-        if let Some(src) = s.source() {
+        if let Some(src) = s
+            .source()
+            .filter(|t| t.kind == crate::scenario::TierKind::Object)
+        {
             let requests = d.size / p.request_size * d.epochs as f64;
             let class = src.price_class.as_deref().unwrap_or("s3_standard");
             let get = s.prices.or_zero("get", class);

@@ -300,15 +300,24 @@ fn req<T: Clone>(v: &Option<T>, field: &str) -> Result<T, ScenarioError> {
 }
 
 fn size_of(q: &Option<Quantity>, field: &str) -> Result<Option<f64>, ScenarioError> {
-    q.as_ref().map(|q| q.bytes()).transpose().map_err(|m| err(field, m))
+    q.as_ref()
+        .map(|q| q.bytes())
+        .transpose()
+        .map_err(|m| err(field, m))
 }
 
 fn rate(q: &Option<Quantity>, field: &str) -> Result<Option<f64>, ScenarioError> {
-    q.as_ref().map(|q| q.rate()).transpose().map_err(|m| err(field, m))
+    q.as_ref()
+        .map(|q| q.rate())
+        .transpose()
+        .map_err(|m| err(field, m))
 }
 
 fn secs(q: &Option<Quantity>, field: &str) -> Result<Option<f64>, ScenarioError> {
-    q.as_ref().map(|q| q.secs()).transpose().map_err(|m| err(field, m))
+    q.as_ref()
+        .map(|q| q.secs())
+        .transpose()
+        .map_err(|m| err(field, m))
 }
 
 fn positive(v: f64, field: &str) -> Result<f64, ScenarioError> {
@@ -337,9 +346,29 @@ impl Scenario {
         Self::from_raw(&raw)
     }
 
-    /// Validates a parsed scenario.
+    /// Parses and validates TOML text, pricing with `book` (the scenario's own `[prices]`
+    /// still override it).
+    pub fn from_toml_with(
+        text: &str,
+        origin: &str,
+        book: crate::cost::PriceBook,
+    ) -> Result<Self, ScenarioError> {
+        let raw: RawScenario =
+            toml::from_str(text).map_err(|e| err(origin, e.to_string().trim().to_string()))?;
+        Self::from_raw_with(&raw, book)
+    }
+
+    /// Validates a parsed scenario with the default price book.
     pub fn from_raw(raw: &RawScenario) -> Result<Self, ScenarioError> {
-        let mut prices = crate::cost::PriceBook::default();
+        Self::from_raw_with(raw, crate::cost::PriceBook::default())
+    }
+
+    /// Validates a parsed scenario, pricing with `book`.
+    pub fn from_raw_with(
+        raw: &RawScenario,
+        book: crate::cost::PriceBook,
+    ) -> Result<Self, ScenarioError> {
+        let mut prices = book;
         if let Some(t) = &raw.prices {
             prices.overlay(t).map_err(|m| err("prices", m))?;
         }
@@ -507,7 +536,10 @@ impl Scenario {
             TierKind::Dram => 100e-9,
         });
         Ok(Tier {
-            name: t.name.clone().unwrap_or_else(|| format!("{kind:?}").to_lowercase()),
+            name: t
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{kind:?}").to_lowercase()),
             kind,
             read_bandwidth: read,
             write_bandwidth: write,
@@ -558,12 +590,14 @@ impl Scenario {
         };
         let shared = match rate(&c.shared_write_bandwidth, &f("shared_write_bandwidth"))? {
             Some(v) => positive(v, &f("shared_write_bandwidth"))?,
-            None => source.and_then(|s| s.shared_write_bandwidth).ok_or_else(|| {
-                err(
-                    f("shared_write_bandwidth"),
-                    "missing (and the source tier has no shared_write_bandwidth)",
-                )
-            })?,
+            None => source
+                .and_then(|s| s.shared_write_bandwidth)
+                .ok_or_else(|| {
+                    err(
+                        f("shared_write_bandwidth"),
+                        "missing (and the source tier has no shared_write_bandwidth)",
+                    )
+                })?,
         };
         let local = match rate(&c.local_write_bandwidth, &f("local_write_bandwidth"))? {
             Some(v) => Some(positive(v, &f("local_write_bandwidth"))?),
@@ -649,7 +683,10 @@ mod tests {
         let d = s.dataset.as_ref().unwrap();
         assert_eq!(d.size, 1e12);
         assert_eq!(d.layout, Layout::Shards);
-        assert_eq!(s.pipeline.cache, 2e12, "the cache defaults to the NVMe capacity");
+        assert_eq!(
+            s.pipeline.cache, 2e12,
+            "the cache defaults to the NVMe capacity"
+        );
         assert_eq!(s.source().unwrap().read_bandwidth, 25e9 / 8.0);
         assert_eq!(s.accelerators.as_ref().unwrap().target, 0.95);
     }
@@ -664,20 +701,35 @@ mod tests {
             (GOOD.replace("\"1 TB\"", "\"-5 GB\""), "dataset.size"),
             (GOOD.replace("\"1 TB\"", "0"), "dataset.size"),
             (GOOD.replace("\"25 Gbps\"", "0"), "tier[0].read_bandwidth"),
-            (GOOD.replace("\"25 Gbps\"", "\"fast\""), "tier[0].read_bandwidth"),
-            (GOOD.replace("batch = 400", "batch = -3"), "accelerators.batch"),
+            (
+                GOOD.replace("\"25 Gbps\"", "\"fast\""),
+                "tier[0].read_bandwidth",
+            ),
+            (
+                GOOD.replace("batch = 400", "batch = -3"),
+                "accelerators.batch",
+            ),
             (GOOD.replace("batch = 400", ""), "accelerators.batch"),
             (GOOD.replace("kind = \"object\"", "kind = \"nvme\""), "tier"),
-            (GOOD.replace("\"0.224 s\"", "\"0 s\""), "accelerators.step_time"),
+            (
+                GOOD.replace("\"0.224 s\"", "\"0 s\""),
+                "accelerators.step_time",
+            ),
             (
                 GOOD.replace("[accelerators]", "[accelerators]\ntarget_utilization = 1.5"),
                 "accelerators.target_utilization",
             ),
             (
-                GOOD.replace("capacity = \"2 TB\"", "capacity = \"2 TB\"\n[pipeline]\ncache = \"3 TB\""),
+                GOOD.replace(
+                    "capacity = \"2 TB\"",
+                    "capacity = \"2 TB\"\n[pipeline]\ncache = \"3 TB\"",
+                ),
                 "pipeline.cache",
             ),
-            ("[checkpoint]\nsize = \"1 GB\"".to_string(), "checkpoint.node_mtbf"),
+            (
+                "[checkpoint]\nsize = \"1 GB\"".to_string(),
+                "checkpoint.node_mtbf",
+            ),
             ("name = \"x\"".to_string(), "scenario"),
             (GOOD.replace("[dataset]", "[dataset]\nsise = 1"), "bad.toml"),
         ];
@@ -686,8 +738,14 @@ mod tests {
             assert_eq!(e.field, field, "{e}");
             assert!(!e.message.is_empty());
         }
-        assert!(error_of(&GOOD.replace("\"-5 GB\"", "x").replace("\"1 TB\"", "\"-5 GB\""))
+        assert!(
+            error_of(
+                &GOOD
+                    .replace("\"-5 GB\"", "x")
+                    .replace("\"1 TB\"", "\"-5 GB\"")
+            )
             .to_string()
-            .contains("negative"));
+            .contains("negative")
+        );
     }
 }

@@ -47,7 +47,16 @@ pub fn run_once(work: f64, tau: f64, cost: f64, mtbf: f64, restart: f64, seed: u
 /// Mean wall time over `runs` failure sequences.
 pub fn mean_run(work: f64, tau: f64, cost: f64, mtbf: f64, restart: f64, runs: u64) -> f64 {
     (0..runs)
-        .map(|s| run_once(work, tau, cost, mtbf, restart, 0x5EED ^ s.wrapping_mul(0x9E37_79B9)))
+        .map(|s| {
+            run_once(
+                work,
+                tau,
+                cost,
+                mtbf,
+                restart,
+                0x5EED ^ s.wrapping_mul(0x9E37_79B9),
+            )
+        })
         .sum::<f64>()
         / runs as f64
 }
@@ -135,10 +144,12 @@ mod tests {
 
     #[test]
     fn a_parabola_fits() {
-        let p: Vec<(f64, f64)> = (0..9).map(|i| {
-            let x = i as f64 * 0.1;
-            (x, 2.0 * (x - 0.33).powi(2) + 1.0)
-        }).collect();
+        let p: Vec<(f64, f64)> = (0..9)
+            .map(|i| {
+                let x = i as f64 * 0.1;
+                (x, 2.0 * (x - 0.33).powi(2) + 1.0)
+            })
+            .collect();
         let (a, b, _) = fit_parabola(&p).unwrap();
         assert!((-b / (2.0 * a) - 0.33).abs() < 1e-9);
     }

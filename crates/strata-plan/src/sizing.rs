@@ -86,14 +86,13 @@ impl Knobs {
             s.pipeline.buffer = b.max(1.0);
         }
         if let Some(c) = self.cache {
-            let cap = s
-                .tier(TierKind::Nvme)
-                .and_then(|t| t.capacity)
-                .unwrap_or(if s.tier(TierKind::Nvme).is_some() {
+            let cap = s.tier(TierKind::Nvme).and_then(|t| t.capacity).unwrap_or(
+                if s.tier(TierKind::Nvme).is_some() {
                     f64::INFINITY
                 } else {
                     0.0
-                });
+                },
+            );
             s.pipeline.cache = c.clamp(0.0, cap);
         }
         s

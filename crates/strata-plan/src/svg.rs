@@ -46,8 +46,21 @@ impl Svg {
         self.body.push_str("</rect>\n");
     }
 
-    pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, stroke: &str, width: f64, dash: bool) {
-        let d = if dash { r#" stroke-dasharray="5,4""# } else { "" };
+    pub fn line(
+        &mut self,
+        x1: f64,
+        y1: f64,
+        x2: f64,
+        y2: f64,
+        stroke: &str,
+        width: f64,
+        dash: bool,
+    ) {
+        let d = if dash {
+            r#" stroke-dasharray="5,4""#
+        } else {
+            ""
+        };
         let _ = writeln!(
             self.body,
             r#"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{stroke}" stroke-width="{width}"{d}/>"#
@@ -58,7 +71,11 @@ impl Svg {
         if pts.is_empty() {
             return;
         }
-        let d = if dash { r#" stroke-dasharray="6,4""# } else { "" };
+        let d = if dash {
+            r#" stroke-dasharray="6,4""#
+        } else {
+            ""
+        };
         let p: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
         let _ = writeln!(
             self.body,
@@ -178,7 +195,9 @@ fn ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
                 .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
                 .collect();
         }
-        t.into_iter().filter(|v| *v >= lo * 0.999 && *v <= hi * 1.001).collect()
+        t.into_iter()
+            .filter(|v| *v >= lo * 0.999 && *v <= hi * 1.001)
+            .collect()
     } else {
         let span = (hi - lo).max(1e-12);
         let raw = span / 5.0;
@@ -212,7 +231,10 @@ impl LineChart {
             .iter()
             .flat_map(|s| s.points.iter().copied())
             .filter(|(x, y)| {
-                x.is_finite() && y.is_finite() && (!self.log_x || *x > 0.0) && (!self.log_y || *y > 0.0)
+                x.is_finite()
+                    && y.is_finite()
+                    && (!self.log_x || *x > 0.0)
+                    && (!self.log_y || *y > 0.0)
             })
             .collect();
         if pts.is_empty() {
@@ -220,13 +242,26 @@ impl LineChart {
             return svg.finish();
         }
         let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
-        xs.extend(self.markers.iter().filter_map(|m| m.x).filter(|x| x.is_finite() && (!self.log_x || *x > 0.0)));
-        let (mut x0, mut x1) = xs.iter().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+        xs.extend(
+            self.markers
+                .iter()
+                .filter_map(|m| m.x)
+                .filter(|x| x.is_finite() && (!self.log_x || *x > 0.0)),
+        );
+        let (mut x0, mut x1) = xs
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
         let (mut y0, mut y1) = self.y_range.unwrap_or_else(|| {
             let mut ys: Vec<f64> = pts.iter().map(|p| p.1).collect();
             ys.extend(self.markers.iter().filter_map(|m| m.y));
-            let (a, b) = ys.iter().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
-            if self.log_y { (a, b) } else { (a.min(0.0), b * 1.05) }
+            let (a, b) = ys
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+            if self.log_y {
+                (a, b)
+            } else {
+                (a.min(0.0), b * 1.05)
+            }
         });
         if x1 <= x0 {
             x1 = x0 * 2.0 + 1.0;
@@ -239,12 +274,20 @@ impl LineChart {
             }
         }
         let fx = |x: f64| {
-            let (a, b, v) = if self.log_x { (x0.ln(), x1.ln(), x.max(1e-300).ln()) } else { (x0, x1, x) };
+            let (a, b, v) = if self.log_x {
+                (x0.ln(), x1.ln(), x.max(1e-300).ln())
+            } else {
+                (x0, x1, x)
+            };
             l + (v - a) / (b - a) * (w - l - r)
         };
         let bm = b;
         let fy = |y: f64| {
-            let (a, b, v) = if self.log_y { (y0.ln(), y1.ln(), y.max(1e-300).ln()) } else { (y0, y1, y) };
+            let (a, b, v) = if self.log_y {
+                (y0.ln(), y1.ln(), y.max(1e-300).ln())
+            } else {
+                (y0, y1, y)
+            };
             h - bm - (v - a) / (b - a) * (h - t - bm)
         };
         // Axes and grid.
@@ -262,7 +305,14 @@ impl LineChart {
         }
         svg.line(l, h - b, w - r, h - b, "#333", 1.0, false);
         svg.line(l, t, l, h - b, "#333", 1.0, false);
-        svg.text((l + w - r) / 2.0, h - 14.0, &self.x_label, 12.0, "middle", "#333");
+        svg.text(
+            (l + w - r) / 2.0,
+            h - 14.0,
+            &self.x_label,
+            12.0,
+            "middle",
+            "#333",
+        );
         svg.vtext(18.0, (t + h - b) / 2.0, &self.y_label, 12.0);
         for m in &self.markers {
             if let Some(x) = m.x.filter(|x| x.is_finite()) {
@@ -281,7 +331,12 @@ impl LineChart {
             let p: Vec<(f64, f64)> = s
                 .points
                 .iter()
-                .filter(|(x, y)| x.is_finite() && y.is_finite() && (!self.log_x || *x > 0.0) && (!self.log_y || *y > 0.0))
+                .filter(|(x, y)| {
+                    x.is_finite()
+                        && y.is_finite()
+                        && (!self.log_x || *x > 0.0)
+                        && (!self.log_y || *y > 0.0)
+                })
                 .map(|&(x, y)| (fx(x), fy(y.clamp(y0, y1))))
                 .collect();
             svg.polyline(&p, c, 2.0, s.dashed);
@@ -291,7 +346,15 @@ impl LineChart {
                 }
             }
             let ly = t + 14.0 + 18.0 * i as f64;
-            svg.line(w - r + 12.0, ly - 4.0, w - r + 32.0, ly - 4.0, c, 2.5, s.dashed);
+            svg.line(
+                w - r + 12.0,
+                ly - 4.0,
+                w - r + 32.0,
+                ly - 4.0,
+                c,
+                2.5,
+                s.dashed,
+            );
             svg.text(w - r + 36.0, ly, &s.name, 11.0, "start", "#222");
         }
         svg.finish()

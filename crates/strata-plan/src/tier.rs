@@ -52,7 +52,11 @@ impl Curve {
     pub fn throughput(&self, op: &str, size: f64, depth: u32, random: bool) -> Option<f64> {
         let of_op: Vec<&CurvePoint> = self.points.iter().filter(|p| p.op == op).collect();
         // Prefer the pattern asked for; an object store measures one pattern only.
-        let same: Vec<&CurvePoint> = of_op.iter().copied().filter(|p| p.random == random).collect();
+        let same: Vec<&CurvePoint> = of_op
+            .iter()
+            .copied()
+            .filter(|p| p.random == random)
+            .collect();
         let pts = if same.is_empty() { of_op } else { same };
         if pts.is_empty() {
             return None;
@@ -83,7 +87,10 @@ impl Curve {
         if size >= last {
             return Some(at(sizes[sizes.len() - 1]));
         }
-        let hi = sizes.iter().position(|&s| s as f64 >= size).expect("inside");
+        let hi = sizes
+            .iter()
+            .position(|&s| s as f64 >= size)
+            .expect("inside");
         let (s0, s1) = (sizes[hi - 1] as f64, sizes[hi] as f64);
         let w = (size.ln() - s0.ln()) / (s1.ln() - s0.ln());
         Some(at(sizes[hi - 1]) * (1.0 - w) + at(sizes[hi]) * w)
@@ -243,7 +250,10 @@ mod tests {
         };
         assert_eq!(c.throughput("read", 4096.0, 32, true), Some(240e6));
         assert_eq!(c.throughput("read", 4096.0, 64, true), Some(240e6));
-        assert_eq!(c.throughput("read", (1 << 20) as f64, 64, true), Some(900e6));
+        assert_eq!(
+            c.throughput("read", (1 << 20) as f64, 64, true),
+            Some(900e6)
+        );
         let mid = c.throughput("read", 65536.0, 32, true).unwrap();
         assert!(mid > 240e6 && mid < 900e6, "{mid}");
         assert_eq!(c.throughput("read", 2048.0, 32, true), Some(120e6));

@@ -30,7 +30,9 @@ impl From<&str> for Quantity {
 
 fn number(n: f64, what: &str) -> Result<f64, String> {
     if !n.is_finite() || n < 0.0 {
-        return Err(format!("{n} is not a {what} (it must be a finite number ≥ 0)"));
+        return Err(format!(
+            "{n} is not a {what} (it must be a finite number ≥ 0)"
+        ));
     }
     Ok(n)
 }
@@ -140,7 +142,13 @@ pub fn parse_secs(text: &str) -> Result<f64, String> {
 
 /// Bytes as people read them, decimal (`350 GB`), as the planner's prices are per GB.
 pub fn bytes(b: f64) -> String {
-    let units = [(1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB")];
+    let units = [
+        (1e15, "PB"),
+        (1e12, "TB"),
+        (1e9, "GB"),
+        (1e6, "MB"),
+        (1e3, "KB"),
+    ];
     for (m, u) in units {
         if b >= m {
             return format!("{} {u}", sig(b / m));

@@ -20,9 +20,15 @@ fn simulated_optimum_is_within_ten_percent_of_daly() {
         let work = 400.0 * mtbf;
         let opt = empirical_optimum(work, cost, mtbf, 60.0, 24, d);
         let err = (opt - d).abs() / d;
-        println!("δ = {cost} s, M = {mtbf} s: Daly {d:.0} s, simulated {opt:.0} s ({:+.1}%)", (opt / d - 1.0) * 100.0);
+        println!(
+            "δ = {cost} s, M = {mtbf} s: Daly {d:.0} s, simulated {opt:.0} s ({:+.1}%)",
+            (opt / d - 1.0) * 100.0
+        );
         worst = worst.max(err);
-        assert!(err < 0.10, "δ = {cost}, M = {mtbf}: simulated optimum {opt:.0} s vs Daly {d:.0} s");
+        assert!(
+            err < 0.10,
+            "δ = {cost}, M = {mtbf}: simulated optimum {opt:.0} s vs Daly {d:.0} s"
+        );
     }
     println!("worst deviation {:.1}%", worst * 100.0);
 }

@@ -56,7 +56,15 @@ impl DeviceProbe {
                 dir: dir.into(),
                 file_size: 1024 * MIB,
                 point_secs: 0.5,
-                blocks: vec![4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB],
+                blocks: vec![
+                    4 * KIB,
+                    16 * KIB,
+                    64 * KIB,
+                    256 * KIB,
+                    MIB,
+                    4 * MIB,
+                    16 * MIB,
+                ],
                 depths: vec![1, 2, 4, 8, 16, 32, 64],
                 no_writes: false,
             }
@@ -94,7 +102,15 @@ impl DeviceProbe {
                     if !direct {
                         drop_cache(&file);
                     }
-                    points.push(point(&file, "read", random, block, depth, self.file_size, self.point_secs)?);
+                    points.push(point(
+                        &file,
+                        "read",
+                        random,
+                        block,
+                        depth,
+                        self.file_size,
+                        self.point_secs,
+                    )?);
                 }
             }
         }
@@ -115,7 +131,15 @@ impl DeviceProbe {
                         if block * depth as u64 > budget || block > self.file_size {
                             continue;
                         }
-                        points.push(point(&file, "write", random, block, depth, self.file_size, self.point_secs)?);
+                        points.push(point(
+                            &file,
+                            "write",
+                            random,
+                            block,
+                            depth,
+                            self.file_size,
+                            self.point_secs,
+                        )?);
                     }
                 }
             }
@@ -131,6 +155,7 @@ impl DeviceProbe {
             sequential_read: 0.0,
             random_read: 0.0,
             sequential_over_random: 0.0,
+            sequential_over_random_deep: 0.0,
             notes,
         };
         r.summarize();
@@ -210,7 +235,8 @@ unsafe impl Send for Aligned {}
 
 impl Aligned {
     fn new(len: usize) -> Self {
-        let layout = std::alloc::Layout::from_size_align(len.max(4096), 4096).expect("valid layout");
+        let layout =
+            std::alloc::Layout::from_size_align(len.max(4096), 4096).expect("valid layout");
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         assert!(!ptr.is_null(), "out of memory allocating {len} bytes");
@@ -225,7 +251,8 @@ impl Aligned {
 
 impl Drop for Aligned {
     fn drop(&mut self) {
-        let layout = std::alloc::Layout::from_size_align(self.len.max(4096), 4096).expect("valid layout");
+        let layout =
+            std::alloc::Layout::from_size_align(self.len.max(4096), 4096).expect("valid layout");
         // SAFETY: allocated in new() with this layout.
         unsafe { std::alloc::dealloc(self.ptr, layout) };
     }
@@ -289,7 +316,9 @@ fn point(
     let mut ops = 0;
     let mut lat = Vec::new();
     for t in threads {
-        let (n, l) = t.join().map_err(|_| "a probe thread panicked".to_string())??;
+        let (n, l) = t
+            .join()
+            .map_err(|_| "a probe thread panicked".to_string())??;
         ops += n;
         lat.extend(l);
     }
@@ -330,9 +359,17 @@ mod tests {
         let reads = r.points.iter().filter(|p| p.op == "read").count();
         assert_eq!(reads, 2 * 2 * 2, "{:#?}", r.points);
         assert!(r.points.iter().any(|p| p.op == "write"));
-        assert!(r.points.iter().all(|p| p.bytes_per_sec > 0.0 && p.p50 > 0.0 && p.p50 <= p.p99));
+        assert!(
+            r.points
+                .iter()
+                .all(|p| p.bytes_per_sec > 0.0 && p.p50 > 0.0 && p.p50 <= p.p99)
+        );
         assert!(r.sequential_read > 0.0 && r.sequential_over_random > 0.0);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the test file is removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the test file is removed"
+        );
         let back = ProbeReport::from_json(&serde_json::to_string(&r).unwrap(), "x").unwrap();
         assert_eq!(back.points.len(), r.points.len());
         assert!(r.to_table().contains("sequential/random"));
@@ -340,7 +377,9 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_a_clear_error() {
-        let e = DeviceProbe::new("/nonexistent/strata", true).run().unwrap_err();
+        let e = DeviceProbe::new("/nonexistent/strata", true)
+            .run()
+            .unwrap_err();
         assert!(e.contains("/nonexistent/strata"), "{e}");
     }
 }

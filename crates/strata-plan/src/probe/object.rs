@@ -61,7 +61,11 @@ impl ObjectProbe {
         let dir = format!(
             "{}{}.strata-probe-{}",
             prefix.trim_matches('/'),
-            if prefix.trim_matches('/').is_empty() { "" } else { "/" },
+            if prefix.trim_matches('/').is_empty() {
+                ""
+            } else {
+                "/"
+            },
             std::process::id()
         );
         let mut written = Vec::new();
@@ -81,6 +85,7 @@ impl ObjectProbe {
             sequential_read: 0.0,
             random_read: 0.0,
             sequential_over_random: 0.0,
+            sequential_over_random_deep: 0.0,
             notes: Vec::new(),
         };
         r.summarize();
