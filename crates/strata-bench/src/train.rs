@@ -49,6 +49,11 @@ use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 use crate::machine::{MachineLimits, mib};
 
+/// Blocks the cache fetches at once. 16 cannot fill the `s3` profile (16 connections ×
+/// 10 MiB/s is its whole cap, with no room for the 30 ms before each block's first byte): the
+/// engine reached 0.80–0.84 of the cap with 16 and 0.96 with 32 (`strata bench cache`).
+pub const READ_CONCURRENCY: usize = 32;
+
 /// An MLPerf Storage workload (H100 profile).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Workload {
@@ -262,17 +267,17 @@ pub struct TrainBenchReport {
     pub max_demand_fraction: Option<f64>,
 }
 
-struct Rig {
+pub(crate) struct Rig {
     _server: S3Server,
-    emu: LinkEmulator,
-    linked: Store,
-    direct: Store,
-    work: PathBuf,
+    pub(crate) emu: LinkEmulator,
+    pub(crate) linked: Store,
+    pub(crate) direct: Store,
+    pub(crate) work: PathBuf,
     _tmp: Vec<tempfile::TempDir>,
 }
 
 impl TrainBench {
-    fn cap(&self) -> f64 {
+    pub(crate) fn cap(&self) -> f64 {
         self.profile
             .total_bytes_per_sec
             .map_or(f64::INFINITY, |c| c as f64)
@@ -301,7 +306,7 @@ impl TrainBench {
         self.workload.compute_secs * self.scale() * self.batch() as f64 / self.workload.batch as f64
     }
 
-    fn rig(&self) -> Result<Rig, String> {
+    pub(crate) fn rig(&self) -> Result<Rig, String> {
         let mut tmp = Vec::new();
         let mut dir = |given: &Option<PathBuf>, prefix: &str| -> Result<PathBuf, String> {
             match given {
@@ -339,7 +344,7 @@ impl TrainBench {
         })
     }
 
-    fn prefix(&self) -> String {
+    pub(crate) fn prefix(&self) -> String {
         format!(
             "train/{}-{}-s{}",
             self.workload.name, self.dataset_size, self.shard_size
@@ -347,7 +352,7 @@ impl TrainBench {
     }
 
     /// Makes the dataset in both layouts unless a previous run left it complete.
-    async fn ensure_dataset(&self, rig: &Rig) -> Result<Option<f64>, String> {
+    pub(crate) async fn ensure_dataset(&self, rig: &Rig) -> Result<Option<f64>, String> {
         let prefix = self.prefix();
         let ready = format!("{prefix}/READY");
         if rig.direct.head(&ready).await.is_ok() {
@@ -394,7 +399,7 @@ impl TrainBench {
         Ok(Some(t.elapsed().as_secs_f64()))
     }
 
-    fn cache(
+    pub(crate) fn cache(
         &self,
         rig: &Rig,
         name: &str,
@@ -413,7 +418,7 @@ impl TrainBench {
                 min_free_fraction: 0.0, // bounded by the capacity; a nearly full host disk must not turn it off
                 policy,
             }),
-            read_concurrency: 16,
+            read_concurrency: READ_CONCURRENCY,
         })
         .map(Arc::new)
         .map_err(|e| e.to_string())
@@ -466,7 +471,7 @@ impl TrainBench {
 
     /// Runs N accelerators for `epochs` (or until `limit` seconds pass).
     #[allow(clippy::too_many_arguments)]
-    async fn train(
+    pub(crate) async fn train(
         &self,
         rig: &Rig,
         layout: &str,

@@ -472,6 +472,40 @@ pub enum BenchCommand {
     /// Many writers checkpointing at once into an overloaded store: all at once with plain
     /// retries against Strata's paced drain.
     CkptStorm(BenchStormArgs),
+    /// Does the planner predict what the engine does? Probe the link, plan each MLPerf
+    /// workload and layout of `bench train`, run it, and compare AU and throughput (±15%).
+    Plan(BenchPlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPlanArgs {
+    /// Workloads, comma-separated: resnet50, cosmoflow, unet3d.
+    #[arg(long, default_value = "resnet50,cosmoflow,unet3d")]
+    pub workloads: String,
+    /// Layouts: raw, shards or both.
+    #[arg(long, default_value = "both")]
+    pub layout: String,
+    /// Dataset size per workload (default 2 GiB; 4 GiB for unet3d).
+    #[arg(long)]
+    pub dataset_size: Option<String>,
+    /// Shard size.
+    #[arg(long, default_value = "256MiB")]
+    pub shard_size: String,
+    /// Seconds per probe point.
+    #[arg(long, default_value_t = 3.0)]
+    pub probe_secs: f64,
+    /// Link emulator profile: s3, nfs, lustre or local.
+    #[arg(long, default_value = "s3")]
+    pub link: String,
+    /// Keep generated datasets here and reuse them (shared with `bench train`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Directory for the caches.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Exit non-zero when a prediction is outside the tolerance.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -84,14 +84,19 @@ pub struct PipelinePlan {
     /// Bytes each node reads per epoch.
     pub node_epoch_bytes: f64,
     pub compute_secs_per_epoch: f64,
+    /// Seconds until the first batch can start: one request's latency plus its bytes at
+    /// its share of the source (`depth` requests share the download), once per run.
+    pub first_batch_secs: f64,
     pub stages: Vec<Stage>,
     /// The stage that sets the pace in the steady epoch (`compute` when the accelerators do).
     pub bottleneck: String,
     pub epochs: Vec<Epoch>,
-    /// Compute time over wall time, all epochs.
+    /// Compute time over wall time, the whole run (first batch and last step included).
     pub utilization: f64,
-    /// The last epoch's.
+    /// The last epoch's, pipeline full.
     pub steady_utilization: f64,
+    /// The whole run: the first batch's wait, the epochs, and the last step's compute when
+    /// the run is I/O-bound (its data comes last).
     pub total_secs: f64,
     /// Samples per second of the whole cluster, averaged over the run.
     pub samples_per_sec: f64,
@@ -111,10 +116,15 @@ pub fn access(s: &Scenario) -> (f64, bool) {
     }
 }
 
-/// Requests in flight: the configured concurrency, at most what the buffer holds.
+/// Requests in flight: the configured concurrency, at most what the buffer holds, and at
+/// most the requests an epoch has.
 pub fn depth(s: &Scenario, request: f64) -> u32 {
     let fit = (s.pipeline.buffer / request).floor().max(1.0);
-    (s.pipeline.concurrency as f64).min(fit) as u32
+    let epoch = s.dataset.as_ref().map_or(f64::INFINITY, |d| {
+        let nodes = s.accelerators.as_ref().map_or(1, |a| a.nodes) as f64;
+        (d.size / nodes / request).ceil().max(1.0)
+    });
+    (s.pipeline.concurrency as f64).min(fit).min(epoch) as u32
 }
 
 /// Bytes/s one node downloads from `source` with requests of `request` bytes.
@@ -247,6 +257,16 @@ pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
     } else {
         format!("{} ({})", slowest.role, slowest.tier)
     };
+    // The pipeline's fill: the first request at its share of the download, once.
+    let share = source
+        .per_request_bandwidth
+        .unwrap_or(f64::INFINITY)
+        .min(src / dep.max(1) as f64);
+    let first = source.request_secs(0.0) + request.min(b) / share;
+    total += first;
+    if last.secs > compute * (1.0 + 1e-9) {
+        total += a.step_time;
+    }
     let compute_total = compute * d.epochs as f64;
     let utilization = compute_total / total;
     // The I/O wall: the same source read both ways, no cache.
@@ -268,6 +288,7 @@ pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
         depth: dep,
         node_epoch_bytes: b,
         compute_secs_per_epoch: compute,
+        first_batch_secs: first,
         stages,
         bottleneck,
         steady_utilization: last.utilization,

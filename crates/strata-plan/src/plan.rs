@@ -126,10 +126,11 @@ impl Plan {
             }
             let _ = writeln!(
                 o,
-                "predicted accelerator utilization {:.1}% (steady {:.1}%), run {}, {:.0} samples/s",
+                "predicted accelerator utilization {:.1}% (steady {:.1}%), run {} (first batch after {}), {:.0} samples/s",
                 p.utilization * 100.0,
                 p.steady_utilization * 100.0,
                 secs(p.total_secs),
+                secs(p.first_batch_secs),
                 p.samples_per_sec
             );
             let w = &p.io_wall;

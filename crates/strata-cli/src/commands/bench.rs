@@ -6,7 +6,7 @@ use strata_store::size::parse_size;
 use strata_testkit::LinkProfile;
 
 use crate::args::{
-    BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchModelsArgs, BenchStormArgs, BenchTrainArgs,
+    BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchModelsArgs, BenchPlanArgs, BenchStormArgs, BenchTrainArgs,
     BenchTransferArgs,
 };
 use crate::output;
@@ -20,7 +20,54 @@ pub fn run(cmd: &BenchCommand, s: &Settings) -> Result<()> {
         BenchCommand::Ckpt(a) => ckpt(a, s),
         BenchCommand::CkptStorm(a) => storm(a, s),
         BenchCommand::Models(a) => models(a, s),
+        BenchCommand::Plan(a) => plan(a, s),
     }
+}
+
+fn plan(a: &BenchPlanArgs, s: &Settings) -> Result<()> {
+    let mut bench = strata_bench::PlanBench::default();
+    bench.workloads = a
+        .workloads
+        .split(',')
+        .map(|w| {
+            strata_bench::Workload::named(w.trim()).ok_or_else(|| {
+                anyhow!("--workloads {w:?}: use resnet50, unet3d or cosmoflow")
+            })
+        })
+        .collect::<Result<_>>()?;
+    bench.layouts = match a.layout.as_str() {
+        "shards" => vec![strata_dataset::Layout::Shards],
+        "raw" => vec![strata_dataset::Layout::Raw],
+        "both" => vec![strata_dataset::Layout::Shards, strata_dataset::Layout::Raw],
+        other => return Err(anyhow!("--layout {other:?}: use raw, shards or both")),
+    };
+    bench.dataset_size = a
+        .dataset_size
+        .as_deref()
+        .map(|t| parse_size(t).map_err(|e| anyhow!("--dataset-size: {e}")))
+        .transpose()?;
+    bench.shard_size = parse_size(&a.shard_size).map_err(|e| anyhow!("--shard-size: {e}"))?;
+    if !(a.probe_secs > 0.0) {
+        return Err(anyhow!("--probe-secs must be > 0"));
+    }
+    bench.probe_secs = a.probe_secs;
+    bench.profile = LinkProfile::named(&a.link)
+        .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?;
+    bench.data_dir = a.data_dir.clone();
+    bench.work_dir = a.dir.clone();
+    let report = bench.run().map_err(|e| anyhow!("bench plan: {e}"))?;
+    if s.json {
+        output::json(&report);
+    } else {
+        print!("{}", report.to_table());
+    }
+    if a.strict && !report.passed {
+        return Err(anyhow!(
+            "bench plan: a prediction is outside ±{:.0}% of the measurement",
+            report.tolerance * 100.0
+        ));
+    }
+    Ok(())
 }
 
 fn models(a: &BenchModelsArgs, s: &Settings) -> Result<()> {
