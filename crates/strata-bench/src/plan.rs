@@ -102,14 +102,13 @@ pub struct PlanBenchReport {
 
 const MIB: f64 = (1u64 << 20) as f64;
 
-
 impl PlanBench {
     fn bench_for(&self, w: &Workload) -> TrainBench {
         let mut t = TrainBench::new(w.clone());
         t.profile = self.profile.clone();
-        t.dataset_size = self
-            .dataset_size
-            .unwrap_or(if w.name == "unet3d" { 4 << 30 } else { 2 << 30 });
+        t.dataset_size =
+            self.dataset_size
+                .unwrap_or(if w.name == "unet3d" { 4 << 30 } else { 2 << 30 });
         t.shard_size = self.shard_size;
         let cap = t.cap();
         t.compute_scale = Some((w.demand() / (cap * self.per_accelerator)).max(1.0));
@@ -159,7 +158,11 @@ impl PlanBench {
             sample = dataset_bytes as f64 / samples.max(1) as f64,
             batch = t.batch(),
             step = t.step_secs(),
-            conc = if raw { 64 } else { crate::train::READ_CONCURRENCY },
+            conc = if raw {
+                64
+            } else {
+                crate::train::READ_CONCURRENCY
+            },
             block = t.block_size,
         );
         let mut s = Scenario::from_toml(&text, "bench plan").map_err(|e| e.to_string())?;
@@ -310,7 +313,10 @@ impl PlanBenchReport {
         let _ = writeln!(
             o,
             "link {} capped at {:.0} MiB/s; machine: {} cores, memcpy {:.1} GiB/s",
-            self.link.name, self.link_cap_mib_per_sec, self.machine.cores, self.machine.memcpy_gib_per_sec
+            self.link.name,
+            self.link_cap_mib_per_sec,
+            self.machine.cores,
+            self.machine.memcpy_gib_per_sec
         );
         for p in &self.probes {
             let _ = writeln!(o, "probe of the link (same run):");
@@ -329,7 +335,16 @@ impl PlanBenchReport {
         let _ = writeln!(
             o,
             "{:<10} {:<7} {:>3} {:>8} {:>9} {:>9} {:>7} {:>10} {:>10} {:>7}",
-            "workload", "layout", "N", "demand/S", "AU plan", "AU bench", "error", "MiB/s plan", "MiB/s bench", "error"
+            "workload",
+            "layout",
+            "N",
+            "demand/S",
+            "AU plan",
+            "AU bench",
+            "error",
+            "MiB/s plan",
+            "MiB/s bench",
+            "error"
         );
         for r in &self.rows {
             let _ = writeln!(

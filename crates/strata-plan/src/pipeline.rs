@@ -112,7 +112,11 @@ pub fn access(s: &Scenario) -> (f64, bool) {
         (Layout::Shards, Shuffle::None | Shuffle::Window) => {
             (s.pipeline.block_size.min(d.size), false)
         }
-        (Layout::Shards, Shuffle::Global) | (Layout::Raw, _) => (d.sample_size, true),
+        // One request per sample; a sample larger than a block is read in block-sized parts
+        // side by side (as the engine's raw reader does).
+        (Layout::Shards, Shuffle::Global) | (Layout::Raw, _) => {
+            (d.sample_size.min(s.pipeline.block_size), true)
+        }
     }
 }
 
@@ -257,7 +261,8 @@ pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
     } else {
         format!("{} ({})", slowest.role, slowest.tier)
     };
-    // The pipeline's fill: the first request at its share of the download, once.
+    // The pipeline's fill, once: the first requests share the download with the others in
+    // flight; a sample of several parts needs all of them.
     let share = source
         .per_request_bandwidth
         .unwrap_or(f64::INFINITY)

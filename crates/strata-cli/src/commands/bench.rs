@@ -6,8 +6,8 @@ use strata_store::size::parse_size;
 use strata_testkit::LinkProfile;
 
 use crate::args::{
-    BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchModelsArgs, BenchPlanArgs, BenchStormArgs, BenchTrainArgs,
-    BenchTransferArgs,
+    BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchModelsArgs, BenchPlanArgs, BenchStormArgs,
+    BenchTrainArgs, BenchTransferArgs,
 };
 use crate::output;
 use crate::settings::Settings;
@@ -30,9 +30,8 @@ fn plan(a: &BenchPlanArgs, s: &Settings) -> Result<()> {
         .workloads
         .split(',')
         .map(|w| {
-            strata_bench::Workload::named(w.trim()).ok_or_else(|| {
-                anyhow!("--workloads {w:?}: use resnet50, unet3d or cosmoflow")
-            })
+            strata_bench::Workload::named(w.trim())
+                .ok_or_else(|| anyhow!("--workloads {w:?}: use resnet50, unet3d or cosmoflow"))
         })
         .collect::<Result<_>>()?;
     bench.layouts = match a.layout.as_str() {

@@ -263,9 +263,28 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
         mt.views,
         mt.dir.display()
     ));
+    say("8. The plan for this machine: probe this disk, then size resnet50 (MLPerf, H100) on it");
+    let machine = machine_plan(&dir).await?;
+    if !s.json {
+        println!(
+            "   probed {} in {:.1}s: sequential read {}, 4 KiB random reads one at a time {:.0}× slower",
+            dir.display(),
+            machine.probe.secs,
+            strata_plan::units::rate(machine.probe.sequential_read),
+            machine.probe.sequential_over_random
+        );
+        for line in machine.plan.to_text().lines() {
+            println!("   {line}");
+        }
+        if let Some(n) = machine.accelerators {
+            println!(
+                "   this disk streams shards fast enough for {n:.1} H100-class accelerator(s) on resnet50"
+            );
+        }
+    }
     say("");
     say(
-        "Next: strata ls -H strata-demo/store/dataset/ · strata bench train · strata bench ckpt · strata bench models · strata plan interval · strata --help",
+        "Next: strata ls -H strata-demo/store/dataset/ · strata bench train · strata bench ckpt · strata bench models · strata plan --persona cloud-titan · strata probe DIR · strata --help",
     );
     if s.json {
         output::json(&serde_json::json!({
@@ -281,10 +300,37 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
                             "interval": ck.advice},
             "models": {"bytes": mt.bytes, "tensors": mt.tensors, "mib_per_sec": mt.mib_per_sec,
                         "first_tensor_secs": mt.first_tensor_secs, "link_bytes_for_three": mt.link_bytes},
+            "machine": {"probe": machine.probe, "plan": machine.plan, "accelerators_fed": machine.accelerators},
         }));
     }
     let _ = std::fs::remove_file(&down_path);
     Ok(())
+}
+
+struct MachinePlan {
+    probe: strata_plan::probe::ProbeReport,
+    plan: strata_plan::Plan,
+    accelerators: Option<f64>,
+}
+
+/// A short probe of the demo's disk (64 MiB, 16 points of 0.15 s) and the plan built on it.
+async fn machine_plan(dir: &std::path::Path) -> Result<MachinePlan> {
+    let mut p = strata_plan::probe::device::DeviceProbe::new(dir, true);
+    p.file_size = 64 << 20;
+    p.point_secs = 0.15;
+    p.no_writes = true;
+    let probe = tokio::task::spawn_blocking(move || p.run())
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    let memcpy = strata_plan::machine::memcpy_bandwidth();
+    let (free, ram) = strata_plan::machine::free_and_ram(dir);
+    let scenario =
+        strata_plan::machine::scenario(&probe, memcpy, free, ram).map_err(anyhow::Error::msg)?;
+    Ok(MachinePlan {
+        accelerators: strata_plan::machine::accelerators_fed(&scenario),
+        plan: strata_plan::plan(&scenario),
+        probe,
+    })
 }
 
 struct ModelsTour {
