@@ -268,7 +268,7 @@ pub struct PlanArgs {
     pub nvme_bandwidth: Option<String>,
     /// Override: NVMe cache per node, e.g. 2TB (0 turns the cache off).
     #[arg(long)]
-    pub cache: Option<String>,
+    pub cache_size: Option<String>,
     /// Override: prefetch buffer per node, e.g. 4GiB.
     #[arg(long)]
     pub buffer: Option<String>,

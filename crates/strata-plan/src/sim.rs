@@ -119,8 +119,9 @@ fn fit_parabola(p: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
         for r in 0..3 {
             if r != c {
                 let f = s[r][c] / s[c][c];
-                for k in c..4 {
-                    s[r][k] -= f * s[c][k];
+                let pivot = s[c];
+                for (x, p) in s[r][c..].iter_mut().zip(&pivot[c..]) {
+                    *x -= f * p;
                 }
             }
         }

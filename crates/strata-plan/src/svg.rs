@@ -46,6 +46,7 @@ impl Svg {
         self.body.push_str("</rect>\n");
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn line(
         &mut self,
         x1: f64,

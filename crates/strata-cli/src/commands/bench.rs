@@ -25,35 +25,37 @@ pub fn run(cmd: &BenchCommand, s: &Settings) -> Result<()> {
 }
 
 fn plan(a: &BenchPlanArgs, s: &Settings) -> Result<()> {
-    let mut bench = strata_bench::PlanBench::default();
-    bench.workloads = a
-        .workloads
-        .split(',')
-        .map(|w| {
-            strata_bench::Workload::named(w.trim())
-                .ok_or_else(|| anyhow!("--workloads {w:?}: use resnet50, unet3d or cosmoflow"))
-        })
-        .collect::<Result<_>>()?;
-    bench.layouts = match a.layout.as_str() {
-        "shards" => vec![strata_dataset::Layout::Shards],
-        "raw" => vec![strata_dataset::Layout::Raw],
-        "both" => vec![strata_dataset::Layout::Shards, strata_dataset::Layout::Raw],
-        other => return Err(anyhow!("--layout {other:?}: use raw, shards or both")),
-    };
-    bench.dataset_size = a
-        .dataset_size
-        .as_deref()
-        .map(|t| parse_size(t).map_err(|e| anyhow!("--dataset-size: {e}")))
-        .transpose()?;
-    bench.shard_size = parse_size(&a.shard_size).map_err(|e| anyhow!("--shard-size: {e}"))?;
-    if !(a.probe_secs > 0.0) {
+    if a.probe_secs.is_nan() || a.probe_secs <= 0.0 {
         return Err(anyhow!("--probe-secs must be > 0"));
     }
-    bench.probe_secs = a.probe_secs;
-    bench.profile = LinkProfile::named(&a.link)
-        .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?;
-    bench.data_dir = a.data_dir.clone();
-    bench.work_dir = a.dir.clone();
+    let bench = strata_bench::PlanBench {
+        workloads: a
+            .workloads
+            .split(',')
+            .map(|w| {
+                strata_bench::Workload::named(w.trim())
+                    .ok_or_else(|| anyhow!("--workloads {w:?}: use resnet50, unet3d or cosmoflow"))
+            })
+            .collect::<Result<_>>()?,
+        layouts: match a.layout.as_str() {
+            "shards" => vec![strata_dataset::Layout::Shards],
+            "raw" => vec![strata_dataset::Layout::Raw],
+            "both" => vec![strata_dataset::Layout::Shards, strata_dataset::Layout::Raw],
+            other => return Err(anyhow!("--layout {other:?}: use raw, shards or both")),
+        },
+        dataset_size: a
+            .dataset_size
+            .as_deref()
+            .map(|t| parse_size(t).map_err(|e| anyhow!("--dataset-size: {e}")))
+            .transpose()?,
+        shard_size: parse_size(&a.shard_size).map_err(|e| anyhow!("--shard-size: {e}"))?,
+        probe_secs: a.probe_secs,
+        profile: LinkProfile::named(&a.link)
+            .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?,
+        data_dir: a.data_dir.clone(),
+        work_dir: a.dir.clone(),
+        ..Default::default()
+    };
     let report = bench.run().map_err(|e| anyhow!("bench plan: {e}"))?;
     if s.json {
         output::json(&report);

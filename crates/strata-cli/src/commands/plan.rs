@@ -165,7 +165,7 @@ fn apply_overrides(s: &mut Scenario, a: &PlanArgs) -> Result<()> {
         download: rate("download", &a.download)?,
         nvme_bandwidth: rate("nvme-bandwidth", &a.nvme_bandwidth)?,
         buffer: size("buffer", &a.buffer)?,
-        cache: size("cache", &a.cache)?,
+        cache: size("cache-size", &a.cache_size)?,
     };
     for (flag, v) in [
         ("download", knobs.download),
@@ -183,7 +183,7 @@ fn apply_overrides(s: &mut Scenario, a: &PlanArgs) -> Result<()> {
         bail!("--nvme-bandwidth: the scenario has no NVMe tier");
     }
     if knobs.cache.is_some_and(|c| c > 0.0) && s.tier(TierKind::Nvme).is_none() {
-        bail!("--cache: the scenario has no NVMe tier");
+        bail!("--cache-size: the scenario has no NVMe tier");
     }
     *s = knobs.apply(s);
     if let Some(n) = a.nodes {
