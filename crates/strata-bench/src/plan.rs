@@ -220,14 +220,17 @@ impl PlanBench {
                         strata_dataset::Layout::Shards => ("shards", shards.clone()),
                         strata_dataset::Layout::Raw => ("raw", raw.clone()),
                     };
-                    let s1 = Self::scenario(
-                        &t,
-                        layout,
-                        shards.manifest.bytes,
-                        shards.manifest.samples,
-                        1,
-                        &probe,
-                    )?;
+                    let setup = |n: u32| {
+                        Self::scenario(
+                            &t,
+                            layout,
+                            shards.manifest.bytes,
+                            shards.manifest.samples,
+                            n,
+                            &probe,
+                        )
+                    };
+                    let s1 = setup(1)?;
                     let (req, random) = strata_plan::pipeline::access(&s1);
                     let supply = strata_plan::pipeline::source_rate(
                         &s1,
@@ -239,14 +242,7 @@ impl PlanBench {
                     let under = ((0.5 * supply / one).floor() as u32).max(1);
                     let over = ((1.5 * supply / one).ceil() as u32).max(under + 1);
                     for n in [under, over] {
-                        let s = Self::scenario(
-                            &t,
-                            layout,
-                            shards.manifest.bytes,
-                            shards.manifest.samples,
-                            n,
-                            &probe,
-                        )?;
+                        let s = setup(n)?;
                         let plan = strata_plan::pipeline::evaluate(&s).ok_or("no pipeline")?;
                         let cache = match layout {
                             strata_dataset::Layout::Shards => Some(t.cache(

@@ -105,6 +105,21 @@ pub fn scenario(probe: &ProbeReport, memcpy: f64, free: f64, ram: f64) -> Result
     Ok(s)
 }
 
+/// This machine's scenario from a device probe of `dir`: measures the memory copy, the free
+/// space of `dir` and the RAM, and returns the scenario's text (what `--print-scenario`
+/// shows) and the scenario, its disk tiers calibrated by `probe`.
+pub fn this_machine(
+    dir: &std::path::Path,
+    probe: &ProbeReport,
+) -> Result<(String, Scenario), String> {
+    let memcpy = memcpy_bandwidth();
+    let (free, ram) = free_and_ram(dir);
+    Ok((
+        scenario_text(probe, memcpy, free, ram),
+        scenario(probe, memcpy, free, ram)?,
+    ))
+}
+
 /// How many accelerators of the scenario's kind one node's source tier could feed at the
 /// target utilization (the pipeline equation solved for per_node).
 pub fn accelerators_fed(s: &Scenario) -> Option<f64> {

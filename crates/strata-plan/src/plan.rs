@@ -290,24 +290,19 @@ impl Plan {
         }
         for t in &s.tiers {
             if let Some(curve) = &t.curve {
-                let r = crate::probe::ProbeReport {
-                    target: t.name.clone(),
-                    kind: if matches!(t.kind, crate::scenario::TierKind::Object) {
+                let r = crate::probe::ProbeReport::new(
+                    t.name.clone(),
+                    if matches!(t.kind, crate::scenario::TierKind::Object) {
                         crate::probe::ProbeKind::Object
                     } else {
                         crate::probe::ProbeKind::Device
                     },
-                    date: String::new(),
-                    direct: true,
-                    bytes: 0,
-                    secs: 0.0,
-                    points: curve.points.clone(),
-                    sequential_read: 0.0,
-                    random_read: 0.0,
-                    sequential_over_random: 0.0,
-                    sequential_over_random_deep: 0.0,
-                    notes: Vec::new(),
-                };
+                    true,
+                    0,
+                    0.0,
+                    curve.points.clone(),
+                    Vec::new(),
+                );
                 let name: String = t
                     .name
                     .chars()

@@ -81,7 +81,35 @@ impl ProbeReport {
         Ok(r)
     }
 
-    pub(crate) fn summarize(&mut self) {
+    /// A report of measured `points`, with its summary figures computed.
+    pub fn new(
+        target: String,
+        kind: ProbeKind,
+        direct: bool,
+        bytes: u64,
+        secs: f64,
+        points: Vec<CurvePoint>,
+        notes: Vec<String>,
+    ) -> Self {
+        let mut r = ProbeReport {
+            target,
+            kind,
+            date: now(),
+            direct,
+            bytes,
+            secs,
+            points,
+            sequential_read: 0.0,
+            random_read: 0.0,
+            sequential_over_random: 0.0,
+            sequential_over_random_deep: 0.0,
+            notes,
+        };
+        r.summarize();
+        r
+    }
+
+    fn summarize(&mut self) {
         let best = |f: &dyn Fn(&CurvePoint) -> bool| {
             self.points
                 .iter()

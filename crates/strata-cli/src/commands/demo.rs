@@ -322,10 +322,8 @@ async fn machine_plan(dir: &std::path::Path) -> Result<MachinePlan> {
     let probe = tokio::task::spawn_blocking(move || p.run())
         .await?
         .map_err(anyhow::Error::msg)?;
-    let memcpy = strata_plan::machine::memcpy_bandwidth();
-    let (free, ram) = strata_plan::machine::free_and_ram(dir);
-    let scenario =
-        strata_plan::machine::scenario(&probe, memcpy, free, ram).map_err(anyhow::Error::msg)?;
+    let (_, scenario) =
+        strata_plan::machine::this_machine(dir, &probe).map_err(anyhow::Error::msg)?;
     Ok(MachinePlan {
         accelerators: strata_plan::machine::accelerators_fed(&scenario),
         plan: strata_plan::plan(&scenario),

@@ -112,11 +112,8 @@ pub async fn machine(dir: &Path) -> Result<(ProbeReport, String, Scenario)> {
     let probe = tokio::task::spawn_blocking(move || DeviceProbe::new(d, true).run())
         .await?
         .map_err(anyhow::Error::msg)?;
-    let memcpy = strata_plan::machine::memcpy_bandwidth();
-    let (free, ram) = strata_plan::machine::free_and_ram(dir);
-    let text = strata_plan::machine::scenario_text(&probe, memcpy, free, ram);
-    let scenario =
-        strata_plan::machine::scenario(&probe, memcpy, free, ram).map_err(anyhow::Error::msg)?;
+    let (text, scenario) =
+        strata_plan::machine::this_machine(dir, &probe).map_err(anyhow::Error::msg)?;
     Ok((probe, text, scenario))
 }
 

@@ -144,22 +144,15 @@ impl DeviceProbe {
                 }
             }
         }
-        let mut r = ProbeReport {
-            target: self.dir.display().to_string(),
-            kind: ProbeKind::Device,
-            date: super::now(),
+        Ok(ProbeReport::new(
+            self.dir.display().to_string(),
+            ProbeKind::Device,
             direct,
-            bytes: self.file_size,
-            secs: start.elapsed().as_secs_f64(),
+            self.file_size,
+            start.elapsed().as_secs_f64(),
             points,
-            sequential_read: 0.0,
-            random_read: 0.0,
-            sequential_over_random: 0.0,
-            sequential_over_random_deep: 0.0,
             notes,
-        };
-        r.summarize();
-        Ok(r)
+        ))
     }
 }
 

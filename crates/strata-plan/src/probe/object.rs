@@ -74,22 +74,15 @@ impl ObjectProbe {
             let _ = store.delete(k).await;
         }
         let (points, bytes) = res?;
-        let mut r = ProbeReport {
-            target: store.root().to_string(),
-            kind: ProbeKind::Object,
-            date: super::now(),
-            direct: false,
+        Ok(ProbeReport::new(
+            store.root().to_string(),
+            ProbeKind::Object,
+            false,
             bytes,
-            secs: start.elapsed().as_secs_f64(),
+            start.elapsed().as_secs_f64(),
             points,
-            sequential_read: 0.0,
-            random_read: 0.0,
-            sequential_over_random: 0.0,
-            sequential_over_random_deep: 0.0,
-            notes: Vec::new(),
-        };
-        r.summarize();
-        Ok(r)
+            Vec::new(),
+        ))
     }
 
     async fn measure(
