@@ -276,6 +276,16 @@ async fn acquire_lease(
             let body = lease_body(owner, nonce, cfg.lease_ttl);
             match root.store.put_if_absent(&key, body).await? {
                 CreateOutcome::Created => {
+                    // A listing can be stale: a writer that saw the slot empty after a
+                    // release creates gen-0 while one that saw the released gen-0 creates
+                    // gen-1, and both "won". So a creator holds the slot only if no other
+                    // live lease is there after its create; otherwise it withdraws and
+                    // waits. (Of two creators, the later one always sees the earlier; at
+                    // worst both withdraw and retry after a jittered poll.)
+                    if other_live_lease(root, &dir, &key).await? {
+                        let _ = root.store.delete(&key).await;
+                        continue;
+                    }
                     // Old generations (expired holders) are garbage now.
                     for o in &held {
                         if o.key != key {
@@ -297,6 +307,27 @@ async fn acquire_lease(
         let jitter = 0.5 + rand::random::<f64>();
         tokio::time::sleep(cfg.poll.mul_f64(jitter)).await;
     }
+}
+
+/// Whether slot `dir` holds a live lease other than `ours`.
+async fn other_live_lease(root: &Location, dir: &str, ours: &str) -> Result<bool> {
+    for o in root.store.list(dir).await? {
+        if o.key == ours {
+            continue;
+        }
+        match root.store.get(&o.key).await {
+            Ok(b) => {
+                if serde_json::from_slice::<LeaseBody>(&b)
+                    .is_ok_and(|l| l.expires_unix_ms > now_ms())
+                {
+                    return Ok(true);
+                }
+            }
+            Err(e) if e.kind() == strata_store::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(false)
 }
 
 fn hostname() -> String {
