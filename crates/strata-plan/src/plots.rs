@@ -6,7 +6,7 @@ use crate::pipeline::PipelinePlan;
 use crate::probe::ProbeReport;
 use crate::scenario::{Scenario, TierKind};
 use crate::sizing::{self, Knobs};
-use crate::svg::{COLORS, LineChart, Marker, Series, Svg, esc};
+use crate::svg::{COLORS, LineChart, Marker, Series, Svg};
 use crate::units;
 
 fn mb(v: f64) -> String {
@@ -341,10 +341,7 @@ pub fn pipeline_waterfall(s: &Scenario, p: &PipelinePlan) -> String {
             )
         })
         .collect();
-    waterfall(
-        &format!("I/O waterfall per epoch ({})", esc(&s.name)),
-        &rows,
-    )
+    waterfall(&format!("I/O waterfall per epoch ({})", s.name), &rows)
 }
 
 /// Utilization against the download bandwidth for a few cache sizes, with the target and

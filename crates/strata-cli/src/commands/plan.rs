@@ -23,11 +23,6 @@ fn secs(flag: &str, text: &str) -> Result<f64> {
         .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
-/// Seconds as people read them.
-pub fn human(secs: f64) -> String {
-    units::secs(secs)
-}
-
 pub async fn run(a: &PlanArgs, s: &Settings) -> Result<()> {
     match &a.command {
         Some(PlanCommand::Interval(i)) => interval(i, s),
@@ -320,22 +315,22 @@ fn interval(a: &PlanIntervalArgs, s: &Settings) -> Result<()> {
     }
     println!(
         "checkpoint cost δ = {}, node MTBF {} × {} node(s): job MTBF M = {}",
-        human(advice.cost_secs),
-        human(advice.node_mtbf_secs),
+        units::secs(advice.cost_secs),
+        units::secs(advice.node_mtbf_secs),
         advice.nodes,
-        human(advice.job_mtbf_secs)
+        units::secs(advice.job_mtbf_secs)
     );
     println!(
         "Young  τ = √(2δM)                          = {}",
-        human(advice.young_secs)
+        units::secs(advice.young_secs)
     );
     println!(
         "Daly   τ = √(2δM)(1 + ⅓√(δ/2M) + δ/18M) − δ = {}   expected waste {:.1}%",
-        human(advice.daly_secs),
+        units::secs(advice.daly_secs),
         advice.waste_at_daly * 100.0
     );
     if let (Some(i), Some(w)) = (advice.interval_secs, advice.waste_at_interval) {
-        println!("your interval {} wastes {:.1}%", human(i), w * 100.0);
+        println!("your interval {} wastes {:.1}%", units::secs(i), w * 100.0);
     }
     for w in &advice.warnings {
         println!("warning: {w}");

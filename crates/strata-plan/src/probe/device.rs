@@ -93,24 +93,29 @@ impl DeviceProbe {
         }
         let mut points = Vec::new();
         let budget = 256 * MIB;
+        // One timed point, unless its buffers exceed the budget or its block the file.
+        let mut measure = |op: &str, random: bool, block: u64, depth: u32| -> Result<(), String> {
+            if block * depth as u64 > budget || block > self.file_size {
+                return Ok(());
+            }
+            if op == "read" && !direct {
+                drop_cache(&file);
+            }
+            points.push(point(
+                &file,
+                op,
+                random,
+                block,
+                depth,
+                self.file_size,
+                self.point_secs,
+            )?);
+            Ok(())
+        };
         for random in [false, true] {
             for &block in &self.blocks {
                 for &depth in &self.depths {
-                    if block * depth as u64 > budget || block > self.file_size {
-                        continue;
-                    }
-                    if !direct {
-                        drop_cache(&file);
-                    }
-                    points.push(point(
-                        &file,
-                        "read",
-                        random,
-                        block,
-                        depth,
-                        self.file_size,
-                        self.point_secs,
-                    )?);
+                    measure("read", random, block, depth)?;
                 }
             }
         }
@@ -125,21 +130,10 @@ impl DeviceProbe {
             } else {
                 self.depths.clone()
             };
-            for (random, blocks) in [(false, vec![MIB, 16 * MIB]), (true, wblocks.clone())] {
-                for &block in blocks.iter().filter(|b| wblocks.contains(b) || !random) {
+            for (random, blocks) in [(false, vec![MIB, 16 * MIB]), (true, wblocks)] {
+                for &block in &blocks {
                     for &depth in &wdepths {
-                        if block * depth as u64 > budget || block > self.file_size {
-                            continue;
-                        }
-                        points.push(point(
-                            &file,
-                            "write",
-                            random,
-                            block,
-                            depth,
-                            self.file_size,
-                            self.point_secs,
-                        )?);
+                        measure("write", random, block, depth)?;
                     }
                 }
             }
