@@ -365,6 +365,36 @@ impl BlockCache {
         Ok(data)
     }
 
+    /// Block `index` of `object` (as [`BlockCache::get_block`]) and, when the block is on
+    /// the NVMe tier, the path of its block file once it is written, so that another process
+    /// can read it without copying it through this one (it verifies the file with
+    /// [`crate::block_file::read`]). No path without an NVMe tier, or when the tier did not
+    /// store the block (disk full, or the eviction policy declined it).
+    pub async fn get_block_file(
+        &self,
+        source: &dyn BlockSource,
+        object: &ObjectVersion,
+        index: u64,
+        why: Why,
+    ) -> Result<(Bytes, Option<std::path::PathBuf>), CacheError> {
+        let data = self.get_block(source, object, index, why).await?;
+        let Some(n) = &self.nvme else {
+            return Ok((data, None));
+        };
+        let id = object.block(index);
+        // The block file is written behind the fetch; wait for it to be renamed into place.
+        while self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let path = n.path_of(id);
+        Ok((data, path.exists().then_some(path)))
+    }
+
     /// Waits until every block fetched so far is written to the NVMe tier. Call it before a
     /// process exits if later processes should find the blocks.
     pub async fn flush(&self) {

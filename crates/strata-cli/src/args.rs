@@ -40,6 +40,10 @@ pub struct GlobalArgs {
     /// Default for warm and cache: $STRATA_CACHE_DIR, else ~/.cache/strata.
     #[arg(long, global = true, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// Read through the node's daemon (`strata serve`) at this address: http://HOST:PORT or
+    /// unix:/path (cat, stat). Default: $STRATA_DAEMON. The token, if any, from $STRATA_TOKEN.
+    #[arg(long, global = true, value_name = "ADDR", env = "STRATA_DAEMON")]
+    pub daemon: Option<String>,
     /// Print machine-readable JSON on standard output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -91,6 +95,9 @@ pub enum Command {
     /// throughput against object size and concurrency). Table, JSON (--json or --out) and
     /// an SVG plot; the JSON feeds `strata plan --calibrate`.
     Probe(ProbeArgs),
+    /// Run the node daemon: one cache per node for every process on it, an S3-compatible read
+    /// endpoint, Prometheus /metrics, the dashboard and the workbench (http://127.0.0.1:7420).
+    Serve(ServeArgs),
     /// Run a short tour of Strata on local directories (no servers to start).
     Demo(DemoArgs),
     /// Start a throwaway S3 server on 127.0.0.1 (files in a temporary directory), optionally
@@ -713,4 +720,22 @@ pub struct DatasetReadArgs {
     /// WebDataset reading: no shuffle, no ranks).
     #[arg(long)]
     pub stream: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TCP address. Default: 127.0.0.1:7420 (or daemon.listen, $STRATA_LISTEN). Any address
+    /// that is not loopback requires a token ($STRATA_TOKEN or daemon.token_file).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Also serve on this Unix socket (or daemon.socket, $STRATA_SOCKET).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// A bucket of the S3-compatible endpoint: NAME=URL (repeatable), for example
+    /// train=s3://my-bucket/datasets/imagenet.
+    #[arg(long = "bucket", value_name = "NAME=URL")]
+    pub buckets: Vec<String>,
+    /// Print the effective settings (secrets shown only as set or not) and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }

@@ -99,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Models(c) => commands::models::run(c, &settings).await,
                 Command::Plan(c) => commands::plan::run(c, &settings).await,
                 Command::Probe(a) => commands::plan::probe(a, &settings).await,
+                Command::Serve(a) => commands::serve::run(a, &settings).await,
                 Command::Bench(_) => unreachable!("handled above"),
             }
         };
@@ -184,6 +185,31 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                     _ => None,
                 })
         });
+    if let Some(d) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<strata_daemon::client::ClientError>())
+    {
+        use strata_daemon::client::ClientError as D;
+        return match d {
+            D::Connect { .. } | D::Http { .. } => 5,
+            D::Address { .. } => 6,
+            D::Status { status, .. } => match status.as_u16() {
+                404 => 3,
+                401 | 403 => 4,
+                412 => 7,
+                400 | 416 => 6,
+                _ => 5,
+            },
+            _ => 1,
+        };
+    }
+    if let Some(c) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<strata_daemon::ConfigError>())
+    {
+        let _ = c;
+        return 6;
+    }
     let Some(store) = store else {
         return 1;
     };

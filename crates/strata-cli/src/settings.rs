@@ -15,6 +15,8 @@ pub struct Settings {
     pub progress: bool,
     /// `--cache` was given: cp and cat read through the cache.
     pub read_through: bool,
+    /// `--daemon` (or $STRATA_DAEMON): cat and stat read through the node's daemon.
+    pub daemon: Option<String>,
 }
 
 impl Settings {
@@ -26,6 +28,18 @@ impl Settings {
         }
         strata_cache::BlockCache::open(&cfg)
             .with_context(|| format!("cache {}", self.store.cache.dir.display()))
+    }
+
+    /// The client of the daemon `--daemon` names, if any.
+    pub fn daemon_client(&self) -> Result<Option<strata_daemon::DaemonClient>> {
+        let token = std::env::var("STRATA_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(strata_store::config::Secret::new);
+        self.daemon
+            .as_deref()
+            .map(|a| strata_daemon::DaemonClient::new(a, token).map_err(anyhow::Error::new))
+            .transpose()
     }
 
     /// Merges defaults < config file < environment < flags, and validates once.
@@ -45,6 +59,7 @@ impl Settings {
             json: g.json,
             progress: !g.json && !g.quiet && std::io::stderr().is_terminal(),
             read_through: g.cache.is_some(),
+            daemon: g.daemon.clone().filter(|d| !d.is_empty()),
         })
     }
 }

@@ -16,6 +16,7 @@
 //! - [`recommend`]: local-first or cloud-native, with reasons.
 //! - [`machine`]: the plan for the machine Strata runs on (`strata demo` ends with it).
 //! - [`personas`]: the four crises of the workbench, with numbers and answers.
+//! - [`overrides`]: knobs over a scenario (`strata plan`'s flags, the workbench's sliders).
 //! - [`plan`]: all of it for one scenario, as one serializable report.
 //! - [`svg`] and [`plots`]: the Sankey, IOPS versus throughput, Young–Daly, waterfall and
 //!   saturation plots, as standalone SVG.
@@ -31,6 +32,7 @@ pub mod checkpoint;
 pub mod cost;
 pub mod interval;
 pub mod machine;
+pub mod overrides;
 pub mod personas;
 pub mod pipeline;
 pub mod plan;
@@ -44,5 +46,6 @@ pub mod svg;
 pub mod tier;
 pub mod units;
 
+pub use overrides::Overrides;
 pub use plan::{Plan, plan};
 pub use scenario::{Scenario, ScenarioError};

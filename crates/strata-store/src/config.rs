@@ -108,6 +108,8 @@ pub struct ConfigLayer {
     pub limits: LimitsLayer,
     pub cache: CacheLayer,
     pub ckpt: CkptLayer,
+    /// The node daemon (`strata serve`), kept as given: `strata-daemon` validates it.
+    pub daemon: Option<toml::Table>,
 }
 
 /// The checkpoint engine (`strata-ckpt`), which validates these and documents each default
@@ -335,6 +337,11 @@ impl ConfigLayer {
             }
         );
         self.ckpt = self.ckpt.overlay(&high.ckpt);
+        if let Some(d) = &high.daemon {
+            let mut merged = self.daemon.take().unwrap_or_default();
+            merged.extend(d.clone());
+            self.daemon = Some(merged);
+        }
         self
     }
 
@@ -411,6 +418,8 @@ pub struct StoreConfig {
     pub cache: CacheSettings,
     /// The `[ckpt]` section as merged; `strata-ckpt` validates it.
     pub ckpt: CkptLayer,
+    /// The `[daemon]` section as given; `strata-daemon` validates it.
+    pub daemon: toml::Table,
 }
 
 /// Validated cache settings; `strata-cache` builds its configuration from them.
@@ -772,6 +781,7 @@ impl StoreConfig {
             retry,
             limits,
             ckpt: l.ckpt.clone(),
+            daemon: l.daemon.clone().unwrap_or_default(),
         })
     }
 }

@@ -9,6 +9,9 @@ use crate::settings::Settings;
 
 pub async fn cat(args: &UrlArg, s: &Settings) -> Result<()> {
     let url = StoreUrl::parse(&args.url)?;
+    if let Some(d) = s.daemon_client()? {
+        return cat_through_daemon(&d, &url).await;
+    }
     let store = Store::open(&url, &s.store)?;
     let mut out = tokio::io::stdout();
     if s.read_through && url.local_path().is_none() {
@@ -31,6 +34,20 @@ pub async fn cat(args: &UrlArg, s: &Settings) -> Result<()> {
 
 pub async fn stat(args: &UrlArg, s: &Settings) -> Result<()> {
     let url = StoreUrl::parse(&args.url)?;
+    if let Some(d) = s.daemon_client()? {
+        let (size, etag) = d.stat(&url.to_string()).await?;
+        if s.json {
+            output::json(&serde_json::json!({"url": url.to_string(), "size": size, "e_tag": etag}));
+        } else {
+            println!("url:           {url}");
+            println!(
+                "size:          {size} ({})",
+                strata_store::size::format_size(size)
+            );
+            println!("etag:          {etag}");
+        }
+        return Ok(());
+    }
     let store = Store::open(&url, &s.store)?;
     let info = store.head(url.key()).await?;
     if s.json {
@@ -76,5 +93,27 @@ async fn cat_through_cache(
     }
     out.flush().await?;
     cache.flush().await;
+    Ok(())
+}
+
+/// `cat --daemon ADDR`: the object through the node's daemon, block by block, each block
+/// pinned to the version the daemon saw first (a change mid-read fails, never mixes).
+async fn cat_through_daemon(d: &strata_daemon::DaemonClient, url: &StoreUrl) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let u = url.to_string();
+    let (size, etag) = d.stat(&u).await?;
+    let mut out = tokio::io::stdout();
+    const PIECE: u64 = 8 << 20;
+    let mut at = 0;
+    while at < size {
+        let end = (at + PIECE).min(size);
+        let piece = d.read_pinned(&u, &etag, size, at..end, false).await?;
+        match out.write_all(&piece).await {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other?,
+        }
+        at = end;
+    }
+    out.flush().await?;
     Ok(())
 }

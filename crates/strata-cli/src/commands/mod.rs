@@ -11,4 +11,5 @@ pub mod ls;
 pub mod models;
 pub mod plan;
 pub mod rm;
+pub mod serve;
 pub mod test_server;

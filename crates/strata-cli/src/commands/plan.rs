@@ -7,7 +7,6 @@ use strata_plan::probe::device::DeviceProbe;
 use strata_plan::probe::object::ObjectProbe;
 use strata_plan::probe::{ProbeKind, ProbeReport};
 use strata_plan::scenario::{Scenario, TierKind};
-use strata_plan::sizing::Knobs;
 use strata_plan::units;
 use strata_store::duration::parse_duration;
 use strata_store::size::parse_size;
@@ -139,65 +138,17 @@ fn calibrate(s: &mut Scenario, arg: &str) -> Result<()> {
 }
 
 fn apply_overrides(s: &mut Scenario, a: &PlanArgs) -> Result<()> {
-    let rate = |flag: &str, v: &Option<String>| -> Result<Option<f64>> {
-        v.as_deref()
-            .map(|t| units::parse_rate(t).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
-            .transpose()
+    let o = strata_plan::Overrides {
+        nodes: a.nodes,
+        epochs: a.epochs,
+        download: a.download.clone(),
+        nvme_bandwidth: a.nvme_bandwidth.clone(),
+        buffer: a.buffer.clone(),
+        cache_size: a.cache_size.clone(),
+        ..Default::default()
     };
-    let size = |flag: &str, v: &Option<String>| -> Result<Option<f64>> {
-        v.as_deref()
-            .map(|t| {
-                parse_size(t)
-                    .map(|b| b as f64)
-                    .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
-            })
-            .transpose()
-    };
-    let knobs = Knobs {
-        download: rate("download", &a.download)?,
-        nvme_bandwidth: rate("nvme-bandwidth", &a.nvme_bandwidth)?,
-        buffer: size("buffer", &a.buffer)?,
-        cache: size("cache-size", &a.cache_size)?,
-    };
-    for (flag, v) in [
-        ("download", knobs.download),
-        ("nvme-bandwidth", knobs.nvme_bandwidth),
-        ("buffer", knobs.buffer),
-    ] {
-        if v.is_some_and(|v| v <= 0.0) {
-            bail!("--{flag}: must be > 0");
-        }
-    }
-    if knobs.download.is_some() && s.source().is_none() {
-        bail!("--download: the scenario has no source tier");
-    }
-    if knobs.nvme_bandwidth.is_some() && s.tier(TierKind::Nvme).is_none() {
-        bail!("--nvme-bandwidth: the scenario has no NVMe tier");
-    }
-    if knobs.cache.is_some_and(|c| c > 0.0) && s.tier(TierKind::Nvme).is_none() {
-        bail!("--cache-size: the scenario has no NVMe tier");
-    }
-    *s = knobs.apply(s);
-    if let Some(n) = a.nodes {
-        if n == 0 {
-            bail!("--nodes: must be ≥ 1");
-        }
-        let acc = s
-            .accelerators
-            .as_mut()
-            .context("--nodes: the scenario has no [accelerators]")?;
-        acc.nodes = n;
-    }
-    if let Some(e) = a.epochs {
-        if e == 0 {
-            bail!("--epochs: must be ≥ 1");
-        }
-        s.dataset
-            .as_mut()
-            .context("--epochs: the scenario has no [dataset]")?
-            .epochs = e;
-    }
-    Ok(())
+    o.apply(s)
+        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.message))
 }
 
 fn persona(key: &str, a: &PlanArgs, s: &Settings) -> Result<()> {

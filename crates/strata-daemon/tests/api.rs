@@ -1,0 +1,534 @@
+//! Every endpoint of the daemon, against the in-process S3 server behind the link emulator.
+
+mod common;
+
+use common::{Options, Rig, raw};
+use strata_cache::{BlockCache, CacheConfig, ObjectVersion};
+use strata_daemon::DaemonSource;
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn healthz_and_metrics() {
+    let rig = Rig::start(Options::default()).await;
+    let (st, _, body) = raw(&rig.base, "GET", "/healthz", &[], b"").await;
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    let data = rig.put("m.bin", 1, 3 << 20).await;
+    let got = rig.client().read(&rig.url("m.bin"), None).await.unwrap();
+    assert_eq!(got, data);
+    let (st, h, body) = raw(&rig.base, "GET", "/metrics", &[], b"").await;
+    assert_eq!(st, 200);
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    for series in [
+        "strata_tier_hits_total{tier=\"dram\"}",
+        "strata_tier_hit_ratio{tier=\"nvme\"}",
+        "strata_upstream_fetched_bytes_total",
+        "strata_daemon_request_seconds_bucket",
+        "strata_prefetch_queue",
+        "strata_response_memory_bytes",
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
+    let fetched: f64 = text
+        .lines()
+        .find(|l| l.starts_with("strata_upstream_fetched_bytes_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("fetched bytes");
+    assert!(fetched >= data.len() as f64, "{fetched}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_api_reads_byte_exact_and_hands_over_block_files() {
+    let rig = Rig::start(Options::default()).await;
+    let data = rig.put("obj.bin", 2, 5 * (1 << 20) + 12345).await;
+    let c = rig.client();
+    let url = rig.url("obj.bin");
+    let (size, etag) = c.stat(&url).await.unwrap();
+    assert_eq!(size, data.len() as u64);
+    assert!(!etag.is_empty());
+    // Ranges through the socket.
+    let no_handoff = c.clone().without_handoff();
+    for r in [0..1, 100..(3 << 20) + 7, (1 << 20)..(2 << 20), 0..size] {
+        let got = no_handoff
+            .read_pinned(&url, &etag, size, r.clone(), false)
+            .await
+            .unwrap();
+        assert_eq!(got, data.slice(r.start as usize..r.end as usize), "{r:?}");
+    }
+    // Through the block files (handoff): the same bytes.
+    let got = c
+        .read_pinned(&url, &etag, size, 77..size - 3, false)
+        .await
+        .unwrap();
+    assert_eq!(got, data.slice(77..data.len() - 3));
+    let (st, _, body) = raw(
+        &rig.base,
+        "GET",
+        &format!(
+            "/v1/blocks?url={}&etag={}&size={size}&start=0&end={size}",
+            urlenc(&url),
+            urlenc(&etag)
+        ),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["complete"], true);
+    let pieces = v["pieces"].as_array().unwrap();
+    assert_eq!(pieces.len(), 6);
+    for p in pieces {
+        let path = std::path::Path::new(p["path"].as_str().unwrap());
+        assert!(path.starts_with(rig.cache_dir.path()), "{}", path.display());
+    }
+    // A listing.
+    let objects = c.list(&rig.url("")).await.unwrap();
+    assert!(
+        objects
+            .iter()
+            .any(|(k, s)| k == "data/obj.bin" && *s == size)
+    );
+    // Errors name the object.
+    let e = c.stat(&rig.url("missing")).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(404));
+    assert!(e.to_string().contains("missing"), "{e}");
+    let (st, _, body) = raw(&rig.base, "GET", "/v1/object", &[], b"").await;
+    assert_eq!(st, 400);
+    assert!(String::from_utf8_lossy(&body).contains("url"));
+}
+
+fn urlenc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_block_is_fetched_once_per_node_however_many_clients_read_it() {
+    let rig = Rig::start(Options::default()).await;
+    let data = rig.put("shared.bin", 3, 8 << 20).await;
+    let url = rig.url("shared.bin");
+    let before = rig.emu.stats().bytes_down;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        // Each "process" has its own DRAM-only cache over the daemon.
+        let src = DaemonSource {
+            client: rig.client(),
+        };
+        let url = url.clone();
+        let data = data.clone();
+        tasks.push(tokio::spawn(async move {
+            let (size, etag) = src.client.stat(&url).await.unwrap();
+            let cache = BlockCache::open(&CacheConfig {
+                block_size: 1 << 20,
+                dram_bytes: 32 << 20,
+                nvme: None,
+                read_concurrency: 4,
+            })
+            .unwrap();
+            let (root, key) = url.split_at(url.find("/data/").unwrap());
+            let obj = ObjectVersion::new(root, &key[1..], &etag, size);
+            let got = cache.read(&src, &obj, 0..size).await.unwrap();
+            assert_eq!(got, data);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let moved = rig.emu.stats().bytes_down - before;
+    assert!(
+        moved >= data.len() as u64 && moved < data.len() as u64 + (64 << 10),
+        "the link moved {moved} bytes for one object of {}",
+        data.len()
+    );
+    assert_eq!(rig.node().cache.stats().fetched_bytes, data.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_changed_object_is_never_served_from_old_blocks() {
+    let rig = Rig::start(Options::default()).await;
+    let old = rig.put("v.bin", 4, 2 << 20).await;
+    let c = rig.client().without_handoff();
+    let url = rig.url("v.bin");
+    let (size, etag) = c.stat(&url).await.unwrap();
+    // Only the first block of the old version is cached.
+    let first = c
+        .read_pinned(&url, &etag, size, 0..1000, false)
+        .await
+        .unwrap();
+    assert_eq!(first, old.slice(0..1000));
+    let new = rig.put("v.bin", 5, 2 << 20).await;
+    // The second block of the old version is no longer in the store: the read fails with
+    // 412 rather than returning the new version's bytes.
+    let e = c
+        .read_pinned(&url, &etag, size, (1 << 20) + 5..size, false)
+        .await
+        .expect_err("a block of a replaced version");
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(412), "{e}");
+    // After the metadata TTL, a plain read sees the new version whole.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(c.read(&url, None).await.unwrap(), new);
+    let (_, etag2) = c.stat(&url).await.unwrap();
+    assert_ne!(etag, etag2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_endpoint() {
+    let rig = Rig::start(Options::default()).await;
+    let data = rig.put("a/one.bin", 6, 3 << 20).await;
+    rig.put("a/two.bin", 7, 10).await;
+    rig.put("b/three.bin", 8, 10).await;
+    let (st, h, body) = raw(&rig.base, "GET", "/train/a/one.bin", &[], b"").await;
+    assert_eq!(st, 200);
+    assert_eq!(body, data);
+    assert_eq!(h["content-length"], data.len().to_string().as_str());
+    assert!(h.contains_key("etag") && h.contains_key("last-modified"));
+    let (st, h, body) = raw(
+        &rig.base,
+        "GET",
+        "/train/a/one.bin",
+        &[("range", "bytes=100-199")],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 206);
+    assert_eq!(body, data.slice(100..200));
+    assert_eq!(
+        h["content-range"],
+        format!("bytes 100-199/{}", data.len()).as_str()
+    );
+    let (st, h, body) = raw(&rig.base, "HEAD", "/train/a/one.bin", &[], b"").await;
+    assert_eq!(st, 200);
+    assert!(body.is_empty());
+    assert_eq!(h["content-length"], data.len().to_string().as_str());
+    let (st, _, body) = raw(
+        &rig.base,
+        "GET",
+        "/train/a/one.bin",
+        &[("range", "bytes=99999999-")],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 416);
+    assert!(String::from_utf8_lossy(&body).contains("<Code>InvalidRange</Code>"));
+    let (st, _, body) = raw(&rig.base, "GET", "/train/a/nope", &[], b"").await;
+    assert_eq!(st, 404);
+    assert!(String::from_utf8_lossy(&body).contains("<Code>NoSuchKey</Code>"));
+    let (st, _, body) = raw(&rig.base, "GET", "/elsewhere/x", &[], b"").await;
+    assert_eq!(st, 404);
+    assert!(String::from_utf8_lossy(&body).contains("NoSuchBucket"));
+    let (st, _, _) = raw(&rig.base, "PUT", "/train/a/new", &[], b"x").await;
+    assert_eq!(st, 403, "the endpoint is read-only");
+    let (st, _, body) = raw(&rig.base, "GET", "/train/../../etc/passwd", &[], b"").await;
+    assert!(st == 400 || st == 404, "{st}");
+    assert!(!String::from_utf8_lossy(&body).contains("root:"));
+    let (st, _, body) = raw(&rig.base, "GET", "/train/a/%2E%2E/%2E%2E/x", &[], b"").await;
+    assert_eq!(st, 400, "{}", String::from_utf8_lossy(&body));
+    // ListObjectsV2: delimiter, prefix, pages.
+    let (st, _, body) = raw(&rig.base, "GET", "/train?list-type=2&delimiter=/", &[], b"").await;
+    assert_eq!(st, 200);
+    let x = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        x.contains("<CommonPrefixes><Prefix>a/</Prefix></CommonPrefixes>"),
+        "{x}"
+    );
+    assert!(
+        x.contains("<CommonPrefixes><Prefix>b/</Prefix></CommonPrefixes>"),
+        "{x}"
+    );
+    let (_, _, body) = raw(
+        &rig.base,
+        "GET",
+        "/train?list-type=2&prefix=a/&max-keys=1",
+        &[],
+        b"",
+    )
+    .await;
+    let x = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        x.contains("<Key>a/one.bin</Key>") && x.contains("<IsTruncated>true</IsTruncated>"),
+        "{x}"
+    );
+    assert!(
+        x.contains("<NextContinuationToken>a/one.bin</NextContinuationToken>"),
+        "{x}"
+    );
+    let (_, _, body) = raw(
+        &rig.base,
+        "GET",
+        "/train?list-type=2&prefix=a/&continuation-token=a/one.bin",
+        &[],
+        b"",
+    )
+    .await;
+    let x = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        x.contains("<Key>a/two.bin</Key>") && x.contains("<IsTruncated>false</IsTruncated>"),
+        "{x}"
+    );
+    // ListBuckets for a signed request to /.
+    let (st, _, body) = raw(
+        &rig.base,
+        "GET",
+        "/",
+        &[("x-amz-date", "20261123T000000Z")],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&body).contains("<Name>train</Name>"));
+    // A browser at / goes to the dashboard.
+    let (st, h, _) = raw(&rig.base, "GET", "/", &[], b"").await;
+    assert_eq!(st, 302);
+    assert_eq!(h["location"], "/dashboard");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_is_required_on_every_request_when_set() {
+    let rig = Rig::start(Options {
+        token: Some(TOKEN.into()),
+        ..Default::default()
+    })
+    .await;
+    rig.put("t.bin", 9, 1000).await;
+    let sig = format!(
+        "AWS4-HMAC-SHA256 Credential={TOKEN}/20261123/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00"
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    for path in [
+        "/healthz",
+        "/metrics",
+        "/api/stats",
+        "/dashboard",
+        "/workbench",
+        "/train/t.bin",
+        "/v1/stat?url=s3%3A%2F%2Fstrata-test%2Fdata%2Ft.bin",
+    ] {
+        let (st, _, body) = raw(&rig.base, "GET", path, &[], b"").await;
+        assert_eq!(
+            st,
+            401,
+            "{path} without a token: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(!String::from_utf8_lossy(&body).contains(TOKEN));
+        let (st, _, _) = raw(
+            &rig.base,
+            "GET",
+            path,
+            &[("authorization", "Bearer wrong-token-0123456789")],
+            b"",
+        )
+        .await;
+        assert_eq!(st, 401, "{path} with a wrong token");
+        let (st, _, _) = raw(&rig.base, "GET", path, &[("authorization", &bearer)], b"").await;
+        assert_eq!(st, 200, "{path} with the token");
+    }
+    let (st, _, _) = raw(
+        &rig.base,
+        "GET",
+        "/train/t.bin",
+        &[("authorization", &sig)],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 200, "an S3 client with the token as its access key");
+    let (st, _, _) = raw(&rig.base, "POST", "/api/jobs/x", &[], b"{}").await;
+    assert_eq!(st, 401);
+    // The client sends the token.
+    let c =
+        strata_daemon::DaemonClient::new(&rig.base, Some(strata_store::config::Secret::new(TOKEN)))
+            .unwrap();
+    assert!(c.stat(&rig.url("t.bin")).await.is_ok());
+    let e = rig.client().stat(&rig.url("t.bin")).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(401));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cross_origin_and_foreign_hosts_are_refused() {
+    let rig = Rig::start(Options::default()).await;
+    let (st, h, _) = raw(
+        &rig.base,
+        "GET",
+        "/api/stats",
+        &[("origin", "http://evil.example")],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert!(!h.contains_key("access-control-allow-origin"));
+    let (st, _, _) = raw(
+        &rig.base,
+        "POST",
+        "/api/plan",
+        &[("sec-fetch-site", "cross-site")],
+        b"{}",
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _, _) = raw(
+        &rig.base,
+        "GET",
+        "/api/stats",
+        &[("host", "rebound.example:7420")],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        st, 403,
+        "DNS rebinding: a foreign Host on a loopback daemon"
+    );
+    let origin = rig.base.clone();
+    let (st, _, _) = raw(&rig.base, "GET", "/api/stats", &[("origin", &origin)], b"").await;
+    assert_eq!(st, 200, "the daemon's own pages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pages_and_the_planner_api() {
+    let rig = Rig::start(Options::default()).await;
+    for (path, needle) in [
+        ("/dashboard", "id=\"sankey\""),
+        ("/workbench", "id=\"persona\""),
+        ("/static/workbench.js", "/api/plan"),
+        ("/static/dashboard.js", "/api/stats"),
+        ("/static/strata.css", "--accent"),
+    ] {
+        let (st, h, body) = raw(&rig.base, "GET", path, &[], b"").await;
+        assert_eq!(st, 200, "{path}");
+        assert!(String::from_utf8_lossy(&body).contains(needle), "{path}");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'self'")
+        );
+    }
+    let (st, _, _) = raw(&rig.base, "GET", "/static/nope.js", &[], b"").await;
+    assert_eq!(st, 404);
+    // The default scenario's plan, then with a slider moved.
+    let (st, _, body) = raw(&rig.base, "POST", "/api/plan", &[], b"{}").await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let u0 = v["plan"]["pipeline"]["utilization"].as_f64().unwrap();
+    for plot in ["sankey", "waterfall", "saturation", "young-daly"] {
+        assert!(
+            v["svgs"][plot].as_str().unwrap().starts_with("<svg"),
+            "{plot}"
+        );
+    }
+    let req = serde_json::json!({"overrides": {"download": "0.5 Gbps"}});
+    let (st, _, body) = raw(
+        &rig.base,
+        "POST",
+        "/api/plan",
+        &[],
+        req.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let u1 = v["plan"]["pipeline"]["utilization"].as_f64().unwrap();
+    assert!(
+        u1 < u0 * 0.5,
+        "less download bandwidth, less utilization: {u0} → {u1}"
+    );
+    // Bad knobs and scenarios name the field.
+    let req = serde_json::json!({"overrides": {"buffer": "lots"}});
+    let (st, _, body) = raw(
+        &rig.base,
+        "POST",
+        "/api/plan",
+        &[],
+        req.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(String::from_utf8_lossy(&body).contains("buffer"));
+    let req = serde_json::json!({"scenario": "[dataset]\nsize = \"-1 GB\"\n"});
+    let (st, _, body) = raw(
+        &rig.base,
+        "POST",
+        "/api/plan",
+        &[],
+        req.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("dataset"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let big = vec![b' '; 2 << 20];
+    let (st, _, _) = raw(&rig.base, "POST", "/api/plan", &[], &big).await;
+    assert_eq!(st, 413);
+    // Personas.
+    for name in strata_plan::personas::NAMES {
+        let (st, _, body) = raw(&rig.base, "GET", &format!("/api/personas/{name}"), &[], b"").await;
+        assert_eq!(st, 200, "{name}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            !v["persona"]["answer"].as_array().unwrap().is_empty(),
+            "{name}"
+        );
+    }
+    let (st, _, _) = raw(&rig.base, "GET", "/api/personas/nobody", &[], b"").await;
+    assert_eq!(st, 404);
+    let (st, _, body) = raw(&rig.base, "GET", "/api/scenario", &[], b"").await;
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&body).contains("[accelerators]"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_report_and_show_on_stats_and_metrics() {
+    let rig = Rig::start(Options::default()).await;
+    let r = serde_json::json!({"kind": "train", "wait_secs": 1.5, "compute_secs": 8.5, "drain_done": 10, "drain_total": 40});
+    let (st, _, _) = raw(
+        &rig.base,
+        "POST",
+        "/api/jobs/resnet-rank0",
+        &[],
+        r.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, _, body) = raw(&rig.base, "GET", "/api/stats", &[], b"").await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["jobs"][0]["name"], "resnet-rank0");
+    assert_eq!(v["jobs"][0]["report"]["wait_secs"], 1.5);
+    let (_, _, body) = raw(&rig.base, "GET", "/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("strata_ckpt_drain_total_bytes{job=\"resnet-rank0\"} 40"),
+        "{text}"
+    );
+    for (name, body) in [
+        ("bad name!", "{}"),
+        ("ok", "{\"wait_secs\": -1}"),
+        ("ok", "{\"drain_done\": 5, \"drain_total\": 1}"),
+        ("ok", "{\"unknown\": 1}"),
+        ("ok", "not json"),
+    ] {
+        let path = format!("/api/jobs/{}", urlenc(name));
+        let (st, _, _) = raw(&rig.base, "POST", &path, &[], body.as_bytes()).await;
+        assert_eq!(st, 400, "{name} {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_probe_runs_on_the_cache_directory() {
+    let rig = Rig::start(Options::default()).await;
+    let (st, _, body) = raw(&rig.base, "POST", "/api/probe", &[], b"{}").await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["svg"].as_str().unwrap().starts_with("<svg"));
+    assert!(!v["report"]["points"].as_array().unwrap().is_empty(), "{v}");
+}

@@ -1,0 +1,154 @@
+//! A daemon in the test process, in front of the in-process S3 server behind the link
+//! emulator, with a few objects of known content.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_daemon::{DaemonClient, DaemonConfig, DaemonFlags, Node, Server};
+use strata_store::{StoreConfig, StoreUrl};
+use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server};
+
+pub struct Rig {
+    pub s3: S3Server,
+    pub emu: LinkEmulator,
+    pub store: strata_store::Store,
+    pub server: Server,
+    pub cache_dir: tempfile::TempDir,
+    pub base: String,
+}
+
+/// Bytes that differ at every offset, so a misplaced range shows.
+pub fn content(seed: u64, len: usize) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+pub struct Options {
+    pub token: Option<String>,
+    pub listen: Option<String>,
+    pub dram: u64,
+    pub block_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            token: None,
+            listen: None,
+            dram: 64 << 20,
+            block_size: 1 << 20,
+        }
+    }
+}
+
+impl Rig {
+    pub async fn start(o: Options) -> Self {
+        let s3 = S3Server::start();
+        let mut p = LinkProfile::local();
+        p.first_byte_latency = std::time::Duration::from_millis(2);
+        let emu = LinkEmulator::start(s3.addr(), p);
+        let cache_dir = tempfile::tempdir().expect("tmp");
+        let mut layer = s3.config_layer_through(&emu);
+        layer.cache.dir = Some(cache_dir.path().join("cache").display().to_string());
+        layer.cache.dram_size = Some(strata_store::config::SizeValue::Bytes(o.dram));
+        layer.cache.block_size = Some(strata_store::config::SizeValue::Bytes(o.block_size));
+        let cfg = StoreConfig::from_layer(&layer).expect("config");
+        let store = strata_store::Store::open(&s3.url(""), &cfg).expect("store");
+        let env: Vec<(String, String)> = o
+            .token
+            .iter()
+            .map(|t| ("STRATA_TOKEN".to_string(), t.clone()))
+            .collect();
+        let flags = DaemonFlags {
+            listen: Some(o.listen.unwrap_or_else(|| "127.0.0.1:0".into())),
+            socket: None,
+            buckets: vec![format!("train=s3://{}/data", s3.bucket())],
+        };
+        let dc = DaemonConfig::resolve(
+            cfg,
+            &|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            &flags,
+        )
+        .expect("daemon config");
+        let node = Node::open(dc).expect("node");
+        let server = Server::start(node).await.expect("server");
+        let base = format!("http://{}", server.addr);
+        Self {
+            s3,
+            emu,
+            store,
+            server,
+            cache_dir,
+            base,
+        }
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.server.node
+    }
+
+    /// Puts `len` bytes of `content(seed)` at `data/KEY`; returns them.
+    pub async fn put(&self, key: &str, seed: u64, len: usize) -> Bytes {
+        let b = content(seed, len);
+        self.store
+            .put(&format!("data/{key}"), b.clone())
+            .await
+            .expect("put");
+        b
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        format!("s3://{}/data/{key}", self.s3.bucket())
+    }
+
+    pub fn store_url(&self, key: &str) -> StoreUrl {
+        StoreUrl::parse(&self.url(key)).expect("url")
+    }
+
+    pub fn client(&self) -> DaemonClient {
+        DaemonClient::new(&self.base, None).expect("client")
+    }
+}
+
+/// A raw HTTP request to the daemon: (status, headers, body).
+pub async fn raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, http::HeaderMap, Bytes) {
+    use http_body_util::{BodyExt, Full};
+    let hostport = base.trim_start_matches("http://").to_string();
+    let s = tokio::net::TcpStream::connect(&hostport)
+        .await
+        .expect("connect");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut b = http::Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        b = b.header("host", &hostport);
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    let resp = send.send_request(req).await.expect("response");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    (parts.status.as_u16(), parts.headers, body)
+}
