@@ -128,9 +128,11 @@ impl SampleReader {
 /// Opens a reader: the dataset at `url` (a manifest written by `strata pack` or
 /// `strata index`), plan (`seed`, `epoch`, `shuffle` = "window" | "global" | "sequential",
 /// `window`), this reader's place (`ranks`, `rank`, `workers`, `worker`), the positions
-/// already consumed, and a cache directory to read shards through (None: direct reads).
+/// already consumed, and a cache directory to read shards through (None: direct reads), or
+/// the address of the node's daemon to read shards through (a DRAM cache in this process
+/// over the node's cache in the daemon).
 #[pyfunction]
-#[pyo3(signature = (url, *, seed=0, epoch=0, shuffle="window", window=1024, ranks=1, rank=0, workers=1, worker=0, consumed=0, drop_last=false, cache_dir=None))]
+#[pyo3(signature = (url, *, seed=0, epoch=0, shuffle="window", window=1024, ranks=1, rank=0, workers=1, worker=0, consumed=0, drop_last=false, cache_dir=None, daemon=None))]
 #[allow(clippy::too_many_arguments)]
 fn open_reader(
     py: Python<'_>,
@@ -146,6 +148,7 @@ fn open_reader(
     consumed: u64,
     drop_last: bool,
     cache_dir: Option<&str>,
+    daemon: Option<&str>,
 ) -> PyResult<SampleReader> {
     use strata_dataset::ShuffleMode;
     let mode = match shuffle {
@@ -162,10 +165,20 @@ fn open_reader(
     let loc = location(url, &cfg)?;
     let world = world(ranks, rank, workers, worker)?;
     let use_cache = cache_dir.is_some();
+    let client = daemon.map(daemon_client).transpose()?;
     py.detach(move || {
         rt().block_on(async move {
             let ds = Arc::new(Dataset::open(loc).await.map_err(err)?);
-            let cache = if use_cache {
+            let cache = if client.is_some() {
+                // The node's cache is the daemon's; this process keeps what it reads next.
+                let c = strata_cache::CacheConfig {
+                    block_size: cfg.cache.block_size,
+                    dram_bytes: cfg.cache.dram_size.min(512 << 20),
+                    nvme: None,
+                    read_concurrency: 16,
+                };
+                Some(Arc::new(strata_cache::BlockCache::open(&c).map_err(err)?))
+            } else if use_cache {
                 let c = strata_cache::CacheConfig::from_settings(&cfg.cache, true);
                 Some(Arc::new(strata_cache::BlockCache::open(&c).map_err(err)?))
             } else {
@@ -188,7 +201,11 @@ fn open_reader(
                 consumed,
                 ..Default::default()
             };
-            let reader = Arc::new(Reader::new(ds, cache, rc).await.map_err(err)?);
+            let mut reader = Reader::new(ds, cache, rc).await.map_err(err)?;
+            if let Some(client) = client {
+                reader = reader.with_source(Arc::new(strata_daemon::DaemonSource { client }));
+            }
+            let reader = Arc::new(reader);
             let samples = reader.partition().len();
             let stream = reader.stream();
             Ok(SampleReader {
@@ -203,16 +220,17 @@ fn open_reader(
 /// Reads every sample of a reader inside Rust (no Python objects): `(samples, bytes,
 /// seconds)`. The engine's own rate for the benchmark's comparison with the Python loop.
 #[pyfunction]
-#[pyo3(signature = (url, *, seed=0, shuffle="window", cache_dir=None))]
+#[pyo3(signature = (url, *, seed=0, shuffle="window", cache_dir=None, daemon=None))]
 fn drain_reader(
     py: Python<'_>,
     url: &str,
     seed: u64,
     shuffle: &str,
     cache_dir: Option<&str>,
+    daemon: Option<&str>,
 ) -> PyResult<(u64, u64, f64)> {
     let r = open_reader(
-        py, url, seed, 0, shuffle, 1024, 1, 0, 1, 0, 0, false, cache_dir,
+        py, url, seed, 0, shuffle, 1024, 1, 0, 1, 0, 0, false, cache_dir, daemon,
     )?;
     py.detach(move || {
         let mut g = r.stream.lock().unwrap_or_else(|e| e.into_inner());
@@ -529,6 +547,56 @@ fn partition_state(
 }
 
 /// A validated place in the world (a ValueError names what is out of range).
+/// A client of the daemon at `addr`; the token from `$STRATA_TOKEN`.
+fn daemon_client(addr: &str) -> PyResult<strata_daemon::DaemonClient> {
+    let token = std::env::var("STRATA_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(strata_store::config::Secret::new);
+    strata_daemon::DaemonClient::new(addr, token).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// Checks that the daemon at `addr` answers (`/healthz`).
+#[pyfunction]
+fn daemon_health(py: Python<'_>, addr: &str) -> PyResult<()> {
+    let c = daemon_client(addr)?;
+    py.detach(move || rt().block_on(c.health()).map_err(err))
+}
+
+/// Sends a job's report (JSON text: wait_secs, compute_secs, samples, bytes, drain_done,
+/// drain_total) to the daemon at `addr`, shown on its dashboard and in its metrics.
+#[pyfunction]
+fn daemon_report(py: Python<'_>, addr: &str, name: &str, report: &str) -> PyResult<()> {
+    let c = daemon_client(addr)?;
+    let r: strata_daemon::jobs::JobReport =
+        serde_json::from_str(report).map_err(|e| PyValueError::new_err(format!("report: {e}")))?;
+    let name = name.to_string();
+    py.detach(move || rt().block_on(c.report(&name, &r)).map_err(err))
+}
+
+/// `range` (start, end) of the object at `url`, read through the daemon at `addr`.
+#[pyfunction]
+#[pyo3(signature = (addr, url, start=None, end=None))]
+fn daemon_read<'py>(
+    py: Python<'py>,
+    addr: &str,
+    url: &str,
+    start: Option<u64>,
+    end: Option<u64>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let c = daemon_client(addr)?;
+    let url = url.to_string();
+    let b = py.detach(move || {
+        rt().block_on(async {
+            let (size, etag) = c.stat(&url).await?;
+            let (s, e) = (start.unwrap_or(0).min(size), end.unwrap_or(size).min(size));
+            c.read_pinned(&url, &etag, size, s..e.max(s), false).await
+        })
+        .map_err(err)
+    })?;
+    Ok(PyBytes::new(py, &b))
+}
+
 fn world(ranks: u32, rank: u32, workers: u32, worker: u32) -> PyResult<World> {
     let w = World {
         ranks,
@@ -554,6 +622,9 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SampleReader>()?;
     m.add_class::<SaveHandle>()?;
     m.add_function(wrap_pyfunction!(open_reader, m)?)?;
+    m.add_function(wrap_pyfunction!(daemon_health, m)?)?;
+    m.add_function(wrap_pyfunction!(daemon_report, m)?)?;
+    m.add_function(wrap_pyfunction!(daemon_read, m)?)?;
     m.add_function(wrap_pyfunction!(pack, m)?)?;
     m.add_function(wrap_pyfunction!(drain_reader, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_samples, m)?)?;

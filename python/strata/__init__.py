@@ -5,6 +5,7 @@
     strata.checkpoint.save({"model": weights, "step": 10}, step=10, root="s3://bucket/ckpt/run1",
                            local="/nvme/ckpt")
     weights = strata.models.load("s3://bucket/models/llama/")            # name -> numpy array
+    strata.connect()   # read through the node's daemon (`strata serve`) from now on
 
 The engine is Rust (``strata._strata``); I/O releases the GIL. Settings come from the same
 places as the ``strata`` CLI: ``AWS_*`` variables, ``STRATA_*`` variables, and the config file
@@ -12,10 +13,21 @@ places as the ``strata`` CLI: ``AWS_*`` variables, ``STRATA_*`` variables, and t
 """
 
 from ._strata import StrataError
-from . import checkpoint, decode, models
+from . import checkpoint, daemon, decode, models
+from .daemon import connect
 from .dataset import Dataset
 
-__all__ = ["Dataset", "StrataError", "checkpoint", "decode", "models", "pack", "index"]
+__all__ = [
+    "Dataset",
+    "StrataError",
+    "checkpoint",
+    "connect",
+    "daemon",
+    "decode",
+    "models",
+    "pack",
+    "index",
+]
 __version__ = "0.1.0"
 
 

@@ -1,10 +1,14 @@
 """``strata.Dataset``: a sharded dataset read in a planned shuffled order, split across
 DDP ranks and DataLoader workers, with exact, elastic mid-epoch resume."""
 
+import json
 import os
+import time
+import warnings
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from . import _strata
+from . import daemon as _daemon
 from . import decode as _decode
 
 try:  # A torch IterableDataset when torch is there, a plain iterable otherwise.
@@ -57,6 +61,10 @@ class Dataset(_Base):
             function applied to each sample dict.
         cache_dir: read shards through Strata's block cache in this directory (the node's
             NVMe); None reads ranges directly.
+        daemon: read shards through the node's daemon at this address (``strata serve``);
+            default: the one ``strata.connect()`` or ``$STRATA_DAEMON`` names. While
+            connected, the dataset reports its wait and compute time as job ``job``
+            (default: ``HOST-PID``) to the daemon's dashboard.
         rank, world_size: override the DDP place (default: torch.distributed, else the
             ``RANK`` / ``WORLD_SIZE`` environment variables).
         worker, num_workers: override the DataLoader worker (default: from torch).
@@ -76,6 +84,8 @@ class Dataset(_Base):
         world_size: Optional[int] = None,
         worker: Optional[int] = None,
         num_workers: Optional[int] = None,
+        daemon: Optional[str] = None,
+        job: Optional[str] = None,
     ):
         self.url = url
         if shuffle is True:
@@ -91,6 +101,8 @@ class Dataset(_Base):
         self.window = int(window)
         self.drop_last = bool(drop_last)
         self.cache_dir = cache_dir
+        self.daemon = daemon
+        self.job = job
         self._decode: Optional[Callable[[Dict[str, Any]], Any]] = (
             _decode.sample if decode is True else (decode or None)
         )
@@ -164,6 +176,7 @@ class Dataset(_Base):
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         rank, world, worker, workers = self.place()
+        daemon = self.daemon or _daemon.current()
         reader = _strata.open_reader(
             self.url,
             seed=self.seed,
@@ -176,10 +189,62 @@ class Dataset(_Base):
             worker=worker,
             consumed=self._consumed,
             drop_last=self.drop_last,
-            cache_dir=self.cache_dir,
+            cache_dir=None if daemon else self.cache_dir,
+            daemon=daemon,
         )
         self._yielded = 0
-        for s in reader:
+        it = iter(reader)
+        report = _Reporter(daemon, self.job) if daemon else None
+        while True:
+            t0 = time.perf_counter()
+            try:
+                s = next(it)
+            except StopIteration:
+                break
+            if report:
+                report.waited(time.perf_counter() - t0, s)
             del s["__position__"]
             self._yielded += 1
             yield self._decode(s) if self._decode else s
+        if report:
+            report.send(force=True)
+
+
+class _Reporter:
+    """Wait versus compute of one iteration, sent to the daemon about once a second. Time
+    inside ``next`` is waiting for data; time between calls is the consumer's compute."""
+
+    def __init__(self, address: str, job: Optional[str]):
+        self.address = address
+        self.name = _daemon.job_name(job)
+        self.wait = 0.0
+        self.samples = 0
+        self.bytes = 0
+        self.start = time.perf_counter()
+        self.last = self.start
+        self.failed = False
+
+    def waited(self, secs: float, sample: Dict[str, Any]) -> None:
+        self.wait += secs
+        self.samples += 1
+        self.bytes += sum(len(v) for v in sample.values() if isinstance(v, (bytes, bytearray)))
+        self.send()
+
+    def send(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if self.failed or (not force and now - self.last < 1.0):
+            return
+        self.last = now
+        total = now - self.start
+        report = {
+            "kind": "train",
+            "wait_secs": self.wait,
+            "compute_secs": max(0.0, total - self.wait),
+            "samples": self.samples,
+            "bytes": self.bytes,
+        }
+        try:
+            _strata.daemon_report(self.address, self.name, json.dumps(report))
+        except Exception as e:  # the dashboard is not worth stopping training for
+            self.failed = True
+            warnings.warn(f"strata: reporting to the daemon at {self.address} failed: {e}")

@@ -62,3 +62,51 @@ def cp(s3, src, dst):
 @pytest.fixture
 def cache_dir(tmp_path):
     return str(tmp_path / "cache")
+
+
+def start_daemon(s3, cache, *, link_env=None, token=None, buckets=("train=s3://strata-test/data",)):
+    """`strata serve` on a free loopback port with its cache in `cache`; returns
+    (process, base URL). Stop it with `stop(process)`."""
+    env = {**os.environ, **s3["env"], **(link_env or {})}
+    env.pop("STRATA_DAEMON", None)
+    if token:
+        env["STRATA_TOKEN"] = token
+    args = [s3["bin"], "--json", "--cache", str(cache), "serve", "--listen", "127.0.0.1:0"]
+    for b in buckets:
+        args += ["--bucket", b]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+    line = p.stdout.readline()
+    if not line:
+        p.wait(10)
+        raise RuntimeError(f"strata serve exited with {p.returncode}")
+    info = json.loads(line)
+    return p, "http://" + info["listen"]
+
+
+def stop(p):
+    p.kill()
+    p.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_link():
+    """A second S3 server behind the link emulator's s3 profile (30 ms to first byte,
+    160 MiB/s), for tests that watch rates."""
+    exe = strata_bin()
+    if exe is None:
+        if os.environ.get("STRATA_REQUIRE_S3") == "1":
+            pytest.fail("no strata binary for the S3 server (set STRATA_BIN or cargo build)")
+        pytest.skip("no strata binary for the S3 server (cargo build -p strata-cli)")
+    p = subprocess.Popen([exe, "test-s3-server", "--link", "s3"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    info = json.loads(p.stdout.readline())
+    info["bin"] = exe
+    info["env"] = {
+        "AWS_ENDPOINT_URL": info["endpoint"],
+        "AWS_ACCESS_KEY_ID": info["access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": info["secret_access_key"],
+        "AWS_REGION": info["region"],
+    }
+    yield info
+    p.kill()
+    p.wait()

@@ -32,7 +32,8 @@
   }
   function quantity(id) {
     const sc = scales[id];
-    return sc.to(+S.el(id).value).toPrecision(4) + " " + sc.unit;
+    // Plain decimals: toPrecision alone writes large numbers as 1.000e+4.
+    return String(Number(sc.to(+S.el(id).value).toPrecision(4))) + " " + sc.unit;
   }
 
   function error(e) { S.text("error", e ? String(e.message || e) : ""); }
@@ -196,7 +197,7 @@
       `download <b>${t.download ? S.rate(t.download) : "–"}</b>, buffer <b>${t.buffer ? S.bytes(t.buffer) : "–"}</b>, ` +
       `utilization ${S.pct(t.utilization)}. ${z.reason} Applied to the sliders.`;
     touched.cache_size = t.cache.toFixed(0) + " B";
-    if (t.download) { touched.download = (t.download * 8 / 1e9).toPrecision(4) + " Gbps"; setSlider("download", from.download(t.download)); }
+    if (t.download) { touched.download = String(Number((t.download * 8 / 1e9).toPrecision(4))) + " Gbps"; setSlider("download", from.download(t.download)); }
     if (t.buffer) { touched.buffer = Math.max(t.buffer, 1048576).toFixed(0) + " B"; setSlider("buffer", from.buffer(t.buffer)); }
     soon();
   });

@@ -3,7 +3,8 @@
 //! - With a token (required off loopback), every request carries it: as
 //!   `Authorization: Bearer TOKEN`; from an S3 client, as the access key id of its SigV4
 //!   signature (`Credential=TOKEN/…`, header or presigned query); from a browser opening a
-//!   page, once as `?token=TOKEN` (the page then sends it as a bearer token).
+//!   page, once as `?token=TOKEN`, after which the daemon sets it as a cookie
+//!   ([`COOKIE`], `HttpOnly; SameSite=Strict`) that the page's scripts and API calls carry.
 //! - Without a token the daemon is on loopback, and a request must name a loopback host
 //!   (`Host: 127.0.0.1:…`, `localhost`, `[::1]`), so a web page elsewhere cannot reach it by
 //!   DNS rebinding.
@@ -57,7 +58,8 @@ pub fn check(
                         .get("X-Amz-Credential")
                         .and_then(|c| c.split('/').next())
                 })
-                .or_else(|| query.get("token").map(String::as_str));
+                .or_else(|| query.get("token").map(String::as_str))
+                .or_else(|| cookie(headers));
             match given {
                 Some(g) if constant_time_eq(g.as_bytes(), t.as_bytes()) => Ok(()),
                 Some(_) => Err(unauthorized("the token does not match")),
@@ -91,6 +93,17 @@ fn loopback_host(host: &str) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The cookie a browser keeps the token in.
+pub const COOKIE: &str = "strata-token";
+
+fn cookie(h: &HeaderMap) -> Option<&str> {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
 }
 
 fn bearer(h: &HeaderMap) -> Option<&str> {

@@ -147,7 +147,23 @@ async fn handle(node: Arc<Node>, req: Req, loopback: bool) -> Resp {
                 e.to_json()
             }
         }
-        Ok(()) => dispatch(&node, req, &path, route).await,
+        Ok(()) => {
+            let from_query = node.config.token.is_some() && q.contains_key("token");
+            let mut r = dispatch(&node, req, &path, route).await;
+            if from_query && route == "pages" {
+                // A page opened with ?token=: the browser keeps it for the page's own requests.
+                if let Some(t) = &node.config.token
+                    && let Ok(v) = http::HeaderValue::from_str(&format!(
+                        "{}={}; HttpOnly; SameSite=Strict; Path=/",
+                        auth::COOKIE,
+                        t.expose()
+                    ))
+                {
+                    r.headers_mut().insert(http::header::SET_COOKIE, v);
+                }
+            }
+            r
+        }
     };
     metrics::request(route, resp.status().as_u16(), t.elapsed().as_secs_f64());
     resp

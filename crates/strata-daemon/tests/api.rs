@@ -343,6 +343,33 @@ async fn a_token_is_required_on_every_request_when_set() {
     assert_eq!(st, 200, "an S3 client with the token as its access key");
     let (st, _, _) = raw(&rig.base, "POST", "/api/jobs/x", &[], b"{}").await;
     assert_eq!(st, 401);
+    // A browser: the page opened once with ?token= sets a cookie its requests carry.
+    let (st, h, _) = raw(
+        &rig.base,
+        "GET",
+        &format!("/workbench?token={TOKEN}"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 200);
+    let cookie = h["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let (st, _, _) = raw(&rig.base, "GET", "/api/stats", &[("cookie", pair)], b"").await;
+    assert_eq!(st, 200);
+    let (st, _, _) = raw(
+        &rig.base,
+        "GET",
+        "/api/stats",
+        &[("cookie", "strata-token=nope")],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 401);
     // The client sends the token.
     let c =
         strata_daemon::DaemonClient::new(&rig.base, Some(strata_store::config::Secret::new(TOKEN)))

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
-use strata_cache::{BlockCache, BlockId, ObjectVersion, Prefetcher};
+use strata_cache::{BlockCache, BlockId, BlockSource, ObjectVersion, Prefetcher};
 
 use crate::dataset::Dataset;
 use crate::error::{DatasetError, Result};
@@ -104,6 +104,8 @@ pub struct Reader {
     cfg: ReaderConfig,
     indexes: Arc<Vec<Arc<ShardIndex>>>,
     stats: Arc<ReaderStats>,
+    /// Where the cache fetches missing blocks. Default: the dataset's store.
+    source: Option<Arc<dyn BlockSource>>,
 }
 
 /// Where a sample is.
@@ -135,7 +137,16 @@ impl Reader {
             cfg,
             indexes: Arc::new(indexes),
             stats: Arc::new(ReaderStats::default()),
+            source: None,
         })
+    }
+
+    /// Fetches the cache's missing blocks from `source` instead of the dataset's store: the
+    /// node daemon's client (`strata_daemon::DaemonSource`), so every process on a node
+    /// shares one fetch of each block. Applies to shards read through a cache.
+    pub fn with_source(mut self, source: Arc<dyn BlockSource>) -> Self {
+        self.source = Some(source);
+        self
     }
 
     /// The epoch's plan.
@@ -236,6 +247,10 @@ impl Reader {
         let ds = self.ds.clone();
         let indexes = self.indexes.clone();
         let geometry = cache.geometry();
+        let source: Arc<dyn BlockSource> = self
+            .source
+            .clone()
+            .unwrap_or_else(|| Arc::new(ds.location.store.clone()));
         // The future, block by block: every use (for next-use eviction; a run of samples in
         // one block is one use), where each sample's first block sits in it, and each block's
         // first use (for prefetch) with how many first uses samples 0..=i have made.
@@ -265,11 +280,7 @@ impl Reader {
         let use_of = Arc::new(use_of);
         let consumed = Arc::new(AtomicU64::new(0));
         let driver = PrefetchDriver {
-            prefetcher: Prefetcher::new(
-                cache.clone(),
-                Arc::new(ds.location.store.clone()),
-                cache.read_concurrency(),
-            ),
+            prefetcher: Prefetcher::new(cache.clone(), source.clone(), cache.read_concurrency()),
             shards: ds.shards.clone(),
             future: first_uses,
             frontier: Arc::new(frontier),
@@ -282,19 +293,18 @@ impl Reader {
         };
         let task = tokio::spawn(driver.run());
         let guard = Arc::new(AbortOnDrop(task));
-        let store = ds.location.store.clone();
         stream::iter(wants.into_iter().enumerate())
             .map(move |(i, w)| {
                 let cache = cache.clone();
                 let ds = ds.clone();
                 let indexes = indexes.clone();
-                let store = store.clone();
+                let source = source.clone();
                 // Time, for next-use eviction, is where the reader is in the plan.
                 cache.plan_progress(base + use_of[i]);
                 async move {
                     let e = &indexes[w.shard].samples[w.index as usize];
                     let obj = &ds.shards[w.shard];
-                    let bytes = cache.read(&store, obj, e.range()).await.map_err(|err| {
+                    let bytes = cache.read(&*source, obj, e.range()).await.map_err(|err| {
                         DatasetError::Shard {
                             shard: ds.shard_url(w.shard),
                             cause: strata_store::StoreError::from(err).to_string(),

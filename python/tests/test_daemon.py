@@ -1,0 +1,136 @@
+"""The node daemon from Python: boto3 through its S3-compatible endpoint, and strata.Dataset
+reading through it (`strata.connect()` / $STRATA_DAEMON)."""
+
+import json
+import os
+import urllib.request
+
+import pytest
+
+import strata
+from conftest import cp, start_daemon, stop
+
+boto3 = pytest.importorskip("boto3")
+from botocore.config import Config  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
+
+
+def stats(base):
+    with urllib.request.urlopen(base + "/api/stats") as r:
+        return json.load(r)
+
+
+def s3_client(base, key="any", secret="any"):
+    return boto3.client(
+        "s3",
+        endpoint_url=base,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture
+def objects(s3, tmp_path):
+    """A few objects of known content under s3://strata-test/data/boto/."""
+    src = tmp_path / "src"
+    (src / "deep" / "er").mkdir(parents=True)
+    files = {
+        "big.bin": os.urandom(21 * (1 << 20) + 333),
+        "small.txt": b"hello, daemon\n",
+        "deep/er/x.bin": os.urandom(70_000),
+        "deep/y.bin": os.urandom(5),
+    }
+    for k, v in files.items():
+        (src / k).write_bytes(v)
+    cp(s3, str(src) + "/", "s3://strata-test/data/boto/")
+    return files
+
+
+def test_boto3_reads_byte_exact(s3, objects, tmp_path):
+    p, base = start_daemon(s3, tmp_path / "cache")
+    try:
+        c = s3_client(base)
+        for k, v in objects.items():
+            got = c.get_object(Bucket="train", Key="boto/" + k)["Body"].read()
+            assert got == v, k
+        big = objects["big.bin"]
+        r = c.get_object(Bucket="train", Key="boto/big.bin", Range="bytes=1000000-1999999")
+        assert r["Body"].read() == big[1000000:2000000]
+        assert r["ContentRange"] == f"bytes 1000000-1999999/{len(big)}"
+        h = c.head_object(Bucket="train", Key="boto/big.bin")
+        assert h["ContentLength"] == len(big)
+        # download_file: boto3's own parallel ranged GETs.
+        dest = tmp_path / "big.out"
+        c.download_file("train", "boto/big.bin", str(dest))
+        assert dest.read_bytes() == big
+        # ListObjectsV2 in pages of 2, and with a delimiter.
+        keys = []
+        for page in c.get_paginator("list_objects_v2").paginate(
+            Bucket="train", Prefix="boto/", PaginationConfig={"PageSize": 2}
+        ):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        assert sorted(keys) == sorted("boto/" + k for k in objects)
+        r = c.list_objects_v2(Bucket="train", Prefix="boto/", Delimiter="/")
+        assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["boto/deep/"]
+        assert {o["Key"] for o in r["Contents"]} == {"boto/big.bin", "boto/small.txt"}
+        with pytest.raises(ClientError) as e:
+            c.get_object(Bucket="train", Key="boto/missing")
+        assert e.value.response["Error"]["Code"] == "NoSuchKey"
+        with pytest.raises(ClientError) as e:
+            c.put_object(Bucket="train", Key="boto/new", Body=b"x")
+        assert e.value.response["Error"]["Code"] == "AccessDenied"
+        # Read twice, fetched once: the store moved each object once.
+        fetched = stats(base)["upstream"]["bytes"]
+        assert fetched <= sum(len(v) for v in objects.values()) + (8 << 20), fetched
+    finally:
+        stop(p)
+
+
+def test_boto3_with_a_token(s3, objects, tmp_path):
+    token = "t0ken-for-the-test-0123456789"
+    p, base = start_daemon(s3, tmp_path / "cache", token=token)
+    try:
+        got = s3_client(base, key=token).get_object(Bucket="train", Key="boto/small.txt")
+        assert got["Body"].read() == objects["small.txt"]
+        with pytest.raises(ClientError) as e:
+            s3_client(base, key="someone-else").get_object(Bucket="train", Key="boto/small.txt")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
+    finally:
+        stop(p)
+
+
+def test_dataset_through_the_daemon(s3, tmp_path):
+    src = tmp_path / "raw"
+    src.mkdir()
+    for i in range(300):
+        (src / f"{i:05d}.bin").write_bytes(os.urandom(20_000 + i))
+        (src / f"{i:05d}.cls").write_bytes(str(i % 10).encode())
+    url = "s3://strata-test/data/ds-daemon/"
+    strata.pack(str(src), url, shard_size=1 << 20)
+    direct = {s["__key__"]: s["bin"] for s in strata.Dataset(url, seed=3)}
+    p, base = start_daemon(s3, tmp_path / "cache")
+    try:
+        node = strata.connect(base)
+        assert os.environ["STRATA_DAEMON"] == base
+        ds = strata.Dataset(url, seed=3, job="pytest-ds")
+        via = [(s["__key__"], s["bin"]) for s in ds]
+        assert dict(via) == direct
+        assert [k for k, _ in via] == list(direct), "the same order as direct reads"
+        st = stats(base)
+        shards = st["upstream"]["bytes"]
+        assert 0 < shards <= 2 * sum(len(v) for v in direct.values()), st
+        job = [j for j in st["jobs"] if j["name"] == "pytest-ds"]
+        assert job and job[0]["report"]["samples"] == len(direct), st["jobs"]
+        # A second process-worth of reads is served by the node's cache.
+        list(strata.Dataset(url, seed=4))
+        assert stats(base)["upstream"]["bytes"] == shards
+        node.report("pytest-drain", drain_done=5, drain_total=10)
+        assert any(j["name"] == "pytest-drain" for j in stats(base)["jobs"])
+        assert node.read(url + "manifest.json")[:1] == b"{"
+    finally:
+        strata.daemon.disconnect()
+        stop(p)
+    with pytest.raises(strata.StrataError):
+        strata.connect(base)
