@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod ckpt;
+pub mod daemon;
 pub mod machine;
 pub mod models;
 pub mod plan;
@@ -17,6 +18,7 @@ pub mod transfer;
 
 pub use cache::{CacheBench, CacheBenchReport};
 pub use ckpt::{CkptBench, CkptBenchReport};
+pub use daemon::{DaemonBench, DaemonBenchReport};
 pub use machine::MachineLimits;
 pub use models::{ModelsBench, ModelsBenchReport};
 pub use plan::{PlanBench, PlanBenchReport};

@@ -58,8 +58,8 @@ pub enum Command {
     Cp(CpArgs),
     /// List objects and prefixes.
     Ls(LsArgs),
-    /// Write an object to standard output.
-    Cat(UrlArg),
+    /// Write objects to standard output, one after another.
+    Cat(CatArgs),
     /// Show an object's size, ETag and modification time.
     Stat(UrlArg),
     /// Delete an object, or with -r everything under a prefix.
@@ -329,6 +329,13 @@ pub struct PlanIntervalArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CatArgs {
+    /// s3://bucket/key, gs://…, az://…, file:///path, a plain path, or memory://name/key.
+    #[arg(required = true, num_args = 1..)]
+    pub urls: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct UrlArg {
     /// s3://bucket/key, gs://…, az://…, file:///path, a plain path, or memory://name/key.
     pub url: String,
@@ -482,6 +489,28 @@ pub enum BenchCommand {
     /// Does the planner predict what the engine does? Probe the link, plan each MLPerf
     /// workload and layout of `bench train`, run it, and compare AU and throughput (±15%).
     Plan(BenchPlanArgs),
+    /// Processes on one node reading the same dataset: through the node's daemon against each
+    /// with its own cache (bytes from the store, throughput against the link cap).
+    Daemon(BenchDaemonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDaemonArgs {
+    /// Dataset size.
+    #[arg(long, default_value = "1GiB")]
+    pub size: String,
+    /// Objects the dataset is cut into.
+    #[arg(long, default_value_t = 8)]
+    pub objects: usize,
+    /// Reader processes.
+    #[arg(long, default_value_t = 4)]
+    pub processes: usize,
+    /// Link emulator profile: s3, nfs, lustre or local.
+    #[arg(long, default_value = "s3")]
+    pub link: String,
+    /// S3 server: in-process or garage.
+    #[arg(long, default_value = "in-process")]
+    pub server: String,
 }
 
 #[derive(Debug, Args)]

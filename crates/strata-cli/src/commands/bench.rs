@@ -6,8 +6,8 @@ use strata_store::size::parse_size;
 use strata_testkit::LinkProfile;
 
 use crate::args::{
-    BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchModelsArgs, BenchPlanArgs, BenchStormArgs,
-    BenchTrainArgs, BenchTransferArgs,
+    BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchDaemonArgs, BenchModelsArgs, BenchPlanArgs,
+    BenchStormArgs, BenchTrainArgs, BenchTransferArgs,
 };
 use crate::output;
 use crate::settings::Settings;
@@ -21,6 +21,7 @@ pub fn run(cmd: &BenchCommand, s: &Settings) -> Result<()> {
         BenchCommand::CkptStorm(a) => storm(a, s),
         BenchCommand::Models(a) => models(a, s),
         BenchCommand::Plan(a) => plan(a, s),
+        BenchCommand::Daemon(a) => daemon(a, s),
     }
 }
 
@@ -89,6 +90,32 @@ fn models(a: &BenchModelsArgs, s: &Settings) -> Result<()> {
         ..strata_bench::ModelsBench::new(std::env::current_exe()?)
     };
     let report = bench.run().map_err(|e| anyhow!("bench models: {e}"))?;
+    if s.json {
+        output::json(&report);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
+}
+
+fn daemon(a: &BenchDaemonArgs, s: &Settings) -> Result<()> {
+    let size = parse_size(&a.size).map_err(|e| anyhow!("--size: {e}"))?;
+    if size < (1 << 20) || a.objects == 0 || a.processes == 0 {
+        return Err(anyhow!(
+            "--size must be at least 1 MiB, --objects and --processes > 0"
+        ));
+    }
+    let bench = strata_bench::DaemonBench {
+        size,
+        objects: a.objects,
+        processes: a.processes,
+        profile: LinkProfile::named(&a.link)
+            .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?,
+        server: strata_bench::BenchServer::named(&a.server)
+            .ok_or_else(|| anyhow!("--server {:?}: use in-process or garage", a.server))?,
+        ..strata_bench::DaemonBench::new(std::env::current_exe()?)
+    };
+    let report = bench.run().map_err(|e| anyhow!("bench daemon: {e}"))?;
     if s.json {
         output::json(&report);
     } else {
