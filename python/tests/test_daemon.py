@@ -134,3 +134,31 @@ def test_dataset_through_the_daemon(s3, tmp_path):
         stop(p)
     with pytest.raises(strata.StrataError):
         strata.connect(base)
+
+
+def test_kubernetes_manifests_parse_and_their_config_is_valid(s3, tmp_path):
+    import subprocess
+
+    yaml = pytest.importorskip("yaml")
+    from conftest import ROOT
+
+    d = os.path.join(ROOT, "deploy", "kubernetes")
+    docs = {}
+    for name in ("namespace.yaml", "configmap.yaml", "daemonset.yaml", "training-job.yaml"):
+        with open(os.path.join(d, name)) as f:
+            for doc in yaml.safe_load_all(f):
+                docs[(doc["kind"], doc["metadata"]["name"])] = doc
+    ds = docs[("DaemonSet", "strata")]
+    c = ds["spec"]["template"]["spec"]["containers"][0]
+    assert c["args"][-1] == "serve"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    job = docs[("Job", "resnet50-train")]
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["STRATA_DAEMON"].startswith("unix:/run/strata/")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(docs[("ConfigMap", "strata-config")]["data"]["config.toml"])
+    out = subprocess.run([s3["bin"], "--config", str(cfg), "serve", "--print-config"],
+                         capture_output=True, text=True, check=True).stdout
+    assert 'socket = "/run/strata/strata.sock"' in out
+    assert "train = \"s3://my-training-bucket/datasets/imagenet\"" in out
+    assert "memory budget" in out
