@@ -366,10 +366,11 @@ impl BlockCache {
     }
 
     /// Block `index` of `object` (as [`BlockCache::get_block`]) and, when the block is on
-    /// the NVMe tier, the path of its block file once it is written, so that another process
-    /// can read it without copying it through this one (it verifies the file with
-    /// [`crate::block_file::read`]). No path without an NVMe tier, or when the tier did not
-    /// store the block (disk full, or the eviction policy declined it).
+    /// the NVMe tier, the path of its block file, so that another process can read it without
+    /// copying it through this one (it verifies the file with [`crate::block_file::read`]).
+    /// No path without an NVMe tier, when the tier did not store the block (disk full, or the
+    /// eviction policy declined it), or while the block file is still being written (a block
+    /// just fetched is in memory; waiting for its fsync would only delay the reader).
     pub async fn get_block_file(
         &self,
         source: &dyn BlockSource,
@@ -382,14 +383,13 @@ impl BlockCache {
             return Ok((data, None));
         };
         let id = object.block(index);
-        // The block file is written behind the fetch; wait for it to be renamed into place.
-        while self
+        if self
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(&id)
         {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            return Ok((data, None));
         }
         let path = n.path_of(id);
         Ok((data, path.exists().then_some(path)))

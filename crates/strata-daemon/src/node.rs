@@ -19,8 +19,10 @@ use crate::jobs::Jobs;
 /// four times this many over all readers). 16 × 8 MiB blocks fill the emulated S3 link.
 pub const FETCH_CONCURRENCY: usize = 16;
 
-/// Blocks one response reads ahead of what it has sent.
-const RESPONSE_WINDOW: usize = 4;
+/// Blocks one response reads ahead of what it has sent: enough to fill a link whose single
+/// connections are slow (an S3 client reading one object sequentially gets the daemon's
+/// parallel ranged GETs). All responses together stay within `response_memory`.
+const RESPONSE_WINDOW: usize = FETCH_CONCURRENCY;
 
 /// What the daemon knows of an object: its cache identity and listing facts.
 #[derive(Debug, Clone)]

@@ -70,6 +70,8 @@ async fn local_api_reads_byte_exact_and_hands_over_block_files() {
         .await
         .unwrap();
     assert_eq!(got, data.slice(77..data.len() - 3));
+    // Once the block files are written, every piece is a file in the cache directory.
+    rig.node().cache.flush().await;
     let (st, _, body) = raw(
         &rig.base,
         "GET",
