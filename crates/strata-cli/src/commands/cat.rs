@@ -25,6 +25,11 @@ pub async fn cat(args: &CatArgs, s: &Settings) -> Result<()> {
     Ok(())
 }
 
+/// Blocks (or 8 MiB pieces) `cat` keeps in flight, through a cache or the daemon: 16 cannot
+/// fill a link whose single connections get 1/16 of it (the `s3` profile) once latency and
+/// in-order delivery take their share; 32 can.
+const IN_FLIGHT: usize = 32;
+
 /// Pieces of several objects, in order, `in_flight` at a time across object boundaries,
 /// written to standard output. A closed pipe ends it quietly.
 async fn write_pieces<F>(pieces: Vec<F>, in_flight: usize) -> Result<()>
@@ -103,8 +108,8 @@ pub async fn stat(args: &UrlArg, s: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// `cat --cache DIR`: the objects' blocks through the cache, in order, the cache's read
-/// concurrency in flight across object boundaries.
+/// `cat --cache DIR`: the objects' blocks through the cache, in order, [`IN_FLIGHT`] at a
+/// time across object boundaries.
 async fn cat_through_cache(urls: &[StoreUrl], s: &Settings) -> Result<()> {
     let cache = s.open_cache(true)?;
     let mut objects = Vec::new();
@@ -127,18 +132,17 @@ async fn cat_through_cache(urls: &[StoreUrl], s: &Settings) -> Result<()> {
             })
         })
         .collect();
-    write_pieces(pieces, cache.read_concurrency()).await?;
+    write_pieces(pieces, IN_FLIGHT).await?;
     cache.flush().await;
     Ok(())
 }
 
-/// `cat --daemon ADDR`: the objects through the node's daemon in 8 MiB pieces, 16 in flight
+/// `cat --daemon ADDR`: the objects through the node's daemon in 8 MiB pieces, 32 in flight
 /// across object boundaries (the daemon fetches what is missing side by side, once for the
 /// node), each piece pinned to the version the daemon saw first (a change mid-read fails,
 /// never mixes).
 async fn cat_through_daemon(d: &strata_daemon::DaemonClient, urls: &[StoreUrl]) -> Result<()> {
     const PIECE: u64 = 8 << 20;
-    const IN_FLIGHT: usize = 16;
     let mut objects = Vec::new();
     for url in urls {
         let u = url.to_string();
