@@ -301,11 +301,22 @@ struct SaveHandle {
     #[pyo3(get)]
     bytes: u64,
     handle: Mutex<Option<strata_ckpt::SaveHandle>>,
+    tracker: strata_ckpt::DrainTracker,
     _ck: Arc<strata_ckpt::Checkpointer>,
 }
 
 #[pymethods]
 impl SaveHandle {
+    /// (bytes uploaded, bytes to upload) of the drain so far; (0, 0) before it uploads.
+    fn progress(&self) -> (u64, u64) {
+        self.tracker.progress()
+    }
+
+    /// Whether the drain has ended (committed or failed).
+    fn done(&self) -> bool {
+        self.tracker.is_done()
+    }
+
     /// Waits for the drain and commit; returns its report as a dict (JSON-shaped).
     fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let h = self
@@ -386,6 +397,7 @@ fn ckpt_save(
                 step: h.step,
                 stall_secs: h.stall.as_secs_f64(),
                 bytes: h.bytes,
+                tracker: h.tracker(),
                 handle: Mutex::new(Some(h)),
                 _ck: ck,
             })

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -83,6 +83,38 @@ class Handle:
     def wait(self) -> Dict[str, Any]:
         return self._native.wait()
 
+    def progress(self) -> Tuple[int, int]:
+        """(bytes uploaded, bytes to upload) of the drain so far."""
+        return self._native.progress()
+
+    def done(self) -> bool:
+        """Whether the drain has ended."""
+        return self._native.done()
+
+
+def _report_drain(h: "Handle", address: str, name: str) -> None:
+    """Shows a drain on the daemon's dashboard until it ends (about twice a second)."""
+    import time
+
+    from . import daemon as _daemon
+
+    last = None
+    while True:
+        finished = h.done()
+        done, total = h.progress()
+        if finished and total:
+            done = total
+        if total and (done, total) != last:
+            try:
+                _daemon.Daemon(address).report(name, kind="checkpoint", drain_done=done,
+                                              drain_total=total)
+            except Exception:  # the dashboard is not worth failing a checkpoint for
+                return
+            last = (done, total)
+        if finished:
+            return
+        time.sleep(0.5)
+
 
 def save(
     state: Dict[str, Any],
@@ -127,6 +159,14 @@ def save(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     h = Handle(native)
+    from . import daemon as _daemon
+
+    address = _daemon.current()
+    if address and root:
+        import threading
+
+        name = _daemon.job_name(f"{_daemon.job_name()}-ckpt-{step}-r{rank}")
+        threading.Thread(target=_report_drain, args=(h, address, name), daemon=True).start()
     if blocking:
         h.wait()
     return h

@@ -162,3 +162,31 @@ def test_kubernetes_manifests_parse_and_their_config_is_valid(s3, tmp_path):
     assert 'socket = "/run/strata/strata.sock"' in out
     assert "train = \"s3://my-training-bucket/datasets/imagenet\"" in out
     assert "memory budget" in out
+
+
+def test_a_checkpoint_drain_shows_on_the_daemon(s3, tmp_path):
+    import time
+
+    import numpy as np
+
+    p, base = start_daemon(s3, tmp_path / "cache")
+    try:
+        strata.connect(base)
+        state = {"w": np.arange(3 << 20, dtype=np.float32), "step": 7}
+        h = strata.checkpoint.save(state, 7, root="s3://strata-test/data/ckpt-daemon",
+                                   local=str(tmp_path / "local"))
+        done, total = h.progress()
+        assert total > 12 << 20 and done == total, (done, total)
+        deadline = time.time() + 10
+        drains = []
+        while time.time() < deadline:
+            drains = [j for j in stats(base)["jobs"] if "-ckpt-7-r0" in j["name"]]
+            if drains and drains[0]["report"]["drain_done"] == drains[0]["report"]["drain_total"]:
+                break
+            time.sleep(0.2)
+        assert drains, stats(base)["jobs"]
+        r = drains[0]["report"]
+        assert r["kind"] == "checkpoint" and r["drain_done"] == r["drain_total"] == total, r
+    finally:
+        strata.daemon.disconnect()
+        stop(p)

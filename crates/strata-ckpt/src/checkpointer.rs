@@ -29,9 +29,48 @@ pub struct SaveHandle {
     /// Bytes saved by this rank.
     pub bytes: u64,
     done: watch::Receiver<Option<Result<DrainReport, Arc<CkptError>>>>,
+    progress: Arc<DrainProgress>,
+}
+
+/// How far a drain has come: bytes uploaded to the store and bytes to upload (0 until the
+/// drain starts uploading).
+#[derive(Debug, Default)]
+pub struct DrainProgress {
+    uploaded: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+}
+
+/// Watches one save's drain from elsewhere (a dashboard reporter) while the handle waits.
+#[derive(Clone)]
+pub struct DrainTracker {
+    progress: Arc<DrainProgress>,
+    done: watch::Receiver<Option<Result<DrainReport, Arc<CkptError>>>>,
+}
+
+impl DrainTracker {
+    /// (bytes uploaded, bytes to upload) of the drain so far. Parts retried after a fault
+    /// count again, so the count is capped at the total.
+    pub fn progress(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let total = self.progress.total.load(Relaxed);
+        (self.progress.uploaded.load(Relaxed).min(total), total)
+    }
+
+    /// Whether the drain has ended (committed or failed).
+    pub fn is_done(&self) -> bool {
+        self.done.borrow().is_some()
+    }
 }
 
 impl SaveHandle {
+    /// A watcher of this save's drain that outlives [`SaveHandle::wait`].
+    pub fn tracker(&self) -> DrainTracker {
+        DrainTracker {
+            progress: self.progress.clone(),
+            done: self.done.clone(),
+        }
+    }
+
     /// Waits until the checkpoint is committed in the store (or, without a store, on the
     /// local tier).
     pub async fn wait(mut self) -> Result<DrainReport> {
@@ -164,6 +203,7 @@ struct Job {
     step: u64,
     started: Instant,
     payload: Payload,
+    progress: Arc<DrainProgress>,
     done: watch::Sender<Option<Result<DrainReport, Arc<CkptError>>>>,
 }
 
@@ -398,10 +438,12 @@ impl Checkpointer {
             s.mean_stall_secs += (stall.as_secs_f64() - s.mean_stall_secs) / s.saves as f64;
         }
         let (done_tx, done_rx) = watch::channel(None);
+        let progress = Arc::new(DrainProgress::default());
         let job = Job {
             step,
             started: t,
             payload,
+            progress: progress.clone(),
             done: done_tx,
         };
         self.tx
@@ -417,6 +459,7 @@ impl Checkpointer {
             stall,
             bytes,
             done: done_rx,
+            progress,
         })
     }
 
@@ -507,6 +550,7 @@ impl Inner {
     async fn drain(&self, job: Job) -> Result<DrainReport> {
         let cfg = &self.cfg;
         let step = job.step;
+        let drained = job.progress.clone();
         // 1. Staged bytes go to the local tier first (if there is one).
         let (part, staged) = match job.payload {
             Payload::Local(p) => (p, None),
@@ -594,6 +638,9 @@ impl Inner {
         let admission_wait_secs = held.waited.as_secs_f64();
         let wait_secs = t_wait.elapsed().as_secs_f64();
         // 4. Upload this rank's files, then its marker.
+        drained
+            .total
+            .store(part.bytes(), std::sync::atomic::Ordering::Relaxed);
         let t_up = Instant::now();
         let opts = self.transfer();
         let upload = async {
@@ -615,6 +662,7 @@ impl Inner {
                 .map(|(i, f)| {
                     let rel = layout::file_rel(step, cfg.rank, &f.name);
                     let opts = opts.clone();
+                    let drained = drained.clone();
                     let from_memory = staged_items
                         .and_then(|items| items.iter().find(|(n, _)| n == &f.name))
                         .map(|(_, b)| b.clone());
@@ -641,6 +689,9 @@ impl Inner {
                         let progress: strata_store::ProgressFn = {
                             let fire = fire.clone();
                             Arc::new(move |b| {
+                                drained
+                                    .uploaded
+                                    .fetch_add(b, std::sync::atomic::Ordering::Relaxed);
                                 let d = done.fetch_add(b, std::sync::atomic::Ordering::Relaxed) + b;
                                 if d >= threshold {
                                     fire();

@@ -29,7 +29,8 @@ pub mod staging;
 
 pub use admission::{AdmissionConfig, AdmissionKind};
 pub use checkpointer::{
-    CheckpointInfo, Checkpointer, CkptStats, DrainReport, GcReport, Restored, SaveHandle,
+    CheckpointInfo, Checkpointer, CkptStats, DrainReport, DrainTracker, GcReport, Restored,
+    SaveHandle,
 };
 pub use config::{CkptConfig, DrainConfig, OnCorrupt, SaveMode};
 pub use error::{CkptError, Result};

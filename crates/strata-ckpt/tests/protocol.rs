@@ -24,14 +24,13 @@ async fn drain_commit_and_restore(server: &dyn S3Endpoint, emu: Option<&LinkEmul
     let root = remote(server, emu, "p1/job");
     let ck = Checkpointer::open(cfg(Some(root.clone()), Some(&tmp.path().join("l")))).unwrap();
     for step in [100, 200] {
-        let r = ck
-            .save(step, as_items(&items(step, 0)))
-            .await
-            .unwrap()
-            .wait()
-            .await
-            .unwrap();
+        let h = ck.save(step, as_items(&items(step, 0))).await.unwrap();
+        let tracker = h.tracker();
+        let r = h.wait().await.unwrap();
         assert!(r.remote && r.bytes > 6 << 20, "{r:?}");
+        // The drain's progress, as a dashboard reporter sees it: all of it, and ended.
+        assert!(tracker.is_done());
+        assert_eq!(tracker.progress(), (r.bytes, r.bytes));
     }
     let list = ck.list().await.unwrap();
     assert_eq!(list.len(), 2);

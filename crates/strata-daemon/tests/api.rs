@@ -561,3 +561,68 @@ async fn the_probe_runs_on_the_cache_directory() {
     assert!(v["svg"].as_str().unwrap().starts_with("<svg"));
     assert!(!v["report"]["points"].as_array().unwrap().is_empty(), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_on_a_unix_socket() {
+    let rig = Rig::start(Options {
+        socket: true,
+        ..Default::default()
+    })
+    .await;
+    let data = rig.put("u.bin", 12, (3 << 20) + 1).await;
+    let sock = rig.server.socket.clone().expect("a socket");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "the socket's mode decides who connects");
+    let c = strata_daemon::DaemonClient::new(&format!("unix:{}", sock.display()), None).unwrap();
+    c.health().await.unwrap();
+    let url = rig.url("u.bin");
+    let (size, etag) = c.stat(&url).await.unwrap();
+    let got = c
+        .read_pinned(&url, &etag, size, 0..size, false)
+        .await
+        .unwrap();
+    assert_eq!(got, data);
+    let got = c
+        .clone()
+        .without_handoff()
+        .read(&url, Some(5..(2 << 20)))
+        .await
+        .unwrap();
+    assert_eq!(got, data.slice(5..(2 << 20)));
+    // A second daemon cannot take a live socket.
+    let node = rig.node().clone();
+    let e = strata_daemon::Server::start(node)
+        .await
+        .err()
+        .expect("in use");
+    assert!(e.to_string().contains("another daemon"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn persona_and_job_listings() {
+    let rig = Rig::start(Options::default()).await;
+    let (st, _, body) = raw(&rig.base, "GET", "/api/personas", &[], b"").await;
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["personas"].as_array().unwrap().len(), 4);
+    let (st, _, body) = raw(&rig.base, "GET", "/api/jobs", &[], b"").await;
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["jobs"].as_array().unwrap().is_empty());
+    rig.client()
+        .report(
+            "j1",
+            &strata_daemon::jobs::JobReport {
+                samples: Some(7),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, _, body) = raw(&rig.base, "GET", "/api/jobs", &[], b"").await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["jobs"][0]["report"]["samples"], 7);
+    let (st, _, _) = raw(&rig.base, "DELETE", "/api/jobs", &[], b"").await;
+    assert_eq!(st, 404);
+}

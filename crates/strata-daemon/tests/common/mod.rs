@@ -38,6 +38,8 @@ pub struct Options {
     pub listen: Option<String>,
     pub dram: u64,
     pub block_size: u64,
+    /// Serve a Unix socket too (in the cache's temporary directory).
+    pub socket: bool,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             listen: None,
             dram: 64 << 20,
             block_size: 1 << 20,
+            socket: false,
         }
     }
 }
@@ -71,7 +74,7 @@ impl Rig {
             .collect();
         let flags = DaemonFlags {
             listen: Some(o.listen.unwrap_or_else(|| "127.0.0.1:0".into())),
-            socket: None,
+            socket: o.socket.then(|| cache_dir.path().join("run/strata.sock")),
             buckets: vec![format!("train=s3://{}/data", s3.bucket())],
         };
         let dc = DaemonConfig::resolve(
