@@ -60,8 +60,22 @@ def wait(d, cond, secs=20, what="condition"):
     )
 
 
+def _fresh(read):
+    """Reads an element again when a redraw replaced it between finding and reading."""
+    for _ in range(50):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    return read()
+
+
 def text(d, id_):
-    return d.find_element(By.ID, id_).text
+    return _fresh(lambda: d.find_element(By.ID, id_).text)
+
+
+def html(d, id_):
+    return _fresh(lambda: d.find_element(By.ID, id_).get_attribute("innerHTML"))
 
 
 def test_workbench_lock_a_prediction_move_sliders_choose_a_persona(s3, tmp_path, browser):
@@ -71,7 +85,7 @@ def test_workbench_lock_a_prediction_move_sliders_choose_a_persona(s3, tmp_path,
         d.get(base + "/workbench")
         wait(d, lambda: text(d, "util") not in ("", "–"), what="the first plan")
         util0 = text(d, "util")
-        sat0 = d.find_element(By.ID, "saturation").get_attribute("innerHTML")
+        sat0 = html(d, "saturation")
         assert sat0.startswith("<svg")
         # Lock a prediction, then see the planner's answer next to it.
         box = d.find_element(By.ID, "prediction")
@@ -80,26 +94,26 @@ def test_workbench_lock_a_prediction_move_sliders_choose_a_persona(s3, tmp_path,
         d.find_element(By.ID, "lock").click()
         assert not box.is_enabled()
         wait(d, lambda: "You predicted 3×" in text(d, "audit-result"), what="the audit answer")
-        factor0 = d.find_element(By.ID, "wall-factor").text
+        factor0 = text(d, "wall-factor")
         assert factor0.endswith("×")
         # Move the download slider to its minimum with the keyboard: the plot and the
         # predicted utilization change.
         d.find_element(By.ID, "download").send_keys(Keys.HOME)
         wait(d, lambda: text(d, "util") != util0, what="utilization after the slider")
-        wait(d, lambda: d.find_element(By.ID, "saturation").get_attribute("innerHTML") != sat0,
+        wait(d, lambda: html(d, "saturation") != sat0,
              what="the saturation plot after the slider")
-        assert "low" in d.find_element(By.ID, "util").get_attribute("class")
+        assert "low" in _fresh(lambda: d.find_element(By.ID, "util").get_attribute("class"))
         # The I/O wall changes with the layout (one request per raw sample).
         Select(d.find_element(By.ID, "layout")).select_by_value("raw")
-        wait(d, lambda: d.find_element(By.ID, "wall-factor").text != factor0 or
+        wait(d, lambda: text(d, "wall-factor") != factor0 or
              "raw" in text(d, "plan-text"), what="the audit after the layout")
         shot(d, "workbench-sliders")
         # The checkpoint wall: a longer interval changes the waste and the Young-Daly plot.
         waste0 = text(d, "interval-waste")
-        yd0 = d.find_element(By.ID, "young-daly").get_attribute("innerHTML")
+        yd0 = html(d, "young-daly")
         d.find_element(By.ID, "interval").send_keys(Keys.END)
         wait(d, lambda: text(d, "interval-waste") != waste0, what="waste after the interval")
-        assert d.find_element(By.ID, "young-daly").get_attribute("innerHTML") != yd0
+        assert html(d, "young-daly") != yd0
         Select(d.find_element(By.ID, "write-bw")).select_by_visible_text("10 GB/s")
         storm0 = text(d, "storm")
         wait(d, lambda: text(d, "storm") != storm0, what="the storm after the write bandwidth")
@@ -121,7 +135,7 @@ def test_workbench_lock_a_prediction_move_sliders_choose_a_persona(s3, tmp_path,
         d.find_element(By.ID, "probe").click()
         wait(d, lambda: d.find_elements(By.ID, "probe-table") and text(d, "probe-table"), secs=90,
              what="the probe's table")
-        assert d.find_element(By.ID, "probe-plot").get_attribute("innerHTML").startswith("<svg")
+        assert html(d, "probe-plot").startswith("<svg")
         shot(d, "workbench-probe")
         assert text(d, "error") == ""
     finally:
