@@ -33,6 +33,18 @@ impl Server {
         let mut tasks = vec![tokio::spawn(accept_tcp(tcp, node.clone()))];
         let socket = node.config.socket.clone();
         if let Some(path) = &socket {
+            use std::os::unix::fs::FileTypeExt;
+            if let Ok(m) = std::fs::symlink_metadata(path)
+                && !m.file_type().is_socket()
+            {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{}: exists and is not a socket; not replacing it",
+                        path.display()
+                    ),
+                ));
+            }
             if path.exists() {
                 // A socket left by a daemon that died; a live one would refuse the bind below
                 // only after we removed it, so check first that nobody answers.

@@ -590,6 +590,19 @@ async fn clients_on_a_unix_socket() {
         .await
         .unwrap();
     assert_eq!(got, data.slice(5..(2 << 20)));
+    // A file that is not a socket is never replaced.
+    let victim = rig.cache_dir.path().join("not-a-socket");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let mut cfg = rig.node().config.clone();
+    cfg.socket = Some(victim.clone());
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    let other = strata_daemon::Node::open(cfg).unwrap();
+    let e = strata_daemon::Server::start(other)
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("not a socket"), "{e}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
     // A second daemon cannot take a live socket.
     let node = rig.node().clone();
     let e = strata_daemon::Server::start(node)
