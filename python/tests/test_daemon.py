@@ -190,3 +190,24 @@ def test_a_checkpoint_drain_shows_on_the_daemon(s3, tmp_path):
     finally:
         strata.daemon.disconnect()
         stop(p)
+
+
+def test_s3torchconnector_reads_through_the_daemon(s3, objects, tmp_path):
+    """s3torchconnector (AWS's PyTorch connector, on Mountpoint's CRT client) with its
+    endpoint at the daemon: byte-exact, path style."""
+    s3tc = pytest.importorskip("s3torchconnector")
+    p, base = start_daemon(s3, tmp_path / "cache")
+    try:
+        cfg = s3tc.S3ClientConfig(force_path_style=True)
+        ds = s3tc.S3IterableDataset.from_prefix("s3://train/boto/", region="us-east-1",
+                                                endpoint=base, s3client_config=cfg)
+        got = {item.key: item.read() for item in ds}
+        assert got == {"boto/" + k: v for k, v in objects.items()}
+        m = s3tc.S3MapDataset.from_prefix("s3://train/boto/", region="us-east-1",
+                                          endpoint=base, s3client_config=cfg)
+        assert len(m) == len(objects)
+        f = m[0]
+        f.seek(1000)
+        assert f.read(10) == got[f.key][1000:1010]
+    finally:
+        stop(p)
