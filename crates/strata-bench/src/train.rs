@@ -519,6 +519,13 @@ impl TrainBench {
             .collect();
         let r0 = rig.emu.stats().requests;
         let s0 = cache.as_ref().map(|c| c.stats());
+        // STRATA_BENCH_TRACE=1: the link's rate, the samples delivered and the cache's
+        // fetches about every 250 ms (when a sample arrives) on standard error, to see where
+        // a run loses time.
+        let trace = std::env::var_os("STRATA_BENCH_TRACE").is_some();
+        let mut delivered = 0u64;
+        let (mut last_b, mut last_t) = (rig.emu.stats().bytes_down, Instant::now());
+        let b0 = last_b;
         'epochs: for epoch in 0..epochs {
             let reader = Reader::new(
                 ds.clone(),
@@ -542,6 +549,21 @@ impl TrainBench {
             let mut cur = Vec::with_capacity(batch);
             while let Some(sample) = s.next().await {
                 let sample = sample.map_err(|e| e.to_string())?;
+                delivered += 1;
+                if trace && last_t.elapsed() >= Duration::from_millis(250) {
+                    let (st, t) = (rig.emu.stats(), Instant::now());
+                    let f = cache.as_ref().map(|c| c.stats());
+                    eprintln!(
+                        "trace t={:6.2}s link={:6.1} MiB/s samples={:6} fetches demand={} prefetch={} in_flight={}",
+                        (t - start).as_secs_f64(),
+                        mib(st.bytes_down - last_b, (t - last_t).as_secs_f64()),
+                        delivered,
+                        f.as_ref().map_or(0, |f| f.demand_fetches),
+                        f.as_ref().map_or(0, |f| f.prefetch_fetches),
+                        st.in_flight,
+                    );
+                    (last_b, last_t) = (st.bytes_down, t);
+                }
                 cur.push(sample.bytes());
                 if cur.len() == batch {
                     if tx.send(std::mem::take(&mut cur)).await.is_err() {
@@ -555,6 +577,13 @@ impl TrainBench {
         }
         stop.store(true, Ordering::Relaxed);
         drop(tx);
+        if trace {
+            eprintln!(
+                "trace end: the link moved {} bytes for a dataset of {} bytes",
+                rig.emu.stats().bytes_down - b0,
+                ds.manifest.bytes
+            );
+        }
         let mut all_steps = Vec::new();
         let mut waterfall = Vec::new();
         let (mut samples, mut bytes) = (0u64, 0u64);

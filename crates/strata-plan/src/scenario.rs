@@ -13,6 +13,7 @@
 //! sample_size = "114660 B"
 //! layout = "shards"         # shards | raw (one object per sample)
 //! shuffle = "window"        # none | window (shards + buffer) | global (sample order)
+//! window = 1024             # samples shuffled together (window shuffle); default 1024
 //! epochs = 10
 //!
 //! [accelerators]
@@ -128,6 +129,7 @@ pub struct RawDataset {
     pub sample_size: Option<Quantity>,
     pub layout: Option<Layout>,
     pub shuffle: Option<Shuffle>,
+    pub window: Option<f64>,
     pub epochs: Option<f64>,
 }
 
@@ -200,6 +202,8 @@ pub struct Dataset {
     pub sample_size: f64,
     pub layout: Layout,
     pub shuffle: Shuffle,
+    /// Samples shuffled together by the window shuffle (Strata's reader default: 1024).
+    pub window: u32,
     pub epochs: u32,
 }
 
@@ -400,6 +404,7 @@ impl Scenario {
                     sample_size,
                     layout: d.layout.unwrap_or(Layout::Shards),
                     shuffle: d.shuffle.unwrap_or(Shuffle::Window),
+                    window: count(d.window, &f("window"), Some(1024))?,
                     epochs: count(d.epochs, &f("epochs"), Some(1))?,
                 })
             }
