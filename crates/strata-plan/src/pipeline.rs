@@ -164,7 +164,11 @@ pub fn source_rate(s: &Scenario, source: &Tier, request: f64, random: bool) -> f
 /// window wider than the dataset) finish 2–4 s after the link falls idle.
 pub fn window_secs(s: &Scenario, download: f64) -> Option<f64> {
     let (d, a) = (s.dataset.as_ref()?, s.accelerators.as_ref()?);
-    if d.layout != Layout::Shards || d.shuffle != Shuffle::Window || download.is_nan() || download <= 0.0 {
+    if d.layout != Layout::Shards
+        || d.shuffle != Shuffle::Window
+        || download.is_nan()
+        || download <= 0.0
+    {
         return None;
     }
     let block = s.pipeline.block_size;
