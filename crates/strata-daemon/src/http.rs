@@ -112,6 +112,40 @@ impl From<strata_cache::CacheError> for ApiError {
     }
 }
 
+/// A response carrying `range` of an object of `size` bytes with entity tag `etag`: its
+/// length and type, its ETag, and for a range (`partial`) 206 with its Content-Range.
+pub fn object_response(
+    body: Body,
+    range: &Range<u64>,
+    size: u64,
+    etag: &str,
+    partial: bool,
+) -> Resp {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(range.end - range.start),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    if partial && range.end > range.start {
+        let cr = format!("bytes {}-{}/{size}", range.start, range.end - 1);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&cr).expect("ASCII"),
+        );
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    resp
+}
+
 /// A `Range` header resolved against an object of `size` bytes: `None` for the whole
 /// object, the byte range otherwise. Errors are S3's `InvalidRange` (416).
 pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<Range<u64>>, ApiError> {

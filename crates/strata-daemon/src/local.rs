@@ -19,14 +19,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures::TryStreamExt;
 use http::{HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
 use strata_cache::Why;
 use strata_store::StoreUrl;
 
-use crate::http::{ApiError, Req, Resp, json, parse_range, query};
+use crate::http::{ApiError, Req, Resp, json, object_response, parse_range, query};
 use crate::node::Node;
 
 fn url_param(q: &std::collections::HashMap<String, String>) -> Result<StoreUrl, ApiError> {
@@ -114,47 +111,13 @@ pub async fn object(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
     let range = range.unwrap_or(0..object.size);
     let w = why(req);
     let guard = prefetch_guard(node, w);
-    let etag = object.version.clone();
-    let size = object.size;
-    let len = range.end - range.start;
-    let start = range.start;
-    let node2 = node.clone();
-    let url2 = url.clone();
+    let (etag, size) = (object.version.clone(), object.size);
     let body = node
-        .open_stream(store, object, range.clone(), w)
-        .await
-        .inspect_err(|_| node.forget(&url))?
-        .map_ok(Frame::data)
-        .map_err(move |e| {
-            // A pinned read of a changed object: forget the HEAD answer so the next read asks.
-            node2.forget(&url2);
-            crate::metrics::error(e.kind().label());
-            Box::new(e) as crate::http::BoxError
-        });
-    let body = StreamBody::new(futures::StreamExt::map(body, move |f| {
-        let _keep = &guard;
-        f
-    }))
-    .boxed_unsync();
-    let mut resp = http::Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
-        h.insert(header::ETAG, v);
-    }
-    h.insert("x-strata-size", HeaderValue::from(size));
-    if partial {
-        let cr = format!("bytes {}-{}/{}", start, start + len - 1, size);
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&cr).expect("ASCII"),
-        );
-        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-    }
+        .body(&url, store, object, range.clone(), w, guard)
+        .await?;
+    let mut resp = object_response(body, &range, size, &etag, partial);
+    resp.headers_mut()
+        .insert("x-strata-size", HeaderValue::from(size));
     Ok(resp)
 }
 

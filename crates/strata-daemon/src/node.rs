@@ -183,6 +183,36 @@ impl Node {
         }
     }
 
+    /// `range` of `object` (the object at `url`) as a response body, the first piece read
+    /// before the headers go out ([`Node::open_stream`]). A failure forgets what HEAD said
+    /// about `url` (a pinned read of a replaced object: the next read asks again) and is
+    /// counted by kind. `hold` lives as long as the body.
+    pub async fn body<H: Send + 'static>(
+        self: &Arc<Self>,
+        url: &StoreUrl,
+        store: Store,
+        object: ObjectVersion,
+        range: Range<u64>,
+        why: Why,
+        hold: H,
+    ) -> Result<crate::http::Body, StoreError> {
+        use http_body_util::{BodyExt, StreamBody};
+        let pieces = self
+            .open_stream(store, object, range, why)
+            .await
+            .inspect_err(|_| self.forget(url))?;
+        let (node, url) = (self.clone(), url.clone());
+        let frames = pieces.map(move |r| {
+            let _hold = &hold;
+            r.map(hyper::body::Frame::data).map_err(|e| {
+                node.forget(&url);
+                crate::metrics::error(e.kind().label());
+                Box::new(e) as crate::http::BoxError
+            })
+        });
+        Ok(StreamBody::new(frames).boxed_unsync())
+    }
+
     /// Blocks of response memory in use and in all.
     pub fn response_blocks(&self) -> (usize, usize) {
         (

@@ -13,14 +13,13 @@
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use http::{HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
 use strata_cache::Why;
 use strata_store::StoreUrl;
 
-use crate::http::{ApiError, Req, Resp, escape, http_date, parse_range, query, respond};
+use crate::http::{
+    ApiError, Req, Resp, escape, http_date, object_response, parse_range, query, respond,
+};
 use crate::node::Node;
 
 /// First path segments the daemon's own routes use; no bucket may take them.
@@ -183,49 +182,22 @@ async fn get_object(
     let range = parse_range(range_header, size)?;
     let partial = range.is_some();
     let range = range.unwrap_or(0..size);
-    let len = range.end - range.start;
-    let mut resp = if req.method() == Method::HEAD {
-        http::Response::new(crate::http::full(bytes::Bytes::new()))
+    let body = if req.method() == Method::HEAD {
+        crate::http::full(bytes::Bytes::new())
     } else {
-        let node2 = node.clone();
-        let url2 = url.clone();
-        let body = node
-            .open_stream(
-                r.store.clone(),
-                r.object.clone(),
-                range.clone(),
-                Why::Demand,
-            )
-            .await
-            .inspect_err(|_| node.forget(&url))?
-            .map_ok(Frame::data)
-            .map_err(move |e| {
-                node2.forget(&url2);
-                crate::metrics::error(e.kind().label());
-                Box::new(e) as crate::http::BoxError
-            });
-        http::Response::new(StreamBody::new(body).boxed_unsync())
+        node.body(
+            &url,
+            r.store.clone(),
+            r.object.clone(),
+            range.clone(),
+            Why::Demand,
+            (),
+        )
+        .await?
     };
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", r.object.normalized_version())) {
-        h.insert(header::ETAG, v);
-    }
+    let mut resp = object_response(body, &range, size, r.object.normalized_version(), partial);
     if let Ok(v) = HeaderValue::from_str(&http_date(r.info.last_modified)) {
-        h.insert(header::LAST_MODIFIED, v);
-    }
-    if partial {
-        let cr = format!("bytes {}-{}/{}", range.start, range.end - 1, size);
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&cr).expect("ASCII"),
-        );
-        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        resp.headers_mut().insert(header::LAST_MODIFIED, v);
     }
     Ok(resp)
 }

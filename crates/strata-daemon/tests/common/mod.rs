@@ -21,16 +21,7 @@ pub struct Rig {
 
 /// Bytes that differ at every offset, so a misplaced range shows.
 pub fn content(seed: u64, len: usize) -> Bytes {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
+    Bytes::from(strata_testkit::data::bytes(seed, len))
 }
 
 pub struct Options {
