@@ -496,9 +496,18 @@ async fn pages_and_the_planner_api() {
         "{}",
         String::from_utf8_lossy(&body)
     );
+    // Too large: 413, or the connection closed while the client still wrote the body.
     let big = vec![b' '; 2 << 20];
-    let (st, _, _) = raw(&rig.base, "POST", "/api/plan", &[], &big).await;
-    assert_eq!(st, 413);
+    match common::try_raw(&rig.base, "POST", "/api/plan", &[], &big).await {
+        Ok((st, _, _)) => assert_eq!(st, 413),
+        Err(e) => assert!(
+            e.is_body_write_aborted()
+                || e.is_closed()
+                || e.is_incomplete_message()
+                || format!("{e:?}").contains("BodyWrite"),
+            "{e:?}"
+        ),
+    }
     // Personas.
     for name in strata_plan::personas::NAMES {
         let (st, _, body) = raw(&rig.base, "GET", &format!("/api/personas/{name}"), &[], b"").await;

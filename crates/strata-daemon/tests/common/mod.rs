@@ -125,6 +125,20 @@ pub async fn raw(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, http::HeaderMap, Bytes) {
+    try_raw(base, method, path, headers, body)
+        .await
+        .expect("response")
+}
+
+/// Like [`raw`], with the connection's failure as an error (a server that refuses a body
+/// may close the connection while the client still writes it).
+pub async fn try_raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, http::HeaderMap, Bytes), hyper::Error> {
     use http_body_util::{BodyExt, Full};
     let hostport = base.trim_start_matches("http://").to_string();
     let s = tokio::net::TcpStream::connect(&hostport)
@@ -144,8 +158,8 @@ pub async fn raw(
     let req = b
         .body(Full::new(Bytes::copy_from_slice(body)))
         .expect("request");
-    let resp = send.send_request(req).await.expect("response");
+    let resp = send.send_request(req).await?;
     let (parts, body) = resp.into_parts();
-    let body = body.collect().await.expect("body").to_bytes();
-    (parts.status.as_u16(), parts.headers, body)
+    let body = body.collect().await?.to_bytes();
+    Ok((parts.status.as_u16(), parts.headers, body))
 }
