@@ -561,11 +561,8 @@ fn partition_state(
 /// A validated place in the world (a ValueError names what is out of range).
 /// A client of the daemon at `addr`; the token from `$STRATA_TOKEN`.
 fn daemon_client(addr: &str) -> PyResult<strata_daemon::DaemonClient> {
-    let token = std::env::var("STRATA_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(strata_store::config::Secret::new);
-    strata_daemon::DaemonClient::new(addr, token).map_err(|e| PyValueError::new_err(e.to_string()))
+    strata_daemon::DaemonClient::with_env_token(addr)
+        .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 /// Checks that the daemon at `addr` answers (`/healthz`).

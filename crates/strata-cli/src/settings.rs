@@ -32,13 +32,9 @@ impl Settings {
 
     /// The client of the daemon `--daemon` names, if any.
     pub fn daemon_client(&self) -> Result<Option<strata_daemon::DaemonClient>> {
-        let token = std::env::var("STRATA_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .map(strata_store::config::Secret::new);
         self.daemon
             .as_deref()
-            .map(|a| strata_daemon::DaemonClient::new(a, token).map_err(anyhow::Error::new))
+            .map(|a| strata_daemon::DaemonClient::with_env_token(a).map_err(anyhow::Error::new))
             .transpose()
     }
 

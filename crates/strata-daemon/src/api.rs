@@ -57,12 +57,7 @@ pub fn stats(node: &Node) -> Resp {
     };
     let (used, total) = node.response_blocks();
     let block = node.cache.geometry().block_size;
-    let jobs: Vec<_> = node
-        .jobs
-        .list()
-        .into_iter()
-        .map(|(name, age, r)| serde_json::json!({"name": name, "age_secs": age, "report": r}))
-        .collect();
+    let jobs = jobs_json(node);
     json(
         StatusCode::OK,
         &serde_json::json!({
@@ -185,14 +180,18 @@ pub async fn probe(node: &Arc<Node>) -> Result<Resp, ApiError> {
     ))
 }
 
-/// `GET /api/jobs`.
-pub fn jobs(node: &Node) -> Resp {
-    let v: Vec<_> = node
-        .jobs
+/// The jobs reported lately, as the pages show them.
+fn jobs_json(node: &Node) -> Vec<serde_json::Value> {
+    node.jobs
         .list()
         .into_iter()
         .map(|(name, age, r)| serde_json::json!({"name": name, "age_secs": age, "report": r}))
-        .collect();
+        .collect()
+}
+
+/// `GET /api/jobs`.
+pub fn jobs(node: &Node) -> Resp {
+    let v = jobs_json(node);
     json(StatusCode::OK, &serde_json::json!({"jobs": v}))
 }
 

@@ -144,11 +144,19 @@ impl DaemonClient {
         let addr = std::env::var("STRATA_DAEMON")
             .ok()
             .filter(|a| !a.is_empty())?;
-        let token = std::env::var("STRATA_TOKEN")
+        Some(Self::new(&addr, Self::token_from_env()))
+    }
+
+    /// A client of the daemon at `addr` with the token from `$STRATA_TOKEN`.
+    pub fn with_env_token(addr: &str) -> Result<Self, ClientError> {
+        Self::new(addr, Self::token_from_env())
+    }
+
+    fn token_from_env() -> Option<Secret> {
+        std::env::var("STRATA_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())
-            .map(Secret::new);
-        Some(Self::new(&addr, token))
+            .map(Secret::new)
     }
 
     /// The address as given.
