@@ -49,8 +49,18 @@ def s3():
     yield info
     for k in env:
         os.environ.pop(k, None)
-    p.kill()
-    p.wait()
+    stop_server(p)
+
+
+def stop_server(p):
+    """Stops a `strata test-s3-server` by its process id: SIGTERM, so that it removes its
+    temporary directory; SIGKILL if it has not exited within 10 s."""
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 def cp(s3, src, dst):
@@ -108,5 +118,4 @@ def s3_link():
         "AWS_REGION": info["region"],
     }
     yield info
-    p.kill()
-    p.wait()
+    stop_server(p)

@@ -34,13 +34,16 @@ pub async fn run(a: &TestS3ServerArgs) -> Result<()> {
             "pid": std::process::id(),
         })
     );
-    // Until stdin closes (the parent went away) or a signal stops the process.
+    // Until stdin closes (the parent went away) or SIGINT or SIGTERM stops the process; then
+    // the server's temporary directory is removed (SIGKILL would leave it behind).
     let mut stdin = tokio::io::stdin();
     let mut buf = [0u8; 256];
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             n = stdin.read(&mut buf) => if matches!(n, Ok(0) | Err(_)) { break },
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
         }
     }
     drop(emu);
