@@ -14,7 +14,10 @@
 //!    MiB/s delivered).
 //!
 //! Accelerators are scaled (as in `strata bench train`) so that one demands a quarter of the
-//! link: the two counts are then small and the runs short.
+//! link: the two counts are then small and the runs short. Each accelerator takes at least
+//! [`MIN_STEPS`] steps: where one epoch has too few samples for that (unet3d's 140 MB samples),
+//! the batch is made smaller (and the step shorter with it, so that the demand stays), and
+//! then epochs are added, each read from the link again (no cache reuse, in the plan too).
 
 use std::sync::Arc;
 
@@ -73,6 +76,9 @@ pub struct Comparison {
     pub workload: String,
     pub layout: String,
     pub accelerators: u32,
+    /// Samples per step (after [`enough_steps`]) and epochs, each read from the link.
+    pub batch: u64,
+    pub epochs: u32,
     /// What the accelerators ask over what the plan says the link supplies.
     pub demand_over_supply: f64,
     pub predicted_au: f64,
@@ -102,6 +108,31 @@ pub struct PlanBenchReport {
 
 const MIB: f64 = (1u64 << 20) as f64;
 
+/// Steps each accelerator takes in a calibration run, at the least. Its steady AU leaves the
+/// first step out, and a few steps measure little: a 4 GiB epoch of unet3d holds 4 batches
+/// of 7, fewer than the accelerators of the 1.5× row.
+pub const MIN_STEPS: u64 = 12;
+
+/// The setup of a run of `n` accelerators over `samples` samples per epoch that gives each at
+/// least [`MIN_STEPS`] steps: the workload's batch made smaller (its compute per step with it,
+/// so that one accelerator demands the same bytes per second), then epochs added, each read
+/// from the store again. Returns the bench and the epochs.
+pub fn enough_steps(t: &TrainBench, samples: u64, n: u32) -> (TrainBench, u32) {
+    let mut t = t.clone();
+    let want = MIN_STEPS * n as u64;
+    let target = (samples / want).max(1);
+    if t.batch() > target {
+        let scale = t.scale();
+        let w = &mut t.workload;
+        let batch = ((target as f64 * scale).round() as u64).clamp(1, w.batch);
+        w.compute_secs *= batch as f64 / w.batch as f64;
+        w.batch = batch;
+    }
+    let epochs = want.saturating_mul(t.batch()).div_ceil(samples.max(1)).max(1);
+    t.cold_epochs = epochs > 1;
+    (t, epochs.min(u32::MAX as u64) as u32)
+}
+
 impl PlanBench {
     fn bench_for(&self, w: &Workload) -> TrainBench {
         let mut t = TrainBench::new(w.clone());
@@ -124,6 +155,7 @@ impl PlanBench {
         dataset_bytes: u64,
         samples: u64,
         n: u32,
+        epochs: u32,
         probe: &ProbeReport,
     ) -> Result<Scenario, String> {
         let raw = layout == strata_dataset::Layout::Raw;
@@ -136,7 +168,7 @@ impl PlanBench {
             sample_size = {sample}
             layout = "{layout}"
             shuffle = "{shuffle}"
-            epochs = 1
+            epochs = {epochs}
             [accelerators]
             nodes = 1
             per_node = {n}
@@ -220,17 +252,18 @@ impl PlanBench {
                         strata_dataset::Layout::Shards => ("shards", shards.clone()),
                         strata_dataset::Layout::Raw => ("raw", raw.clone()),
                     };
-                    let setup = |n: u32| {
+                    let setup = |t: &TrainBench, n: u32, epochs: u32| {
                         Self::scenario(
-                            &t,
+                            t,
                             layout,
                             shards.manifest.bytes,
                             shards.manifest.samples,
                             n,
+                            epochs,
                             &probe,
                         )
                     };
-                    let s1 = setup(1)?;
+                    let s1 = setup(&t, 1, 1)?;
                     let (req, random) = strata_plan::pipeline::access(&s1);
                     let supply = strata_plan::pipeline::source_rate(
                         &s1,
@@ -242,7 +275,8 @@ impl PlanBench {
                     let under = ((0.5 * supply / one).floor() as u32).max(1);
                     let over = ((1.5 * supply / one).ceil() as u32).max(under + 1);
                     for n in [under, over] {
-                        let s = setup(n)?;
+                        let (t, epochs) = enough_steps(&t, shards.manifest.samples, n);
+                        let s = setup(&t, n, epochs)?;
                         let plan = strata_plan::pipeline::evaluate(&s).ok_or("no pipeline")?;
                         let cache = match layout {
                             strata_dataset::Layout::Shards => Some(t.cache(
@@ -254,7 +288,9 @@ impl PlanBench {
                             )?),
                             strata_dataset::Layout::Raw => None,
                         };
-                        let run = t.train(&rig, name, ds.clone(), cache, n, 1, None).await?;
+                        let run = t
+                            .train(&rig, name, ds.clone(), cache, n, epochs, None)
+                            .await?;
                         let _ = std::fs::remove_dir_all(rig.work.join(format!("calib-{n}")));
                         let pm = plan.node_bytes_per_sec / MIB;
                         // AU in steady state on both sides (the bench leaves each
@@ -268,6 +304,8 @@ impl PlanBench {
                             workload: w.name.to_string(),
                             layout: name.to_string(),
                             accelerators: n,
+                            batch: t.batch(),
+                            epochs,
                             demand_over_supply: n as f64 * one / supply,
                             predicted_au: plan.steady_utilization,
                             measured_au: run.au_steady,
@@ -330,10 +368,12 @@ impl PlanBenchReport {
         }
         let _ = writeln!(
             o,
-            "{:<10} {:<7} {:>3} {:>8} {:>9} {:>9} {:>7} {:>10} {:>10} {:>7}",
+            "{:<10} {:<7} {:>3} {:>5} {:>2} {:>8} {:>9} {:>9} {:>7} {:>10} {:>10} {:>7}",
             "workload",
             "layout",
             "N",
+            "batch",
+            "ep",
             "demand/S",
             "AU plan",
             "AU bench",
@@ -345,10 +385,12 @@ impl PlanBenchReport {
         for r in &self.rows {
             let _ = writeln!(
                 o,
-                "{:<10} {:<7} {:>3} {:>8.2} {:>8.1}% {:>8.1}% {:>+6.1}% {:>10.1} {:>11.1} {:>+6.1}% {}",
+                "{:<10} {:<7} {:>3} {:>5} {:>2} {:>8.2} {:>8.1}% {:>8.1}% {:>+6.1}% {:>10.1} {:>11.1} {:>+6.1}% {}",
                 r.workload,
                 r.layout,
                 r.accelerators,
+                r.batch,
+                r.epochs,
                 r.demand_over_supply,
                 r.predicted_au * 100.0,
                 r.measured_au * 100.0,
@@ -368,5 +410,30 @@ impl PlanBenchReport {
             if self.passed { "pass" } else { "FAIL" }
         );
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enough_steps_keeps_the_demand_and_gives_every_accelerator_its_steps() {
+        let w = Workload::named("unet3d").expect("a workload");
+        let mut t = TrainBench::new(w.clone());
+        t.compute_scale = Some(1.0);
+        // 4 GiB of 140 MB samples: 29 per epoch.
+        for n in [1u32, 2, 6, 40] {
+            let (u, epochs) = enough_steps(&t, 29, n);
+            let steps = 29 * epochs as u64 / (u.batch() * n as u64);
+            assert!(steps >= MIN_STEPS, "n={n}: {steps} steps each");
+            assert!(u.batch() >= 1 && u.batch() <= w.batch);
+            let demand = |b: &TrainBench| b.batch() as f64 * w.sample_mean as f64 / b.step_secs();
+            assert!((demand(&u) / demand(&t) - 1.0).abs() < 1e-9, "n={n}");
+            assert_eq!(u.cold_epochs, epochs > 1);
+        }
+        // Enough samples: nothing changes.
+        let (u, epochs) = enough_steps(&t, 100_000, 4);
+        assert_eq!((u.batch(), epochs, u.cold_epochs), (t.batch(), 1, false));
     }
 }

@@ -153,6 +153,10 @@ pub struct TrainBench {
     pub data_dir: Option<PathBuf>,
     /// Where caches go. Default: a temporary directory.
     pub work_dir: Option<PathBuf>,
+    /// Every epoch of the training phase reads from the store: the dataset's blocks are
+    /// dropped from the cache at each epoch boundary (`strata bench plan` runs several
+    /// link-bound epochs this way). Default: false.
+    pub cold_epochs: bool,
 }
 
 impl TrainBench {
@@ -174,6 +178,7 @@ impl TrainBench {
             training_only: false,
             data_dir: None,
             work_dir: None,
+            cold_epochs: false,
         }
     }
 }
@@ -527,6 +532,11 @@ impl TrainBench {
         let (mut last_b, mut last_t) = (rig.emu.stats().bytes_down, Instant::now());
         let b0 = last_b;
         'epochs: for epoch in 0..epochs {
+            if let (true, true, Some(c)) = (self.cold_epochs, epoch > 0, &cache) {
+                for o in &ds.shards {
+                    c.invalidate_object(&o.store, &o.path).await;
+                }
+            }
             let reader = Reader::new(
                 ds.clone(),
                 cache.clone(),
