@@ -128,7 +128,10 @@ pub fn enough_steps(t: &TrainBench, samples: u64, n: u32) -> (TrainBench, u32) {
         w.compute_secs *= batch as f64 / w.batch as f64;
         w.batch = batch;
     }
-    let epochs = want.saturating_mul(t.batch()).div_ceil(samples.max(1)).max(1);
+    let epochs = want
+        .saturating_mul(t.batch())
+        .div_ceil(samples.max(1))
+        .max(1);
     t.cold_epochs = epochs > 1;
     (t, epochs.min(u32::MAX as u64) as u32)
 }

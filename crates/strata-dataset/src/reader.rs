@@ -199,9 +199,14 @@ impl Reader {
     /// Samples read at once: `max_in_flight`, fewer when that many mean samples would hold
     /// more than `lookahead_bytes` (memory stays bounded for 150 MB samples too).
     fn in_flight(&self) -> usize {
+        ((self.cfg.lookahead_bytes / self.mean_sample()) as usize)
+            .clamp(1, self.cfg.max_in_flight.max(1))
+    }
+
+    /// The dataset's mean sample size in bytes (at least 1).
+    fn mean_sample(&self) -> u64 {
         let m = &self.ds.manifest;
-        let mean = (m.bytes / m.samples.max(1)).max(1);
-        ((self.cfg.lookahead_bytes / mean) as usize).clamp(1, self.cfg.max_in_flight.max(1))
+        (m.bytes / m.samples.max(1)).max(1)
     }
 
     fn through_cache(&self) -> bool {
@@ -285,9 +290,15 @@ impl Reader {
             future: first_uses,
             frontier: Arc::new(frontier),
             block_size: geometry.block_size,
-            // Blocks fetched ahead must still be there when their sample comes: never look
-            // further ahead than a quarter of what the tiers hold.
-            lookahead: self.cfg.lookahead_bytes.min(cache.capacity() / 4),
+            // At least PREFETCH_SAMPLES mean samples ahead: with 140 MB samples, 512 MiB
+            // is 3.6 samples, and the link drained while the head sample's last blocks
+            // arrived. Blocks fetched ahead must still be there when their sample comes: never
+            // look further ahead than a quarter of what the tiers hold.
+            lookahead: self
+                .cfg
+                .lookahead_bytes
+                .max(PREFETCH_SAMPLES * self.mean_sample())
+                .min(cache.capacity() / 4),
             consumed: consumed.clone(),
             stats: self.stats.clone(),
         };
@@ -424,6 +435,11 @@ impl Reader {
             .boxed()
     }
 }
+
+/// Through the cache, blocks are prefetched at least this many mean samples ahead of the
+/// consumer, even past `lookahead_bytes` (they wait in the cache's tiers, not in memory of the
+/// reader's own).
+pub const PREFETCH_SAMPLES: u64 = 8;
 
 /// Part size for reading large raw objects side by side (bytes). 8 MiB.
 pub const RAW_PART: u64 = 8 << 20;
