@@ -36,6 +36,21 @@ pub struct CacheConfig {
 /// (`FETCH_SLOTS_PER_READ × read_concurrency × block_size`).
 pub const FETCH_SLOTS_PER_READ: usize = 4;
 
+/// Block files being written behind the reads at once, at least: 256 MiB of blocks. More
+/// fetched blocks than that waiting for the disk means the disk writes slower than the source
+/// delivers; demand and prefetch reads then pass through (the block is not stored) rather
+/// than slow down to the disk's write speed. A cache must never make reads slower than no
+/// cache: found by the planner's property test, which the engine then failed too.
+pub const WRITE_BEHIND_MIN_BYTES: u64 = 256 << 20;
+
+/// Block files written behind the reads at once for a cache of `read_concurrency` and
+/// `block_size` (bytes): `read_concurrency`, and at least [`WRITE_BEHIND_MIN_BYTES`] of blocks.
+/// Each holds one block in memory until its file is renamed into place.
+pub fn write_slots(read_concurrency: usize, block_size: u64) -> usize {
+    let min = (WRITE_BEHIND_MIN_BYTES / block_size.max(4096)).max(1) as usize;
+    read_concurrency.max(1).max(min)
+}
+
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
@@ -113,11 +128,14 @@ pub enum CacheError {
 }
 
 /// Demand reads are what a caller waits for; prefetches run ahead of them. They are counted
-/// apart.
+/// apart. Both pass through when the NVMe tier's writes fall behind (see
+/// [`WRITE_BEHIND_MIN_BYTES`]); a hydration (`strata warm`) is there to store the blocks, so
+/// it waits for the disk instead (and is counted with the prefetches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
     Demand,
     Prefetch,
+    Hydrate,
 }
 
 /// A tiered, read-through block cache. Cheap to share (`Arc`).
@@ -178,8 +196,11 @@ impl BlockCache {
             locks,
             flights: Mutex::new(HashMap::new()),
             pending: Arc::new(Mutex::new(HashMap::new())),
-            write_slots: Arc::new(tokio::sync::Semaphore::new(cfg.read_concurrency.max(1))),
-            write_slots_total: cfg.read_concurrency.max(1),
+            write_slots: Arc::new(tokio::sync::Semaphore::new(write_slots(
+                cfg.read_concurrency,
+                cfg.block_size.max(4096),
+            ))),
+            write_slots_total: write_slots(cfg.read_concurrency, cfg.block_size.max(4096)),
             fetch_slots: tokio::sync::Semaphore::new(
                 FETCH_SLOTS_PER_READ * cfg.read_concurrency.max(1),
             ),
@@ -334,13 +355,23 @@ impl BlockCache {
             // Write behind: the reader has its bytes now; the block file is written on a
             // blocking thread. Until it is renamed into place the block stays in `pending`
             // (for this process) and the cross-process lock stays held (for others), so
-            // nobody fetches it again. At most `read_concurrency` writes are pending.
-            let permit = self
-                .write_slots
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| CacheError::Io(std::io::Error::other(e)))?;
+            // nobody fetches it again. At most `write_slots(..)` writes are pending; when all
+            // are, the disk is behind the source and a read passes through (not stored),
+            // except a hydration, which waits.
+            let permit = match why {
+                Why::Hydrate => Some(
+                    self.write_slots
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|e| CacheError::Io(std::io::Error::other(e)))?,
+                ),
+                Why::Demand | Why::Prefetch => self.write_slots.clone().try_acquire_owned().ok(),
+            };
+            let Some(permit) = permit else {
+                n.fell_behind();
+                return Ok(data);
+            };
             self.pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -492,6 +492,13 @@ impl NvmeTier {
             .clone()
     }
 
+    /// A fetched block was not stored: the writes behind the reads fell behind the fetches.
+    pub(crate) fn fell_behind(&self) {
+        self.warn_full(
+            "writes fall behind the fetches (the disk writes slower than the source delivers)",
+        );
+    }
+
     fn warn_full(&self, why: &str) {
         self.stats.passed_through();
         *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());

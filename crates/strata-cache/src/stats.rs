@@ -28,7 +28,8 @@ pub struct TierStats {
     pub evictions: AtomicU64,
     /// Damaged block files found and dropped.
     pub corrupt: AtomicU64,
-    /// Blocks not stored because the tier or the disk was full.
+    /// Blocks not stored because the tier or the disk was full, or (NVMe) because the tier's
+    /// writes fell behind the fetches.
     pub pass_through: AtomicU64,
     /// Blocks the eviction policy chose not to store (next-use: not worth a slot).
     pub declined: AtomicU64,
@@ -114,7 +115,9 @@ impl FetchStats {
     pub(crate) fn fetched(&self, why: crate::cache::Why, bytes: u64, took: std::time::Duration) {
         let (counter, label) = match why {
             crate::cache::Why::Demand => (&self.demand, "demand"),
-            crate::cache::Why::Prefetch => (&self.prefetch, "prefetch"),
+            crate::cache::Why::Prefetch | crate::cache::Why::Hydrate => {
+                (&self.prefetch, "prefetch")
+            }
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);

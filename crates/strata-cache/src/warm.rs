@@ -44,7 +44,7 @@ pub async fn warm(
         .flat_map(|o| (0..g.block_count(o.size)).map(move |i| (o, i)));
     let (n, bytes) = stream::iter(blocks)
         .map(|(o, i)| async move {
-            let b = cache.get_block(source, o, i, Why::Prefetch).await?;
+            let b = cache.get_block(source, o, i, Why::Hydrate).await?;
             progress(b.len() as u64);
             Ok::<_, CacheError>(b.len() as u64)
         })

@@ -222,8 +222,9 @@ impl DaemonConfig {
     /// flight and the writes behind them, and the responses being sent.
     pub fn memory_budget(&self) -> u64 {
         let block = self.store.cache.block_size;
-        let fetch_blocks =
-            (strata_cache::cache::FETCH_SLOTS_PER_READ + 1) * crate::node::FETCH_CONCURRENCY;
+        let fetch_blocks = strata_cache::cache::FETCH_SLOTS_PER_READ
+            * crate::node::FETCH_CONCURRENCY
+            + strata_cache::cache::write_slots(crate::node::FETCH_CONCURRENCY, block);
         self.store.cache.dram_size + fetch_blocks as u64 * block + self.response_memory
     }
 

@@ -12,7 +12,7 @@
 //! ```text
 //! epoch = max( B / D                                   compute
 //!              B·(1−h) / S_source                      download (misses)
-//!              B·h / S_nvme_read + B·(1−h) / S_nvme_write   cache (hits, fills)
+//!              B·h / S_nvme_read                       cache (hits)
 //!              B / S_dram )                            buffer
 //! utilization = (B / D) / epoch
 //! ```
@@ -22,11 +22,15 @@
 //!   `min(concurrency, buffer / request)` requests in flight (the buffer must hold them),
 //!   at most the tier's shared bandwidth divided by the nodes.
 //! - `h` is the fraction of the epoch served by the NVMe cache. A node's cache can hold what
-//!   it has read before: with the samples reshuffled over nodes every epoch, a node has seen a
-//!   fraction `p_e = 1 − (1 − 1/nodes)^e` of the dataset before epoch `e`, and a next-use
-//!   (Belady) cache of `C` bytes serves `min(p_e, C / dataset)` of it, the optimum for a
-//!   shuffled trace. The engine may serve fewer hits than that when the cache is the slower
-//!   path; the plan picks the best `h` in `[0, that]`, so more cache never predicts less.
+//!   it has read and stored before. The cache writes its misses behind the reads and never
+//!   holds a read up for them: when the disk writes slower than the download, it stores the
+//!   fraction `q = min(1, S_nvme_write / S_source)` of them and lets the rest pass through
+//!   (`strata_cache::cache::WRITE_BEHIND_MIN_BYTES`). With the samples reshuffled over nodes
+//!   every epoch, a node has stored a fraction `p_e = 1 − (1 − q/nodes)^e` of the dataset
+//!   before epoch `e`, and a next-use (Belady) cache of `C` bytes serves `min(p_e, C /
+//!   dataset)` of it, the optimum for a shuffled trace. The engine may serve fewer hits than
+//!   that when the cache is the slower path; the plan picks the best `h` in `[0, that]`, so
+//!   more cache never predicts less.
 
 use serde::Serialize;
 
@@ -217,15 +221,18 @@ pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
     } else {
         0.0
     };
-    let fill = if nvme.is_some() { 1.0 } else { 0.0 };
+    // The fraction of its misses the cache stores: the rest pass through when the disk
+    // writes slower than the download (taken at its full rate: a compute-bound run, which
+    // downloads slower, stores more, and hits later make no difference to it).
+    let stored_per_epoch = if nvme.is_some() {
+        (nv_write / src).min(1.0)
+    } else {
+        0.0
+    };
     // Stage times for a hit ratio h.
     let times = |h: f64| {
         let download = b * (1.0 - h) / src;
-        let cache = if nvme.is_some() {
-            b * h / nv_read + fill * b * (1.0 - h) / nv_write
-        } else {
-            0.0
-        };
+        let cache = if nvme.is_some() { b * h / nv_read } else { 0.0 };
         let buffer = b / dram;
         (download, cache, buffer)
     };
@@ -236,7 +243,7 @@ pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
     let best_h = |hmax: f64| -> f64 {
         let mut cands = vec![0.0, hmax];
         // Where the download and the cache lines cross.
-        let a1 = 1.0 / src - fill / nv_write;
+        let a1 = 1.0 / src;
         if a1 > 0.0 && nv_read.is_finite() {
             cands.push((a1 / (a1 + 1.0 / nv_read)).clamp(0.0, hmax));
         }
@@ -253,8 +260,8 @@ pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
     let mut epochs = Vec::new();
     let mut total = 0.0;
     for e in 0..d.epochs {
-        let seen = 1.0 - (1.0 - 1.0 / nodes).powi(e as i32);
-        let h = best_h(seen.min(cache_frac));
+        let stored = 1.0 - (1.0 - stored_per_epoch / nodes).powi(e as i32);
+        let h = best_h(stored.min(cache_frac));
         // A window shuffle's blocks come in random order: the downloaded part of the epoch
         // takes at least what the window model says.
         let secs = epoch_secs(h).max(window.map_or(0.0, |w| w * (1.0 - h)));
@@ -429,6 +436,38 @@ mod tests {
             "{:?}",
             p.epochs
         );
+    }
+
+    /// The disk writes at 3 GB/s, the link brings 12 GB/s: the cache stores a quarter of
+    /// its misses and passes the rest through, never slowing the first epoch, and later
+    /// epochs hit what it stored.
+    #[test]
+    fn a_disk_slower_than_the_link_stores_what_it_can_and_slows_nothing() {
+        let mut s =
+            scenario("[pipeline]\ncache = \"1 TB\"\nconcurrency = 1024\nbuffer = \"64 GiB\"");
+        let link = s.tier_mut(TierKind::Object).unwrap();
+        link.read_bandwidth = 12e9;
+        link.per_request_bandwidth = None;
+        s.accelerators.as_mut().unwrap().per_node = 64; // 13 GB/s of demand
+        let with = evaluate(&s).unwrap();
+        let mut none = s.clone();
+        none.pipeline.cache = 0.0;
+        let without = evaluate(&none).unwrap();
+        // The first epoch: as fast as without a cache.
+        assert!(
+            (with.epochs[0].secs - without.epochs[0].secs).abs() < 1e-6 * without.epochs[0].secs,
+            "{:?} {:?}",
+            with.epochs[0],
+            without.epochs[0]
+        );
+        // Epoch 1 hits at most the quarter stored, and is faster for it.
+        let src = source_rate(&s, s.source().unwrap(), 8.0 * 1048576.0, false);
+        let q = 3e9 / src;
+        assert!(q < 0.3, "{q}");
+        assert!(with.epochs[1].hit_ratio <= q + 1e-9, "{:?}", with.epochs);
+        assert!(with.epochs[1].hit_ratio > 0.0);
+        assert!(with.epochs[1].secs < without.epochs[1].secs);
+        assert!(with.utilization >= without.utilization);
     }
 
     /// cosmoflow's shape on the `s3` link: 2.8 MB samples, 8 MiB blocks, a window wider
