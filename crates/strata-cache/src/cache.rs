@@ -219,6 +219,17 @@ impl BlockCache {
             + self.nvme.as_ref().map_or(0, |n| n.capacity())
     }
 
+    /// Bounds the block files written behind the reads to `blocks` at once (default:
+    /// [`write_slots`]); past it, demand and prefetch reads pass through unstored. For hosts
+    /// short of memory, and for tests that need a disk slower than the source. Call it before
+    /// the first read.
+    pub fn with_write_behind(mut self, blocks: usize) -> Self {
+        let blocks = blocks.max(1);
+        self.write_slots = Arc::new(tokio::sync::Semaphore::new(blocks));
+        self.write_slots_total = blocks;
+        self
+    }
+
     /// Blocks fetched at once for one read (also a sensible prefetch concurrency).
     pub fn read_concurrency(&self) -> usize {
         self.read_concurrency

@@ -96,6 +96,47 @@ async fn repeats_come_from_dram_then_nvme_without_requests() {
     assert_eq!(cache.stats().nvme.unwrap().hits, 21);
 }
 
+/// A disk that writes slower than the source delivers (one block file written at a time):
+/// reads pass through unstored instead of waiting for it, and every byte is still right;
+/// a hydration then waits for the disk and stores every block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_pass_through_when_the_disk_falls_behind_and_hydration_waits() {
+    let r = rig(0);
+    let dir = tempfile::tempdir().unwrap();
+    let len = (48 * MIB) as usize;
+    let obj = object(&r.store, "ds/slow-disk", len, 9).await;
+    let want = data::bytes(9, len);
+    let cache = BlockCache::open(&cache_config(dir.path(), 0))
+        .unwrap()
+        .with_write_behind(1);
+    let got = cache.read(&r.store, &obj, 0..len as u64).await.unwrap();
+    assert!(got == want);
+    cache.flush().await;
+    let passed = cache.stats().nvme.unwrap().pass_through;
+    assert!(
+        passed > 0,
+        "8 blocks in flight, 1 write slot: some must pass through"
+    );
+    assert!(passed < 48, "the first block found its slot free");
+    let stored = (0..48).filter(|&i| cache.contains(&obj, i)).count() as u64;
+    assert_eq!(
+        stored + passed,
+        48,
+        "every block stored or passed through, once"
+    );
+    // Hydration waits for the disk: afterwards every block is on NVMe.
+    let report = strata_cache::warm::warm(&cache, &r.store, std::slice::from_ref(&obj), 8, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.not_cached_blocks, 0);
+    assert_eq!(report.fetched_bytes, passed * MIB);
+    assert!((0..48).all(|i| cache.contains(&obj, i)));
+    let before = r.emu.stats().requests;
+    let got = cache.read(&r.store, &obj, 0..len as u64).await.unwrap();
+    assert!(got == want);
+    assert_eq!(r.emu.stats().requests, before, "all from NVMe");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_readers_share_one_fetch() {
     let r = rig(100);
