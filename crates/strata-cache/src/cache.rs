@@ -150,6 +150,8 @@ pub struct BlockCache {
     pending: Arc<Mutex<HashMap<BlockId, Bytes>>>,
     /// Bounds the writes (and so the memory) pending at once.
     write_slots: Arc<tokio::sync::Semaphore>,
+    /// Block files being written at once: `read_concurrency`.
+    writers: Arc<tokio::sync::Semaphore>,
     /// Bounds the fetches from the source in flight at once, over all readers.
     fetch_slots: tokio::sync::Semaphore,
     write_slots_total: usize,
@@ -201,6 +203,7 @@ impl BlockCache {
                 cfg.block_size.max(4096),
             ))),
             write_slots_total: write_slots(cfg.read_concurrency, cfg.block_size.max(4096)),
+            writers: Arc::new(tokio::sync::Semaphore::new(cfg.read_concurrency.max(1))),
             fetch_slots: tokio::sync::Semaphore::new(
                 FETCH_SLOTS_PER_READ * cfg.read_concurrency.max(1),
             ),
@@ -393,15 +396,23 @@ impl BlockCache {
                 data.clone(),
                 self.pending.clone(),
             );
-            tokio::task::spawn_blocking(move || {
-                // Not stored (full disk, write error) is logged by the tier; reads go on.
-                let _ = n.put(&object, index, range.start, &block);
-                pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                drop(lock);
-                drop(permit);
+            // The writes queue for `read_concurrency` writers: more at once only compete for
+            // the disk (and for the tier's last free bytes).
+            let writers = self.writers.clone();
+            tokio::spawn(async move {
+                let writer = writers.acquire_owned().await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    // Not stored (full disk, write error) is logged by the tier; reads go on.
+                    let _ = n.put(&object, index, range.start, &block);
+                    pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                    drop(lock);
+                    drop(writer);
+                    drop(permit);
+                })
+                .await;
             });
         }
         Ok(data)
