@@ -36,16 +36,17 @@ pub struct CacheConfig {
 /// (`FETCH_SLOTS_PER_READ × read_concurrency × block_size`).
 pub const FETCH_SLOTS_PER_READ: usize = 4;
 
-/// Block files being written behind the reads at once, at least: 256 MiB of blocks. More
-/// fetched blocks than that waiting for the disk means the disk writes slower than the source
+/// Block writes pending behind the reads, at least: 256 MiB of blocks. More fetched blocks
+/// than that waiting for the disk means the disk writes slower than the source
 /// delivers; demand and prefetch reads then pass through (the block is not stored) rather
 /// than slow down to the disk's write speed. A cache must never make reads slower than no
 /// cache: found by the planner's property test, which the engine then failed too.
 pub const WRITE_BEHIND_MIN_BYTES: u64 = 256 << 20;
 
-/// Block files written behind the reads at once for a cache of `read_concurrency` and
-/// `block_size` (bytes): `read_concurrency`, and at least [`WRITE_BEHIND_MIN_BYTES`] of blocks.
-/// Each holds one block in memory until its file is renamed into place.
+/// Block writes pending behind the reads for a cache of `read_concurrency` and `block_size`
+/// (bytes): `read_concurrency`, and at least [`WRITE_BEHIND_MIN_BYTES`] of blocks. Each holds
+/// one block in memory until its file is renamed into place; `read_concurrency` files are
+/// written at once.
 pub fn write_slots(read_concurrency: usize, block_size: u64) -> usize {
     let min = (WRITE_BEHIND_MIN_BYTES / block_size.max(4096)).max(1) as usize;
     read_concurrency.max(1).max(min)
@@ -188,6 +189,7 @@ impl BlockCache {
             Some(n) => Some(Arc::new(FetchLocks::open(n.dir())?)),
             None => None,
         };
+        let pending_writes = write_slots(cfg.read_concurrency, cfg.block_size.max(4096));
         Ok(Self {
             geometry: Geometry {
                 block_size: cfg.block_size.max(4096),
@@ -198,11 +200,8 @@ impl BlockCache {
             locks,
             flights: Mutex::new(HashMap::new()),
             pending: Arc::new(Mutex::new(HashMap::new())),
-            write_slots: Arc::new(tokio::sync::Semaphore::new(write_slots(
-                cfg.read_concurrency,
-                cfg.block_size.max(4096),
-            ))),
-            write_slots_total: write_slots(cfg.read_concurrency, cfg.block_size.max(4096)),
+            write_slots: Arc::new(tokio::sync::Semaphore::new(pending_writes)),
+            write_slots_total: pending_writes,
             writers: Arc::new(tokio::sync::Semaphore::new(cfg.read_concurrency.max(1))),
             fetch_slots: tokio::sync::Semaphore::new(
                 FETCH_SLOTS_PER_READ * cfg.read_concurrency.max(1),
@@ -222,7 +221,7 @@ impl BlockCache {
             + self.nvme.as_ref().map_or(0, |n| n.capacity())
     }
 
-    /// Bounds the block files written behind the reads to `blocks` at once (default:
+    /// Bounds the block writes pending behind the reads to `blocks` (default:
     /// [`write_slots`]); past it, demand and prefetch reads pass through unstored. For hosts
     /// short of memory, and for tests that need a disk slower than the source. Call it before
     /// the first read.
