@@ -1,6 +1,9 @@
 //! `strata bench cache`: a dataset read cold through the emulated S3 link, then warm from the
 //! NVMe tier (page cache dropped), then warm from DRAM; each against the physical limit
-//! measured in the same run (the link cap, the device's sequential read, memcpy). Then a
+//! measured in the same run (the link cap, the device's sequential read, memcpy). The device
+//! is measured on the very block files the warm read reads, read raw (no header, no check, no
+//! cache), in one stream and in as many streams as the cache reads, in turn with the warm
+//! runs, so that both sides see the same bytes on the same disk in the same state. Then a
 //! shuffled-epoch trace replayed with the cache at half the dataset, under LRU, S3-FIFO and
 //! next-use, and a sweep of block sizes for the cold read.
 
@@ -66,6 +69,25 @@ pub struct Phase {
     pub link_requests: u64,
 }
 
+/// One round of the NVMe-warm comparison: the block files read raw in one stream and in
+/// `streams` streams, and through a fresh cache, each after emptying the page cache, MiB/s.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Round {
+    /// Which read went first (the order turns from round to round).
+    pub order: [&'static str; 3],
+    pub raw_one_stream: f64,
+    pub raw_streams: f64,
+    pub streams: usize,
+    pub warm: f64,
+}
+
+impl Round {
+    /// The warm read over the better raw read of this round.
+    pub fn ratio(&self) -> f64 {
+        self.warm / self.raw_one_stream.max(self.raw_streams)
+    }
+}
+
 /// Hit ratios of the policies on the shuffled-epoch trace.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PolicyRow {
@@ -84,10 +106,10 @@ pub struct CacheBenchReport {
     pub block_size: u64,
     pub machine: MachineLimits,
     pub device_read_mib_per_sec: f64,
-    /// Each device probe run and the NVMe-warm run after it, MiB/s, in order: the spread
-    /// shows how much the disk itself varies during the run.
-    pub device_and_warm_runs: Vec<(f64, f64)>,
-    /// How the page cache was emptied before the device probe and the NVMe-warm read.
+    /// Each round of the device probe and the NVMe-warm read, in order: the spread shows how
+    /// much the disk itself varies during the run.
+    pub rounds: Vec<Round>,
+    /// How the page cache was emptied before each device probe and NVMe-warm read.
     pub page_cache_drop: CacheDrop,
     pub profile: LinkProfile,
     pub phases: Vec<Phase>,
@@ -139,11 +161,27 @@ impl CacheBenchReport {
                 r.policy, r.simulated, r.replayed
             ));
         }
-        s.push_str("runs (device probe, then NVMe-warm), MiB/s:");
-        for (d, w) in &self.device_and_warm_runs {
-            s.push_str(&format!("  {d:.0}/{w:.0}"));
+        s.push_str(
+            "\nNVMe-warm rounds (MiB/s; the block files read raw in 1 and in N streams, then through the cache; page cache emptied before each read):\n",
+        );
+        for r in &self.rounds {
+            s.push_str(&format!(
+                "  raw 1 stream {:6.0}   raw {} streams {:6.0}   warm {:6.0}   warm/raw {:.2}   order {}\n",
+                r.raw_one_stream,
+                r.streams,
+                r.raw_streams,
+                r.warm,
+                r.ratio(),
+                r.order.join(", ")
+            ));
         }
-        s.push('\n');
+        let mut ratios: Vec<f64> = self.rounds.iter().map(Round::ratio).collect();
+        ratios.sort_by(f64::total_cmp);
+        if let Some(m) = ratios.get(ratios.len() / 2) {
+            s.push_str(&format!(
+                "  median of the rounds' ratios {m:.2}; the table's ratio is the best warm read over the best raw read\n"
+            ));
+        }
         if !self.sweep.is_empty() {
             s.push_str("\ncold read by block size:\n");
             for (b, mib, frac) in &self.sweep {
@@ -159,30 +197,71 @@ impl CacheBenchReport {
     }
 }
 
-/// Runs of the device probe and of the NVMe-warm read, alternated; the best of each is
-/// reported. On a virtual disk the host caches recent writes, so the same file reads at
-/// 0.5 GiB/s or 3 GiB/s depending on its age: the probe file is written right after the
-/// cache blocks and read in turn with them, so both see the same disk.
-const RUNS: usize = 5;
+/// Rounds of the NVMe-warm comparison; the best of each side is reported. On a virtual disk
+/// the host caches what was written or read lately, so the same file reads at 0.9 GiB/s or
+/// 3.2 GiB/s depending on its history (docs/benchmarks.md): the raw reads and the warm read
+/// take turns going first, over the same files.
+const ROUNDS: usize = 6;
 
-/// Sequential read bandwidth of the file at `path` in 8 MiB pieces, MiB/s, after emptying
-/// the page cache.
-fn read_once(path: &Path, dir: &Path) -> std::io::Result<(f64, CacheDrop)> {
-    use std::io::Read;
-    let how = drop_page_cache(dir);
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 8 << 20];
-    let t = Instant::now();
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
+/// The regular files under `dir`, recursively, sorted by path.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => out.push(e.path()),
+                _ => {}
+            }
         }
-        n += k as u64;
     }
-    let secs = t.elapsed().as_secs_f64();
-    Ok((mib(n, secs), how))
+    out.sort();
+    out
+}
+
+/// Reads `files` whole and raw (`pread` in 8 MiB pieces into one reused buffer per stream;
+/// no header, no check) in `streams` threads, after emptying the page cache: MiB/s.
+fn read_raw(files: &[PathBuf], streams: usize, dir: &Path) -> std::io::Result<(f64, CacheDrop)> {
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let how = drop_page_cache(dir);
+    let next = AtomicUsize::new(0);
+    let bytes = AtomicU64::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..streams.max(1))
+            .map(|_| {
+                s.spawn(|| -> std::io::Result<()> {
+                    let mut buf = vec![0u8; 8 << 20];
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(i) else {
+                            return Ok(());
+                        };
+                        let f = std::fs::File::open(path)?;
+                        let mut off = 0u64;
+                        loop {
+                            let n = f.read_at(&mut buf, off)?;
+                            if n == 0 {
+                                break;
+                            }
+                            off += n as u64;
+                        }
+                        bytes.fetch_add(off, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("panicked")))
+        })
+    })?;
+    Ok((mib(bytes.into_inner(), t.elapsed().as_secs_f64()), how))
 }
 
 async fn read_all(
@@ -309,10 +388,9 @@ impl CacheBench {
                 tmp.path().to_path_buf()
             }
         };
-        let probe_file = dir.join("device-probe.bin");
         let mut device = 0.0f64;
         let mut page_cache_drop = CacheDrop::Fadvise;
-        let mut runs = Vec::new();
+        let mut rounds = Vec::new();
         let server = S3Server::start();
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let direct =
@@ -384,29 +462,52 @@ impl CacheBench {
             );
             cache.flush().await;
             drop(cache);
-            // The device probe's file, as large as the dataset (at least 256 MiB) and written
-            // now, when the blocks were: both sides read the same bytes of the same age (this
-            // VM's disk reads recently written data faster, up to some amount).
-            data::write_file(&probe_file, 99, self.size.max(256 << 20))
-                .map_err(|e| format!("device probe: {e}"))?;
-            // NVMe-warm: a new cache on the same directory, DRAM off, page cache emptied;
-            // each run follows a device probe run.
+            // NVMe-warm: a new cache on the same directory, DRAM off, page cache emptied. The
+            // device is the same block files read raw, in one stream and in as many as the
+            // cache reads at once; the three reads take turns going first.
+            let files = files_under(&cache_dir.join("blocks"));
+            if files.is_empty() {
+                return Err(format!(
+                    "the cold read stored no block file under {}",
+                    cache_dir.display()
+                ));
+            }
             let r0 = emu.stats().requests;
             let mut best = f64::MAX;
-            for _ in 0..RUNS {
-                let (m, how) =
-                    read_once(&probe_file, &dir).map_err(|e| format!("device probe: {e}"))?;
-                device = device.max(m);
-                page_cache_drop = how;
-                drop_page_cache(&cache_dir);
-                let cache = open(0)?;
-                let t = Instant::now();
-                read_all(&cache, &linked, &objects, self.concurrency, false).await?;
-                let secs = t.elapsed().as_secs_f64();
-                best = best.min(secs);
-                runs.push((m, mib(total, secs)));
+            for r in 0..ROUNDS {
+                let mut order = ["raw 1", "raw N", "warm"];
+                order.rotate_left(r % 3);
+                let (mut one, mut many, mut warm) = (0.0, 0.0, 0.0);
+                for step in order {
+                    if step == "warm" {
+                        drop_page_cache(&cache_dir);
+                        let cache = open(0)?;
+                        let t = Instant::now();
+                        read_all(&cache, &linked, &objects, self.concurrency, false).await?;
+                        let secs = t.elapsed().as_secs_f64();
+                        best = best.min(secs);
+                        warm = mib(total, secs);
+                        continue;
+                    }
+                    let streams = if step == "raw 1" { 1 } else { self.concurrency };
+                    let (m, how) = read_raw(&files, streams, &cache_dir)
+                        .map_err(|e| format!("device probe: {e}"))?;
+                    page_cache_drop = how;
+                    device = device.max(m);
+                    if streams == 1 {
+                        one = m;
+                    } else {
+                        many = m;
+                    }
+                }
+                rounds.push(Round {
+                    order,
+                    raw_one_stream: one,
+                    raw_streams: many,
+                    streams: self.concurrency,
+                    warm,
+                });
             }
-            let _ = std::fs::remove_file(&probe_file);
             phase(
                 "nvme-warm",
                 best,
@@ -465,7 +566,7 @@ impl CacheBench {
             block_size: self.block_size,
             machine,
             device_read_mib_per_sec: device,
-            device_and_warm_runs: runs,
+            rounds,
             page_cache_drop,
             profile: self.profile.clone(),
             phases,
