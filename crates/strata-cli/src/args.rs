@@ -764,6 +764,11 @@ pub struct ServeArgs {
     /// train=s3://my-bucket/datasets/imagenet.
     #[arg(long = "bucket", value_name = "NAME=URL")]
     pub buckets: Vec<String>,
+    /// A directory under which local clients may read local files (file:// URLs and paths)
+    /// through the daemon (repeatable; or daemon.local_roots). Default: none, so clients
+    /// read only object stores through it.
+    #[arg(long = "local-root", value_name = "DIR")]
+    pub local_roots: Vec<PathBuf>,
     /// Print the effective settings (secrets shown only as set or not) and exit.
     #[arg(long)]
     pub print_config: bool,

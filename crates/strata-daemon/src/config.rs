@@ -9,6 +9,8 @@
 //! metadata_ttl = "1s"                # how long a HEAD answer is trusted
 //! response_memory = "512MiB"         # bytes held by responses being sent, over all clients
 //!
+//! local_roots = ["/data"]           # --local-root: local files clients may read (default none)
+//!
 //! [daemon.buckets]                   # the S3-compatible endpoint's buckets (--bucket NAME=URL)
 //! train = "s3://my-real-bucket/datasets/imagenet"
 //! ```
@@ -50,6 +52,7 @@ pub struct DaemonLayer {
     pub token_file: Option<String>,
     pub metadata_ttl: Option<String>,
     pub response_memory: Option<String>,
+    pub local_roots: Vec<String>,
     pub buckets: BTreeMap<String, String>,
 }
 
@@ -60,6 +63,8 @@ pub struct DaemonFlags {
     pub socket: Option<PathBuf>,
     /// `NAME=URL`, repeatable.
     pub buckets: Vec<String>,
+    /// `--local-root DIR`, repeatable (added to the file's).
+    pub local_roots: Vec<PathBuf>,
 }
 
 /// The port `strata serve` listens on by default.
@@ -83,6 +88,12 @@ pub struct DaemonConfig {
     pub response_memory: u64,
     /// Buckets of the S3-compatible endpoint: name → upstream URL (a bucket or a prefix).
     pub buckets: BTreeMap<String, StoreUrl>,
+    /// Directories (resolved, symlinks followed) under which local clients may read local
+    /// files (`file://` URLs and paths) through `/v1`. Default: none, so the daemon reads
+    /// only object stores for its clients and never hands a client a file that the daemon's
+    /// user may read and the client may not. The S3 endpoint's buckets are set by whoever
+    /// runs the daemon and are served wherever they point.
+    pub local_roots: Vec<PathBuf>,
     /// The store and cache settings (upstream endpoint, credentials, cache directory).
     pub store: StoreConfig,
 }
@@ -207,6 +218,28 @@ impl DaemonConfig {
             let u = StoreUrl::parse(&url).map_err(|e| bad(setting, format!("{name}: {e}")))?;
             buckets.insert(name, u);
         }
+        let roots = file
+            .local_roots
+            .iter()
+            .map(|r| (PathBuf::from(r), "daemon.local_roots"))
+            .chain(
+                flags
+                    .local_roots
+                    .iter()
+                    .map(|r| (r.clone(), "--local-root")),
+            );
+        let mut local_roots = Vec::new();
+        for (root, setting) in roots {
+            let dir = std::fs::canonicalize(&root)
+                .map_err(|e| bad(setting, format!("{}: {e}", root.display())))?;
+            if !dir.is_dir() {
+                return Err(bad(
+                    setting,
+                    format!("{} is not a directory", root.display()),
+                ));
+            }
+            local_roots.push(dir);
+        }
         Ok(Self {
             listen,
             socket,
@@ -214,8 +247,35 @@ impl DaemonConfig {
             metadata_ttl,
             response_memory,
             buckets,
+            local_roots,
             store,
         })
+    }
+
+    /// Whether a local client may read `url` through `/v1`: any object store; a local file
+    /// only under one of [`DaemonConfig::local_roots`], judged after following symlinks (of
+    /// the deepest part of the path that exists), so a link cannot lead out of a root.
+    pub fn admits(&self, url: &StoreUrl) -> bool {
+        let Some(path) = url.local_path() else {
+            return true;
+        };
+        // The URL is normalised lexically (no `..`); resolve what exists of it on disk.
+        let mut existing = path.as_path();
+        let mut rest = Vec::new();
+        let real = loop {
+            match std::fs::canonicalize(existing) {
+                Ok(p) => break p,
+                Err(_) => match (existing.parent(), existing.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        rest.push(name.to_os_string());
+                        existing = parent;
+                    }
+                    _ => return false,
+                },
+            }
+        };
+        let full = rest.iter().rev().fold(real, |p, n| p.join(n));
+        self.local_roots.iter().any(|r| full.starts_with(r))
     }
 
     /// Bytes the daemon may hold at once by construction: the DRAM tier, the fetches in
@@ -258,6 +318,14 @@ impl DaemonConfig {
         out.push_str(&format!(
             "# memory budget: {} (DRAM tier + fetches in flight + responses)\n",
             format_size(self.memory_budget())
+        ));
+        out.push_str(&format!(
+            "local_roots = [{}]\n",
+            self.local_roots
+                .iter()
+                .map(|r| format!("{:?}", r.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         out.push_str("\n[daemon.buckets]\n");
         for (k, v) in &self.buckets {
@@ -359,6 +427,41 @@ mod tests {
         assert!(!text.contains(secret), "{text}");
         assert!(!format!("{c:?}").contains(secret));
         assert!(text.contains("token = \"(set)\""));
+    }
+
+    #[test]
+    fn local_files_only_under_local_roots() {
+        let data = tempfile::tempdir().expect("tmp");
+        let outside = tempfile::tempdir().expect("tmp");
+        std::fs::write(data.path().join("a.bin"), b"a").expect("write");
+        std::fs::write(outside.path().join("secret"), b"s").expect("write");
+        std::os::unix::fs::symlink(outside.path(), data.path().join("link")).expect("symlink");
+        let url = |p: &std::path::Path| StoreUrl::from_local_path(p, false).expect("url");
+        let none = resolve(&[], DaemonFlags::default()).expect("valid");
+        assert!(!none.admits(&url(&data.path().join("a.bin"))));
+        assert!(none.admits(&StoreUrl::parse("s3://b/k").expect("url")));
+        let flags = DaemonFlags {
+            local_roots: vec![data.path().to_path_buf()],
+            ..Default::default()
+        };
+        let c = resolve(&[], flags).expect("valid");
+        assert!(c.admits(&url(&data.path().join("a.bin"))));
+        assert!(c.admits(&url(&data.path().join("not/yet/there"))));
+        assert!(!c.admits(&url(&outside.path().join("secret"))));
+        assert!(
+            !c.admits(&url(&data.path().join("link/secret"))),
+            "a symlink out"
+        );
+        assert!(!c.admits(&url(std::path::Path::new("/etc/passwd"))));
+        let e = resolve(
+            &[],
+            DaemonFlags {
+                local_roots: vec![data.path().join("missing")],
+                ..Default::default()
+            },
+        )
+        .expect_err("missing root");
+        assert_eq!(e.setting, "--local-root");
     }
 
     #[test]

@@ -26,11 +26,36 @@ use strata_store::StoreUrl;
 use crate::http::{ApiError, Req, Resp, json, object_response, parse_range, query};
 use crate::node::Node;
 
-fn url_param(q: &std::collections::HashMap<String, String>) -> Result<StoreUrl, ApiError> {
+/// The `url` parameter, if the daemon serves it to local clients
+/// ([`crate::DaemonConfig::admits`]: local files only under its local roots).
+fn url_param(
+    node: &Node,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<StoreUrl, ApiError> {
     let u = q
         .get("url")
         .ok_or_else(|| ApiError::bad_request("the url parameter is missing"))?;
-    Ok(StoreUrl::parse(u)?)
+    let url = StoreUrl::parse(u)?;
+    if !node.config.admits(&url) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            format!(
+                "{url}: the daemon serves local files only under its local roots ({}); add one with `strata serve --local-root DIR` or daemon.local_roots",
+                if node.config.local_roots.is_empty() {
+                    "none set".to_string()
+                } else {
+                    node.config
+                        .local_roots
+                        .iter()
+                        .map(|r| r.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        ));
+    }
+    Ok(url)
 }
 
 fn num(q: &std::collections::HashMap<String, String>, k: &str) -> Result<Option<u64>, ApiError> {
@@ -70,7 +95,7 @@ fn prefetch_guard(node: &Arc<Node>, why: Why) -> PrefetchGuard {
 /// `/v1/stat`.
 pub async fn stat(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
     let q = query(req);
-    let url = url_param(&q)?;
+    let url = url_param(node, &q)?;
     let r = node.resolve(&url).await?;
     Ok(json(
         StatusCode::OK,
@@ -81,7 +106,7 @@ pub async fn stat(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
 /// `/v1/list`.
 pub async fn list(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
     let q = query(req);
-    let url = url_param(&q)?;
+    let url = url_param(node, &q)?;
     let store = node.store(&url)?;
     let objects = store.list(url.key()).await?;
     let v: Vec<_> = objects
@@ -94,7 +119,7 @@ pub async fn list(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
 /// `/v1/object`.
 pub async fn object(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
     let q = query(req);
-    let url = url_param(&q)?;
+    let url = url_param(node, &q)?;
     let (store, object) = match (q.get("etag"), num(&q, "size")?) {
         (Some(e), Some(size)) => node.pinned(&url, e, size)?,
         _ => {
@@ -124,7 +149,7 @@ pub async fn object(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
 /// `/v1/blocks`.
 pub async fn blocks(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
     let q = query(req);
-    let url = url_param(&q)?;
+    let url = url_param(node, &q)?;
     let etag = q
         .get("etag")
         .ok_or_else(|| ApiError::bad_request("the etag parameter is missing"))?;

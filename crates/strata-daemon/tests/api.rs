@@ -109,6 +109,65 @@ async fn local_api_reads_byte_exact_and_hands_over_block_files() {
     assert!(String::from_utf8_lossy(&body).contains("url"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_files_are_served_only_under_the_local_roots() {
+    let data = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("in.bin"), b"inside the root").unwrap();
+    std::fs::write(outside.path().join("secret"), b"not for clients").unwrap();
+    std::os::unix::fs::symlink(outside.path(), data.path().join("out")).unwrap();
+    let get = |base: String, path: std::path::PathBuf| async move {
+        let url = format!("file://{}", path.display());
+        raw(
+            &base,
+            "GET",
+            &format!("/v1/object?url={}", urlenc(&url)),
+            &[],
+            b"",
+        )
+        .await
+    };
+    // No local roots (the default): no local file at all.
+    let rig = Rig::start(Options::default()).await;
+    for p in [data.path().join("in.bin"), "/etc/passwd".into()] {
+        let (st, _, body) = get(rig.base.clone(), p.clone()).await;
+        assert_eq!(st, 403, "{}", p.display());
+        let msg = String::from_utf8_lossy(&body);
+        assert!(
+            msg.contains(&*p.to_string_lossy()) && msg.contains("--local-root"),
+            "{msg}"
+        );
+    }
+    let e = rig
+        .client()
+        .stat(&format!("file://{}", data.path().join("in.bin").display()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(403));
+    // With the data directory as a root: its files, and nothing a symlink leads to outside.
+    let rig = Rig::start(Options {
+        local_roots: vec![data.path().to_path_buf()],
+        ..Default::default()
+    })
+    .await;
+    let (st, _, body) = get(rig.base.clone(), data.path().join("in.bin")).await;
+    assert_eq!((st, &body[..]), (200, &b"inside the root"[..]));
+    for p in [
+        outside.path().join("secret"),
+        data.path().join("out/secret"),
+        "/etc/passwd".into(),
+    ] {
+        let (st, _, body) = get(rig.base.clone(), p.clone()).await;
+        assert_eq!(
+            st,
+            403,
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
+
 fn urlenc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -11,6 +11,7 @@ pub async fn run(a: &ServeArgs, s: &Settings) -> Result<()> {
         listen: a.listen.clone(),
         socket: a.socket.clone(),
         buckets: a.buckets.clone(),
+        local_roots: a.local_roots.clone(),
     };
     let cfg = DaemonConfig::resolve(s.store.clone(), &|k| std::env::var(k).ok(), &flags)?;
     if a.print_config {

@@ -31,6 +31,8 @@ pub struct Options {
     pub block_size: u64,
     /// Serve a Unix socket too (in the cache's temporary directory).
     pub socket: bool,
+    /// Directories whose files local clients may read (`--local-root`).
+    pub local_roots: Vec<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             dram: 64 << 20,
             block_size: 1 << 20,
             socket: false,
+            local_roots: Vec::new(),
         }
     }
 }
@@ -70,6 +73,7 @@ impl Rig {
             listen: Some(o.listen.unwrap_or_else(|| "127.0.0.1:0".into())),
             socket: o.socket.then(|| cache_dir.path().join("run/strata.sock")),
             buckets: vec![format!("train=s3://{}/data", s3.bucket())],
+            local_roots: o.local_roots.clone(),
         };
         let dc = DaemonConfig::resolve(
             cfg,
