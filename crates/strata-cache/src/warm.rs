@@ -39,12 +39,18 @@ pub async fn warm(
     let before = cache.stats();
     let refused = |s: &crate::CacheStats| s.nvme.map_or(0, |n| n.pass_through);
     let g = cache.geometry();
-    let blocks = objects
+    // (object number, block index): items that borrow nothing, or the compiler cannot prove
+    // the future `Send` for `tokio::spawn` (the daemon spawns warm-ups).
+    let blocks: Vec<(usize, u64)> = objects
         .iter()
-        .flat_map(|o| (0..g.block_count(o.size)).map(move |i| (o, i)));
+        .enumerate()
+        .flat_map(|(k, o)| (0..g.block_count(o.size)).map(move |i| (k, i)))
+        .collect();
     let (n, bytes) = stream::iter(blocks)
-        .map(|(o, i)| async move {
-            let b = cache.get_block(source, o, i, Why::Hydrate).await?;
+        .map(|(k, i)| async move {
+            let b = cache
+                .get_block(source, &objects[k], i, Why::Hydrate)
+                .await?;
             progress(b.len() as u64);
             Ok::<_, CacheError>(b.len() as u64)
         })

@@ -41,7 +41,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub cache: Option<PathBuf>,
     /// Read through the node's daemon (`strata serve`) at this address: http://HOST:PORT or
-    /// unix:/path (cat, stat). Default: $STRATA_DAEMON. The token, if any, from $STRATA_TOKEN.
+    /// unix:/path (cat, stat; warm fills the daemon's cache). Default: $STRATA_DAEMON. The token, if any, from $STRATA_TOKEN.
     #[arg(long, global = true, value_name = "ADDR", env = "STRATA_DAEMON")]
     pub daemon: Option<String>,
     /// Print machine-readable JSON on standard output.
@@ -354,7 +354,8 @@ pub struct WarmArgs {
     pub url: String,
     /// Where the data should be when warm returns: `nvme` (block files in the cache
     /// directory) or `dram` (those block files also loaded into the node's page cache, which
-    /// every process shares; reported with how much of it stayed resident).
+    /// every process shares; reported with how much of it stayed resident). With --daemon,
+    /// the daemon's own cache: `dram` then requires its DRAM tier to hold all of it.
     #[arg(long, default_value = "nvme")]
     pub tier: String,
 }

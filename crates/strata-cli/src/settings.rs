@@ -15,7 +15,8 @@ pub struct Settings {
     pub progress: bool,
     /// `--cache` was given: cp and cat read through the cache.
     pub read_through: bool,
-    /// `--daemon` (or $STRATA_DAEMON): cat and stat read through the node's daemon.
+    /// `--daemon` (or $STRATA_DAEMON): cat and stat read through the node's daemon, and warm
+    /// fills its cache.
     pub daemon: Option<String>,
 }
 

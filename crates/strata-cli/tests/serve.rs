@@ -166,6 +166,97 @@ fn cat_and_stat_read_through_the_daemon() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("strata serve"));
 }
 
+/// `strata --json warm --daemon BASE ARGS…`: its exit code and JSON (or stderr).
+fn warm_daemon(
+    s3: &S3Server,
+    base: &str,
+    args: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    let mut all = vec!["--json", "warm", "--daemon", base];
+    all.extend_from_slice(args);
+    let out = command(s3, &s3.endpoint(), &all).output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code(),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn warm_through_the_daemon_fills_its_cache_once_for_every_process() {
+    let s3 = S3Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut total = 0;
+    let mut parts = Vec::new();
+    for (i, len) in [(0u64, 5 << 20), (1, 9 << 20), (2, 1)] {
+        let data = content(20 + i, len);
+        let file = tmp.path().join(format!("p{i}"));
+        std::fs::write(&file, &data).unwrap();
+        let url = format!("s3://strata-test/data/w/p{i}");
+        ok(&common::run(&s3, &["cp", file.to_str().unwrap(), &url]));
+        total += len;
+        parts.push((url, data));
+    }
+    let cache = tmp.path().join("cache");
+    let d = serve(
+        &s3,
+        &s3.endpoint(),
+        &["--cache", &cache.display().to_string()],
+        None,
+    );
+    // The first warm-up fetches everything, into the daemon's NVMe and DRAM tiers.
+    let (code, v, err) = warm_daemon(
+        &s3,
+        &d.base,
+        &["--tier", "dram", "s3://strata-test/data/w/"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["finished"], true, "{v}");
+    assert_eq!(v["objects"], 3, "{v}");
+    assert_eq!(v["total_bytes"], total, "{v}");
+    assert_eq!(v["done_bytes"], total, "{v}");
+    assert_eq!(v["fetched_bytes"], total, "{v}");
+    assert_eq!(v["dram_bytes"], total, "{v}");
+    // 8 MiB blocks (the default): 1 + 2 + 1 block files on the daemon's NVMe tier.
+    assert_eq!(walk(&cache.join("blocks")).len(), 4);
+    // Another process warms the same prefix: nothing is fetched again.
+    let (code, v, err) = warm_daemon(&s3, &d.base, &["s3://strata-test/data/w/"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["fetched_bytes"], 0, "{v}");
+    // And reads through the daemon are byte-exact.
+    for (url, data) in &parts {
+        let out = command(&s3, &s3.endpoint(), &["cat", "--daemon", &d.base, url])
+            .output()
+            .unwrap();
+        assert!(out.status.success() && out.stdout == data[..], "{url}");
+    }
+    // Errors name what is wrong, with the CLI's exit codes.
+    let (code, _, err) = warm_daemon(&s3, &d.base, &["s3://strata-test/data/none/"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("data/none"), "{err}");
+    let (code, _, err) = warm_daemon(&s3, &d.base, &["/etc/"]);
+    assert_ne!(
+        code,
+        Some(0),
+        "a local directory outside the daemon's local roots"
+    );
+    assert!(err.contains("/etc") && err.contains("local-root"), "{err}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// The daemon's resident memory, bytes.
 fn rss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

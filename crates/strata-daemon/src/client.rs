@@ -428,6 +428,36 @@ impl DaemonClient {
         Ok(a.body)
     }
 
+    /// Starts hydrating the node's cache with what `url` names (everything under a prefix,
+    /// else the object); poll [`DaemonClient::warm_status`] with the returned id.
+    pub async fn warm_start(&self, url: &str) -> Result<crate::warm::WarmStatus, ClientError> {
+        let a = self
+            .request(
+                http::Method::POST,
+                &format!("/v1/warm?{}", enc(&[("url", url)])),
+                &[],
+                Bytes::new(),
+                url,
+            )
+            .await?;
+        warm_status_from(&a.body, url)
+    }
+
+    /// The status of warm-up `id`.
+    pub async fn warm_status(&self, id: u64) -> Result<crate::warm::WarmStatus, ClientError> {
+        let what = format!("warm-up {id}");
+        let a = self
+            .request(
+                http::Method::GET,
+                &format!("/v1/warm?id={id}"),
+                &[],
+                Bytes::new(),
+                &what,
+            )
+            .await?;
+        warm_status_from(&a.body, &what)
+    }
+
     /// Sends a job's report (see [`crate::jobs`]).
     pub async fn report(&self, name: &str, r: &JobReport) -> Result<(), ClientError> {
         let body = serde_json::to_vec(r).expect("a report serializes");
@@ -441,6 +471,13 @@ impl DaemonClient {
         .await
         .map(|_| ())
     }
+}
+
+fn warm_status_from(body: &[u8], what: &str) -> Result<crate::warm::WarmStatus, ClientError> {
+    serde_json::from_slice(body).map_err(|e| ClientError::Malformed {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn enc(pairs: &[(&str, &str)]) -> String {

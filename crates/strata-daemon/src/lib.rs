@@ -9,7 +9,8 @@
 //! - the local read API (`/v1/…`, [`local`]): clients on the node read objects through the
 //!   cache; on the same machine they take the block files from the NVMe tier themselves
 //!   (`/v1/blocks`), so cached bytes are not copied through the daemon. [`client`] is the
-//!   client the CLI and the Python package use.
+//!   client the CLI and the Python package use. [`warm`] hydrates the node's cache
+//!   (`strata warm --daemon`).
 //! - an S3-compatible read endpoint ([`s3`]) for configured buckets: unmodified S3 clients
 //!   (boto3, s3torchconnector) point their endpoint at the daemon.
 //! - `/metrics` (Prometheus, [`metrics`]) and `/healthz`.
@@ -34,6 +35,7 @@ pub mod node;
 pub mod pages;
 pub mod s3;
 pub mod server;
+pub mod warm;
 
 pub use client::{DaemonClient, DaemonSource};
 pub use config::{ConfigError, DaemonConfig, DaemonFlags};

@@ -28,7 +28,7 @@ use crate::node::Node;
 
 /// The `url` parameter, if the daemon serves it to local clients
 /// ([`crate::DaemonConfig::admits`]: local files only under its local roots).
-fn url_param(
+pub(crate) fn url_param(
     node: &Node,
     q: &std::collections::HashMap<String, String>,
 ) -> Result<StoreUrl, ApiError> {

@@ -16,6 +16,7 @@
 //! | `strata_upstream_fetched_bytes_total` | counter | |
 //! | `strata_prefetch_queue` | gauge | (client prefetch reads in flight) |
 //! | `strata_response_memory_bytes` | gauge | |
+//! | `strata_warmups_running` | gauge | (`strata warm --daemon` hydrations in progress) |
 //! | `strata_ckpt_drain_done_bytes`, `strata_ckpt_drain_total_bytes` | gauge | `job` |
 //! | `strata_job_wait_seconds`, `strata_job_compute_seconds` | gauge | `job` |
 
@@ -110,6 +111,7 @@ pub fn render(node: &Node) -> String {
     metrics::counter!("strata_upstream_fetched_bytes_total").absolute(s.fetched_bytes);
     metrics::gauge!("strata_prefetch_queue")
         .set(node.prefetch_in_flight.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("strata_warmups_running").set(node.warmups.running() as f64);
     let (used, _) = node.response_blocks();
     metrics::gauge!("strata_response_memory_bytes")
         .set((used as u64 * node.cache.geometry().block_size) as f64);

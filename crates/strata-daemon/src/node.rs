@@ -42,6 +42,8 @@ pub struct Node {
     responses: Arc<Semaphore>,
     response_blocks: usize,
     pub jobs: Jobs,
+    /// Hydrations started by `strata warm --daemon` ([`crate::warm`]).
+    pub warmups: crate::warm::Warmups,
     pub started: Instant,
     /// Client reads marked as prefetches (`x-strata-why: prefetch`) in flight.
     pub prefetch_in_flight: std::sync::atomic::AtomicU64,
@@ -63,6 +65,7 @@ impl Node {
             responses: Arc::new(Semaphore::new(response_blocks)),
             response_blocks,
             jobs: Jobs::default(),
+            warmups: Default::default(),
             started: Instant::now(),
             prefetch_in_flight: Default::default(),
         }))

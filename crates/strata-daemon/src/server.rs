@@ -209,6 +209,8 @@ async fn dispatch(node: &Arc<Node>, req: Req, path: &str, route: &'static str) -
         ("v1", &Method::GET, "/v1/list") => local::list(node, &req).await,
         ("v1", &Method::GET, "/v1/object") => local::object(node, &req).await,
         ("v1", &Method::GET, "/v1/blocks") => local::blocks(node, &req).await,
+        ("v1", &Method::POST, "/v1/warm") => crate::warm::start(node, &req).await,
+        ("v1", &Method::GET, "/v1/warm") => crate::warm::status(node, &req).await,
         ("api", &Method::GET, "/api/stats") => Ok(api::stats(node)),
         ("api", &Method::GET, "/api/scenario") => Ok(respond(
             StatusCode::OK,

@@ -110,6 +110,76 @@ async fn local_api_reads_byte_exact_and_hands_over_block_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn warm_hydrates_the_nodes_cache_in_the_background() {
+    let rig = Rig::start(Options::default()).await;
+    let a = rig.put("w/a.bin", 31, 3 << 20).await;
+    let b = rig.put("w/b.bin", 32, (1 << 20) + 7).await;
+    let total = (a.len() + b.len()) as u64;
+    let prefix = rig.url("w/");
+    let (st, _, body) = raw(
+        &rig.base,
+        "POST",
+        &format!("/v1/warm?url={}", urlenc(&prefix)),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 202, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (v["objects"].as_u64(), v["total_bytes"].as_u64()),
+        (Some(2), Some(total))
+    );
+    let id = v["id"].as_u64().unwrap();
+    let c = rig.client();
+    let t = std::time::Instant::now();
+    let s = loop {
+        let s = c.warm_status(id).await.unwrap();
+        assert!(s.done_bytes <= total);
+        if s.finished {
+            break s;
+        }
+        assert!(t.elapsed().as_secs() < 60, "not finished: {s:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(s.error, None);
+    assert_eq!((s.done_bytes, s.fetched_bytes), (total, total));
+    assert_eq!(
+        s.dram_bytes, total,
+        "the rig's DRAM tier (64 MiB) holds both"
+    );
+    // Read afterwards: no byte crosses the link again.
+    let before = rig.emu.stats().requests;
+    assert_eq!(c.read(&rig.url("w/a.bin"), None).await.unwrap(), a);
+    assert_eq!(c.read(&rig.url("w/b.bin"), None).await.unwrap(), b);
+    let gets = rig.emu.stats().requests - before;
+    assert!(
+        gets <= 2,
+        "only the HEADs may cross the link after a warm-up: {gets}"
+    );
+    // A second warm-up fetches nothing.
+    let again = c.warm_start(&prefix).await.unwrap();
+    let s = loop {
+        let s = c.warm_status(again.id).await.unwrap();
+        if s.finished {
+            break s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!((s.fetched_bytes, s.done_bytes), (0, total));
+    // Bad requests name their cause.
+    let e = c.warm_start(&rig.url("none/")).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(404), "{e}");
+    assert!(e.to_string().contains("none"), "{e}");
+    let e = c.warm_status(9999).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(404), "{e}");
+    let (st, _, _) = raw(&rig.base, "GET", "/v1/warm?id=x", &[], b"").await;
+    assert_eq!(st, 400);
+    let (st, _, _) = raw(&rig.base, "POST", "/v1/warm", &[], b"").await;
+    assert_eq!(st, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn local_files_are_served_only_under_the_local_roots() {
     let data = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
@@ -393,6 +463,12 @@ async fn a_token_is_required_on_every_request_when_set() {
         let (st, _, _) = raw(&rig.base, "GET", path, &[("authorization", &bearer)], b"").await;
         assert_eq!(st, 200, "{path} with the token");
     }
+    // A warm-up (a POST that makes the daemon fetch) needs the token too.
+    let warm = "/v1/warm?url=s3%3A%2F%2Fstrata-test%2Fdata%2Ft.bin";
+    let (st, _, _) = raw(&rig.base, "POST", warm, &[], b"").await;
+    assert_eq!(st, 401, "a warm-up without the token");
+    let (st, _, _) = raw(&rig.base, "POST", warm, &[("authorization", &bearer)], b"").await;
+    assert_eq!(st, 202, "a warm-up with the token");
     let (st, _, _) = raw(
         &rig.base,
         "GET",

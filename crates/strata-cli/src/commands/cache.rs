@@ -28,6 +28,9 @@ pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
         other => bail!("--tier {other:?}: use nvme or dram"),
     };
     let url = StoreUrl::parse(&a.url)?;
+    if let Some(d) = s.daemon_client()? {
+        return warm_through_daemon(&d, &url, dram, s).await;
+    }
     let store = Store::open(&url, &s.store)?;
     let mut versions: Vec<ObjectVersion> = Vec::new();
     for o in objects(&store, &url).await? {
@@ -105,6 +108,76 @@ pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
                 format_size(h.loaded_bytes)
             );
         }
+    }
+    Ok(())
+}
+
+/// How often `warm --daemon` asks the daemon how far it has come.
+const WARM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `strata warm --daemon ADDR URL`: the daemon hydrates its own cache (NVMe, and its DRAM
+/// tier as far as it holds), which serves every process on the node after this one exits.
+async fn warm_through_daemon(
+    d: &strata_daemon::DaemonClient,
+    url: &StoreUrl,
+    dram: bool,
+    s: &Settings,
+) -> Result<()> {
+    let started = d.warm_start(&url.to_string()).await?;
+    let (bar, _) = output::bytes_bar(started.total_bytes, s.progress, "warming (daemon)");
+    let status = loop {
+        let st = d.warm_status(started.id).await?;
+        bar.set_position(st.done_bytes);
+        if st.finished {
+            break st;
+        }
+        tokio::time::sleep(WARM_POLL).await;
+    };
+    bar.finish_and_clear();
+    if let Some(e) = &status.error {
+        bail!("warm {url} through the daemon: {e}");
+    }
+    if s.json {
+        output::json(&serde_json::to_value(&status)?);
+    } else {
+        println!(
+            "warmed {} object(s), {} in {:.2}s ({:.1} MiB/s) into the daemon's cache; fetched {}, {} already cached",
+            status.objects,
+            format_size(status.total_bytes),
+            status.elapsed_secs,
+            status.total_bytes as f64 / (1 << 20) as f64 / status.elapsed_secs.max(1e-9),
+            format_size(status.fetched_bytes),
+            format_size(status.total_bytes - status.fetched_bytes.min(status.total_bytes)),
+        );
+        if status.dram_capacity > 0 {
+            println!(
+                "daemon DRAM tier: {} of it held ({} tier)",
+                format_size(status.dram_bytes),
+                format_size(status.dram_capacity)
+            );
+        }
+    }
+    if status.not_cached_blocks > 0 {
+        bail!(
+            "the daemon's cache: {} block(s) were read but not stored: {}",
+            status.not_cached_blocks,
+            status
+                .not_cached_reason
+                .as_deref()
+                .unwrap_or("the tier declined them")
+        );
+    }
+    if dram && status.dram_bytes < status.total_bytes {
+        bail!(
+            "--tier dram: the daemon's DRAM tier holds {} of {} ({}); raise its [cache] dram_size, or warm less",
+            format_size(status.dram_bytes),
+            format_size(status.total_bytes),
+            if status.dram_capacity == 0 {
+                "it has none".to_string()
+            } else {
+                format!("its size is {}", format_size(status.dram_capacity))
+            }
+        );
     }
     Ok(())
 }
