@@ -583,6 +583,78 @@ fn daemon_report(py: Python<'_>, addr: &str, name: &str, report: &str) -> PyResu
     py.detach(move || rt().block_on(c.report(&name, &r)).map_err(err))
 }
 
+/// Hydrates a cache with what `url` names (everything under a prefix, else the object): the
+/// local cache directory (`cache_dir`, else the configured one) or, with `daemon`, that
+/// daemon's own cache. With `dram`, the data must also be held in memory: the node's page
+/// cache over the local directory (reported with how much stayed), or the daemon's DRAM tier,
+/// which must hold it all. Returns the report as JSON text; blocks the cache could not store
+/// are an error.
+#[pyfunction]
+#[pyo3(signature = (url, *, dram=false, cache_dir=None, daemon=None))]
+fn warm(
+    py: Python<'_>,
+    url: &str,
+    dram: bool,
+    cache_dir: Option<&str>,
+    daemon: Option<&str>,
+) -> PyResult<String> {
+    let u = StoreUrl::parse(url).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    if let Some(addr) = daemon {
+        let c = daemon_client(addr)?;
+        let url = u.to_string();
+        let st = py.detach(move || rt().block_on(c.warm(&url, &|_| {})).map_err(err))?;
+        if st.not_cached_blocks > 0 || (dram && st.dram_bytes < st.total_bytes) {
+            return Err(err(format!(
+                "warm {}: the daemon's cache stored {} block(s) fewer than it read ({}), and its DRAM tier holds {} of {} bytes (its size: {})",
+                st.url,
+                st.not_cached_blocks,
+                st.not_cached_reason.as_deref().unwrap_or("none declined"),
+                st.dram_bytes,
+                st.total_bytes,
+                st.dram_capacity
+            )));
+        }
+        return serde_json::to_string(&st).map_err(err);
+    }
+    let cfg = settings(cache_dir)?;
+    let store = strata_store::Store::open(&u, &cfg).map_err(store_err)?;
+    py.detach(move || {
+        rt().block_on(async move {
+            // This process's DRAM dies with it: the NVMe tier, and the page cache over it.
+            let mut cc = strata_cache::CacheConfig::from_settings(&cfg.cache, true);
+            cc.dram_bytes = 0;
+            let cache = strata_cache::BlockCache::open(&cc).map_err(err)?;
+            let versions = strata_cache::objects_named(&store, &u)
+                .await
+                .map_err(store_err)?;
+            let report =
+                strata_cache::warm(&cache, &store, &versions, cfg.transfer.concurrency, &|_| {})
+                    .await
+                    .map_err(err)?;
+            if report.not_cached_blocks > 0 {
+                return Err(err(format!(
+                    "warm {u}: cache {}: {} of {} block(s) were read but not stored: {}",
+                    cfg.cache.dir.display(),
+                    report.not_cached_blocks,
+                    report.blocks,
+                    report
+                        .not_cached_reason
+                        .as_deref()
+                        .unwrap_or("the tier declined them")
+                )));
+            }
+            let mut v = serde_json::to_value(&report).map_err(err)?;
+            if dram {
+                let h = strata_cache::hold_in_page_cache(&cache, &versions)
+                    .await
+                    .map_err(err)?;
+                v["page_cache"] = serde_json::to_value(&h).map_err(err)?;
+            }
+            Ok(v.to_string())
+        })
+    })
+}
+
 /// `range` (start, end) of the object at `url`, read through the daemon at `addr`.
 #[pyfunction]
 #[pyo3(signature = (addr, url, start=None, end=None))]
@@ -634,6 +706,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(daemon_health, m)?)?;
     m.add_function(wrap_pyfunction!(daemon_report, m)?)?;
     m.add_function(wrap_pyfunction!(daemon_read, m)?)?;
+    m.add_function(wrap_pyfunction!(warm, m)?)?;
     m.add_function(wrap_pyfunction!(pack, m)?)?;
     m.add_function(wrap_pyfunction!(drain_reader, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_samples, m)?)?;

@@ -12,6 +12,8 @@ places as the ``strata`` CLI: ``AWS_*`` variables, ``STRATA_*`` variables, and t
 (``$STRATA_CONFIG`` or ``~/.config/strata/config.toml``).
 """
 
+from typing import Optional
+
 from ._strata import StrataError
 from . import checkpoint, daemon, decode, models
 from .daemon import connect
@@ -27,6 +29,7 @@ __all__ = [
     "models",
     "pack",
     "index",
+    "warm",
 ]
 __version__ = "0.1.0"
 
@@ -40,6 +43,28 @@ def pack(src: str, dst: str, *, shard_size: int = 256 << 20) -> dict:
     from . import _strata
 
     return json.loads(_strata.pack(src, dst, shard_size=shard_size))
+
+
+def warm(url: str, *, tier: str = "nvme", cache_dir: Optional[str] = None) -> dict:
+    """Hydrates the cache with everything under ``url`` (a prefix) or the object it names,
+    so that later reads on this node are local, the way ``strata warm`` does. Connected to the
+    node's daemon (``strata.connect()`` or ``STRATA_DAEMON``), it fills the daemon's cache,
+    which every process on the node shares; otherwise the local cache directory
+    (``cache_dir``, else ``STRATA_CACHE_DIR`` or the configured one).
+
+    ``tier="dram"`` also holds the data in memory: the daemon's DRAM tier (an error unless it
+    holds all of it), or without a daemon the node's page cache over the block files. Returns
+    the report: bytes, ``fetched_bytes`` (the rest was cached already), elapsed seconds."""
+    import json
+
+    from . import _strata
+    from .daemon import current
+
+    if tier not in ("nvme", "dram"):
+        raise ValueError(f"tier={tier!r}: use 'nvme' or 'dram'")
+    return json.loads(
+        _strata.warm(url, dram=tier == "dram", cache_dir=cache_dir, daemon=current())
+    )
 
 
 def index(url: str) -> dict:

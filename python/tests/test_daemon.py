@@ -136,6 +136,35 @@ def test_dataset_through_the_daemon(s3, tmp_path):
         strata.connect(base)
 
 
+def test_warm_fills_the_local_cache_and_the_daemons(s3, objects, tmp_path):
+    total = sum(len(v) for v in objects.values())
+    url = "s3://strata-test/data/boto/"
+    # Without a daemon: the local cache directory, then the page cache over it.
+    local = tmp_path / "local-cache"
+    r = strata.warm(url, cache_dir=str(local))
+    assert (r["objects"], r["bytes"], r["fetched_bytes"]) == (len(objects), total, total), r
+    r = strata.warm(url, cache_dir=str(local), tier="dram")
+    assert r["fetched_bytes"] == 0, r
+    assert r["page_cache"]["loaded_bytes"] >= total, r
+    with pytest.raises(ValueError, match="tier"):
+        strata.warm(url, tier="gpu")
+    with pytest.raises(FileNotFoundError, match="data/none"):
+        strata.warm("s3://strata-test/data/none/", cache_dir=str(local))
+    # Connected: the daemon's cache, which every process on the node shares.
+    p, base = start_daemon(s3, tmp_path / "cache")
+    try:
+        strata.connect(base)
+        r = strata.warm(url, tier="dram")
+        assert (r["total_bytes"], r["fetched_bytes"], r["dram_bytes"]) == (total, total, total), r
+        before = stats(base)["upstream"]["bytes"]
+        assert strata.connect(base).read(url + "big.bin") == objects["big.bin"]
+        assert stats(base)["upstream"]["bytes"] == before, "read from the daemon's cache"
+        assert strata.warm(url)["fetched_bytes"] == 0
+    finally:
+        strata.daemon.disconnect()
+        stop(p)
+
+
 def test_kubernetes_manifests_parse_and_their_config_is_valid(s3, tmp_path):
     import subprocess
 

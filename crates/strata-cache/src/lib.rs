@@ -18,4 +18,4 @@ pub use cache::{BlockCache, CacheConfig, CacheError, CacheStats, Why};
 pub use key::{BlockId, Geometry, ObjectVersion};
 pub use prefetch::{Prefetcher, Ticket};
 pub use source::{BlockSource, FetchError, object_version};
-pub use warm::{PageCacheReport, WarmReport, hold_in_page_cache, warm};
+pub use warm::{PageCacheReport, WarmReport, hold_in_page_cache, list_named, objects_named, warm};

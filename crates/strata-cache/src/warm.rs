@@ -8,6 +8,32 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::cache::{BlockCache, CacheError, Why};
 use crate::key::ObjectVersion;
 use crate::source::BlockSource;
+use strata_store::{ObjectInfo, Store, StoreError, StoreUrl};
+
+/// What `url` names: every object under it, else the object itself. A prefix URL (ending in
+/// `/`) with nothing under it is an error naming it, as is a missing object.
+pub async fn list_named(store: &Store, url: &StoreUrl) -> Result<Vec<ObjectInfo>, StoreError> {
+    let mut objects = store.list(url.key()).await?;
+    if objects.is_empty() {
+        if url.is_prefix_syntax() {
+            return Err(StoreError::empty_prefix(url));
+        }
+        objects.push(store.head(url.key()).await?);
+    }
+    Ok(objects)
+}
+
+/// [`list_named`], each object with its cache identity (what [`warm`] takes).
+pub async fn objects_named(
+    store: &Store,
+    url: &StoreUrl,
+) -> Result<Vec<ObjectVersion>, StoreError> {
+    let mut out = Vec::new();
+    for info in list_named(store, url).await? {
+        out.push(crate::source::object_version(store, &info).await?);
+    }
+    Ok(out)
+}
 
 /// What a warm-up did.
 #[derive(Debug, Clone, Default, serde::Serialize)]

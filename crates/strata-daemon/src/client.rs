@@ -458,6 +458,33 @@ impl DaemonClient {
         warm_status_from(&a.body, &what)
     }
 
+    /// Hydrates the node's cache with what `url` names and waits until it is done, calling
+    /// `progress` with each status (every [`WARM_POLL`]). A failed warm-up is an error.
+    pub async fn warm(
+        &self,
+        url: &str,
+        progress: &(dyn Fn(&crate::warm::WarmStatus) + Send + Sync),
+    ) -> Result<crate::warm::WarmStatus, ClientError> {
+        let mut st = self.warm_start(url).await?;
+        let id = st.id;
+        loop {
+            progress(&st);
+            if st.finished {
+                break;
+            }
+            tokio::time::sleep(WARM_POLL).await;
+            st = self.warm_status(id).await?;
+        }
+        match &st.error {
+            Some(e) => Err(ClientError::Status {
+                status: StatusCode::BAD_GATEWAY,
+                what: url.to_string(),
+                message: format!("the warm-up failed: {e}"),
+            }),
+            None => Ok(st),
+        }
+    }
+
     /// Sends a job's report (see [`crate::jobs`]).
     pub async fn report(&self, name: &str, r: &JobReport) -> Result<(), ClientError> {
         let body = serde_json::to_vec(r).expect("a report serializes");
@@ -472,6 +499,9 @@ impl DaemonClient {
         .map(|_| ())
     }
 }
+
+/// How often [`DaemonClient::warm`] asks the daemon how far a warm-up has come.
+pub const WARM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn warm_status_from(body: &[u8], what: &str) -> Result<crate::warm::WarmStatus, ClientError> {
     serde_json::from_slice(body).map_err(|e| ClientError::Malformed {

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use strata_cache::ObjectVersion;
-use strata_store::StoreError;
 
 use crate::http::{ApiError, Req, Resp, json, query};
 use crate::node::Node;
@@ -121,17 +120,7 @@ pub async fn start(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
     let q = query(req);
     let url = crate::local::url_param(node, &q)?;
     let store = node.store(&url)?;
-    let mut infos = store.list(url.key()).await?;
-    if infos.is_empty() {
-        if url.is_prefix_syntax() {
-            return Err(StoreError::empty_prefix(&url).into());
-        }
-        infos.push(store.head(url.key()).await?);
-    }
-    let mut objects: Vec<ObjectVersion> = Vec::with_capacity(infos.len());
-    for info in &infos {
-        objects.push(strata_cache::object_version(&store, info).await?);
-    }
+    let objects = strata_cache::objects_named(&store, &url).await?;
     let (id, w) = node.warmups.add(WarmStatus {
         url: url.to_string(),
         objects: objects.len(),

@@ -1,25 +1,12 @@
 //! `strata warm URL` and `strata cache stats|clear|invalidate`.
 
 use anyhow::{Result, bail};
-use strata_cache::ObjectVersion;
 use strata_store::size::format_size;
-use strata_store::{ObjectInfo, Store, StoreError, StoreUrl};
+use strata_store::{Store, StoreUrl};
 
 use crate::args::{CacheCommand, WarmArgs};
 use crate::output;
 use crate::settings::Settings;
-
-/// The objects a URL names: everything under it if it is a prefix, else the object.
-pub async fn objects(store: &Store, url: &StoreUrl) -> Result<Vec<ObjectInfo>> {
-    let mut objects = store.list(url.key()).await?;
-    if objects.is_empty() {
-        if url.is_prefix_syntax() {
-            return Err(StoreError::empty_prefix(url).into());
-        }
-        objects.push(store.head(url.key()).await?);
-    }
-    Ok(objects)
-}
 
 pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
     let dram = match a.tier.as_str() {
@@ -32,10 +19,7 @@ pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
         return warm_through_daemon(&d, &url, dram, s).await;
     }
     let store = Store::open(&url, &s.store)?;
-    let mut versions: Vec<ObjectVersion> = Vec::new();
-    for o in objects(&store, &url).await? {
-        versions.push(strata_cache::object_version(&store, &o).await?);
-    }
+    let versions = strata_cache::objects_named(&store, &url).await?;
     let total: u64 = versions.iter().map(|v| v.size).sum();
     // A CLI process's DRAM dies with it: warm the NVMe tier (and, for --tier dram, the page
     // cache over it, which outlives this process).
@@ -112,9 +96,6 @@ pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// How often `warm --daemon` asks the daemon how far it has come.
-const WARM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
-
 /// `strata warm --daemon ADDR URL`: the daemon hydrates its own cache (NVMe, and its DRAM
 /// tier as far as it holds), which serves every process on the node after this one exits.
 async fn warm_through_daemon(
@@ -123,20 +104,14 @@ async fn warm_through_daemon(
     dram: bool,
     s: &Settings,
 ) -> Result<()> {
-    let started = d.warm_start(&url.to_string()).await?;
-    let (bar, _) = output::bytes_bar(started.total_bytes, s.progress, "warming (daemon)");
-    let status = loop {
-        let st = d.warm_status(started.id).await?;
-        bar.set_position(st.done_bytes);
-        if st.finished {
-            break st;
-        }
-        tokio::time::sleep(WARM_POLL).await;
-    };
+    let (bar, _) = output::bytes_bar(0, s.progress, "warming (daemon)");
+    let status = d
+        .warm(&url.to_string(), &|st| {
+            bar.set_length(st.total_bytes);
+            bar.set_position(st.done_bytes);
+        })
+        .await?;
     bar.finish_and_clear();
-    if let Some(e) = &status.error {
-        bail!("warm {url} through the daemon: {e}");
-    }
     if s.json {
         output::json(&serde_json::to_value(&status)?);
     } else {
@@ -235,7 +210,7 @@ pub async fn run(c: &CacheCommand, s: &Settings) -> Result<()> {
             // A single object is found by its name alone (it may be gone from the store);
             // a prefix is listed.
             let keys: Vec<String> = if url.is_prefix_syntax() {
-                objects(&store, &url)
+                strata_cache::list_named(&store, &url)
                     .await?
                     .into_iter()
                     .map(|o| o.key)
