@@ -195,7 +195,14 @@ impl BlockCache {
                 block_size: cfg.block_size.max(4096),
             },
             read_concurrency: cfg.read_concurrency.max(1),
-            dram: (cfg.dram_bytes > 0).then(|| DramTier::new(cfg.dram_bytes)),
+            // Both tiers evict by the configured policy (`auto` without an NVMe tier).
+            dram: (cfg.dram_bytes > 0).then(|| {
+                let policy = cfg
+                    .nvme
+                    .as_ref()
+                    .map_or(crate::policy::PolicyKind::Auto, |n| n.policy);
+                DramTier::with_policy(cfg.dram_bytes, policy)
+            }),
             nvme,
             locks,
             flights: Mutex::new(HashMap::new()),
@@ -477,18 +484,25 @@ impl BlockCache {
         }
     }
 
-    /// Tells the NVMe tier's eviction policy the blocks that will be read, in order (for the
+    /// Tells both tiers' eviction policies the blocks that will be read, in order (for the
     /// next-use policy: the dataset reader knows its whole shuffle plan in advance).
     /// Returns the plan position of the first block given, for [`BlockCache::plan_progress`].
+    /// Both tiers receive the same plans in the same order, so their positions agree; a
+    /// policy that ignores plans answers 0.
     pub fn plan(&self, future: &[BlockId]) -> u64 {
-        self.nvme.as_ref().map_or(0, |n| n.plan(future))
+        let nvme = self.nvme.as_ref().map_or(0, |n| n.plan(future));
+        let dram = self.dram.as_ref().map_or(0, |d| d.plan(future));
+        nvme.max(dram)
     }
 
-    /// Tells the eviction policy that the consumer has reached plan position `position`
+    /// Tells the eviction policies that the consumer has reached plan position `position`
     /// (the first block's position from [`BlockCache::plan`] plus how far it got).
     pub fn plan_progress(&self, position: u64) {
         if let Some(n) = &self.nvme {
             n.progress(position);
+        }
+        if let Some(d) = &self.dram {
+            d.progress(position);
         }
     }
 

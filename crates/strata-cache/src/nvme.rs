@@ -73,8 +73,6 @@ pub struct NvmeTier {
     /// A tier in front (DRAM) holds blocks for their current use, so the policy may decline
     /// to store a block when the tier is full ([`EvictionPolicy::admit`]).
     bypass: AtomicBool,
-    /// [`PolicyKind::Auto`]: the first plan switches the policy to next-use.
-    next_use_on_plan: bool,
     full_warned: AtomicBool,
     /// Why the last block was not stored, for callers that must report it (`strata warm`).
     last_refusal: Mutex<Option<String>>,
@@ -116,7 +114,6 @@ impl NvmeTier {
             state: Mutex::new(state),
             ledger,
             bypass: AtomicBool::new(false),
-            next_use_on_plan: cfg.policy == PolicyKind::Auto,
             full_warned: AtomicBool::new(false),
             last_refusal: Mutex::new(None),
             nonce: AtomicU64::new(rand::random()),
@@ -402,22 +399,9 @@ impl NvmeTier {
 
     /// Tells the eviction policy the planned order of future accesses (used by the next-use
     /// policy; others ignore it).
+    /// With [`PolicyKind::Auto`], the first plan switches the policy to next-use.
     pub fn plan(&self, future: &[BlockId]) -> u64 {
-        let mut s = self.state();
-        if self.next_use_on_plan && s.policy.name() != "next-use" {
-            // The resident blocks move to the new policy (their next uses come with the
-            // plan; blocks outside it go first).
-            let mut p = PolicyKind::NextUse.build();
-            for (&id, &size) in &s.index {
-                p.on_insert(id, size);
-            }
-            s.policy = p;
-            tracing::debug!(
-                "cache {}: a plan arrived; evicting by next use",
-                self.dir.display()
-            );
-        }
-        s.policy.plan(future)
+        self.state().policy.plan(future)
     }
 
     /// Says whether a tier in front holds blocks for their current use (see

@@ -44,6 +44,70 @@ pub trait EvictionPolicy: Send {
     }
 }
 
+/// [`PolicyKind::Auto`]: S3-FIFO until the first plan arrives, then next-use, with the
+/// resident blocks moved over (their next uses come with the plan; blocks outside it go
+/// first). Its name is the policy in force.
+#[derive(Default)]
+struct Auto {
+    /// None: S3-FIFO's turn (built on first use).
+    planned: Option<NextUse>,
+    fifo: S3Fifo,
+    /// Resident blocks and their sizes, to hand over at the switch.
+    resident: std::collections::HashMap<BlockId, u64>,
+}
+
+impl Auto {
+    fn inner(&mut self) -> &mut dyn EvictionPolicy {
+        match &mut self.planned {
+            Some(p) => p,
+            None => &mut self.fifo,
+        }
+    }
+}
+
+impl EvictionPolicy for Auto {
+    fn name(&self) -> &'static str {
+        match &self.planned {
+            Some(p) => p.name(),
+            None => self.fifo.name(),
+        }
+    }
+    fn on_access(&mut self, id: BlockId, hit: bool) {
+        self.inner().on_access(id, hit);
+    }
+    fn on_insert(&mut self, id: BlockId, size: u64) {
+        self.resident.insert(id, size);
+        self.inner().on_insert(id, size);
+    }
+    fn on_remove(&mut self, id: BlockId) {
+        self.resident.remove(&id);
+        self.inner().on_remove(id);
+    }
+    fn victim(&mut self) -> Option<BlockId> {
+        let v = self.inner().victim()?;
+        self.resident.remove(&v);
+        Some(v)
+    }
+    fn plan(&mut self, future: &[BlockId]) -> u64 {
+        if self.planned.is_none() {
+            let mut p = NextUse::default();
+            for (&id, &size) in &self.resident {
+                p.on_insert(id, size);
+            }
+            self.planned = Some(p);
+            self.fifo = S3Fifo::default();
+            tracing::debug!("a plan arrived; evicting by next use");
+        }
+        self.inner().plan(future)
+    }
+    fn progress(&mut self, position: u64) {
+        self.inner().progress(position);
+    }
+    fn admit(&mut self, id: BlockId) -> bool {
+        self.inner().admit(id)
+    }
+}
+
 /// Which policy to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyKind {
@@ -62,7 +126,8 @@ impl PolicyKind {
     pub fn build(self) -> Box<dyn EvictionPolicy> {
         match self {
             Self::Lru => Box::new(Lru::default()),
-            Self::S3Fifo | Self::Auto => Box::new(S3Fifo::default()),
+            Self::S3Fifo => Box::new(S3Fifo::default()),
+            Self::Auto => Box::new(Auto::default()),
             Self::NextUse => Box::new(NextUse::default()),
         }
     }
