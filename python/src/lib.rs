@@ -631,17 +631,8 @@ fn warm(
                 strata_cache::warm(&cache, &store, &versions, cfg.transfer.concurrency, &|_| {})
                     .await
                     .map_err(err)?;
-            if report.not_cached_blocks > 0 {
-                return Err(err(format!(
-                    "warm {u}: cache {}: {} of {} block(s) were read but not stored: {}",
-                    cfg.cache.dir.display(),
-                    report.not_cached_blocks,
-                    report.blocks,
-                    report
-                        .not_cached_reason
-                        .as_deref()
-                        .unwrap_or("the tier declined them")
-                )));
+            if let Some(why) = report.incomplete(&cfg.cache.dir) {
+                return Err(err(format!("warm {u}: {why}")));
             }
             let mut v = serde_json::to_value(&report).map_err(err)?;
             if dram {

@@ -51,6 +51,24 @@ pub struct WarmReport {
     pub elapsed_secs: f64,
 }
 
+impl WarmReport {
+    /// Why the warm-up is incomplete, naming the cache directory `dir`: blocks were read but
+    /// not stored. None when every block was stored.
+    pub fn incomplete(&self, dir: &std::path::Path) -> Option<String> {
+        (self.not_cached_blocks > 0).then(|| {
+            format!(
+                "cache {}: {} of {} block(s) were read but not stored: {}",
+                dir.display(),
+                self.not_cached_blocks,
+                self.blocks,
+                self.not_cached_reason
+                    .as_deref()
+                    .unwrap_or("the tier declined them")
+            )
+        })
+    }
+}
+
 /// Reads every block of `objects` through `cache`, `concurrency` blocks at a time (across
 /// objects), calling `progress` with the bytes of each block done. Blocks already cached cost
 /// a lookup, not a fetch.

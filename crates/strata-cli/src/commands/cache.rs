@@ -65,17 +65,8 @@ pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
             );
         }
     }
-    if report.not_cached_blocks > 0 {
-        bail!(
-            "cache {}: {} of {} block(s) were read but not stored: {}",
-            s.store.cache.dir.display(),
-            report.not_cached_blocks,
-            report.blocks,
-            report
-                .not_cached_reason
-                .as_deref()
-                .unwrap_or("the tier declined them")
-        );
+    if let Some(why) = report.incomplete(&s.store.cache.dir) {
+        bail!("{why}");
     }
     if let Some(h) = &held {
         if h.missing_blocks > 0 {
