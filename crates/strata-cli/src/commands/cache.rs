@@ -8,6 +8,17 @@ use crate::args::{CacheCommand, WarmArgs};
 use crate::output;
 use crate::settings::Settings;
 
+/// The summary line of a warm-up: objects, bytes, time, rate, fetched and already cached.
+fn warmed(objects: usize, bytes: u64, secs: f64, fetched: u64) -> String {
+    format!(
+        "warmed {objects} object(s), {} in {secs:.2}s ({:.1} MiB/s); fetched {}, {} already cached",
+        format_size(bytes),
+        bytes as f64 / (1 << 20) as f64 / secs.max(1e-9),
+        format_size(fetched),
+        format_size(bytes - fetched.min(bytes)),
+    )
+}
+
 pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
     let dram = match a.tier.as_str() {
         "nvme" => false,
@@ -47,13 +58,13 @@ pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
         output::json(&v);
     } else {
         println!(
-            "warmed {} object(s), {} in {:.2}s ({:.1} MiB/s); fetched {}, {} already cached; cache {}",
-            report.objects,
-            format_size(report.bytes),
-            report.elapsed_secs,
-            report.bytes as f64 / (1 << 20) as f64 / report.elapsed_secs.max(1e-9),
-            format_size(report.fetched_bytes),
-            format_size(report.bytes - report.fetched_bytes.min(report.bytes)),
+            "{}; cache {}",
+            warmed(
+                report.objects,
+                report.bytes,
+                report.elapsed_secs,
+                report.fetched_bytes
+            ),
             s.store.cache.dir.display()
         );
         if let Some(h) = &held {
@@ -107,13 +118,13 @@ async fn warm_through_daemon(
         output::json(&serde_json::to_value(&status)?);
     } else {
         println!(
-            "warmed {} object(s), {} in {:.2}s ({:.1} MiB/s) into the daemon's cache; fetched {}, {} already cached",
-            status.objects,
-            format_size(status.total_bytes),
-            status.elapsed_secs,
-            status.total_bytes as f64 / (1 << 20) as f64 / status.elapsed_secs.max(1e-9),
-            format_size(status.fetched_bytes),
-            format_size(status.total_bytes - status.fetched_bytes.min(status.total_bytes)),
+            "{}; into the daemon's cache",
+            warmed(
+                status.objects,
+                status.total_bytes,
+                status.elapsed_secs,
+                status.fetched_bytes
+            )
         );
         if status.dram_capacity > 0 {
             println!(
