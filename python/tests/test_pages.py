@@ -5,14 +5,16 @@ target/test-artifacts/pages)."""
 import json
 import os
 import random
+import re
 import shutil
+import subprocess
 import threading
 import time
 import urllib.request
 
 import pytest
 
-from conftest import ROOT, cp, start_daemon, stop
+from conftest import ROOT, cp, start_daemon, stop, strata_bin
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -87,15 +89,32 @@ def test_workbench_lock_a_prediction_move_sliders_choose_a_persona(s3, tmp_path,
         util0 = text(d, "util")
         sat0 = html(d, "saturation")
         assert sat0.startswith("<svg")
-        # Lock a prediction, then see the planner's answer next to it.
+        # Part 1: answer the question and guess the factor, lock, then see the planner's
+        # answers next to them. An answer must be chosen before it is locked.
         box = d.find_element(By.ID, "prediction")
         box.clear()
         box.send_keys("3")
         d.find_element(By.ID, "lock").click()
+        wait(d, lambda: "choose an answer" in text(d, "error"), what="the refusal")
+        assert box.is_enabled()
+        assert "what limits training" in text(d, "q-audit")
+        Select(d.find_element(By.ID, "choice-audit")).select_by_visible_text("storage")
+        d.find_element(By.ID, "lock").click()
         assert not box.is_enabled()
+        assert not d.find_element(By.ID, "choice-audit").is_enabled()
         wait(d, lambda: "You predicted 3×" in text(d, "audit-result"), what="the audit answer")
+        assert text(d, "planner-audit") == "storage", text(d, "audit-result")
+        assert "✓" in text(d, "audit-result")
         factor0 = text(d, "wall-factor")
         assert factor0.endswith("×")
+        # Part 2's question, locked with the answer the planner will not give for ten epochs.
+        assert "NVMe cache" in text(d, "q-sizing")
+        Select(d.find_element(By.ID, "choice-sizing")).select_by_visible_text("no")
+        d.find_element(By.ID, "lock-sizing").click()
+        wait(d, lambda: d.find_elements(By.ID, "planner-sizing"), what="the sizing answer")
+        assert text(d, "planner-sizing") == "yes"
+        assert "✗" in text(d, "answer-sizing") and "epoch 1" in text(d, "answer-sizing")
+        assert text(d, "iterations").startswith("Iterations: 0")
         # Move the download slider to its minimum with the keyboard: the plot and the
         # predicted utilization change.
         d.find_element(By.ID, "download").send_keys(Keys.HOME)
@@ -103,23 +122,55 @@ def test_workbench_lock_a_prediction_move_sliders_choose_a_persona(s3, tmp_path,
         wait(d, lambda: html(d, "saturation") != sat0,
              what="the saturation plot after the slider")
         assert "low" in _fresh(lambda: d.find_element(By.ID, "util").get_attribute("class"))
+        wait(d, lambda: text(d, "iterations").startswith("Iterations: 1"), what="one iteration")
         # The I/O wall changes with the layout (one request per raw sample).
         Select(d.find_element(By.ID, "layout")).select_by_value("raw")
         wait(d, lambda: text(d, "wall-factor") != factor0 or
              "raw" in text(d, "plan-text"), what="the audit after the layout")
         shot(d, "workbench-sliders")
-        # The checkpoint wall: a longer interval changes the waste and the Young-Daly plot.
+        # The checkpoint wall: a longer interval changes the waste, the Young-Daly plot and
+        # the question (10 minutes against the interval in use).
+        Select(d.find_element(By.ID, "choice-checkpoint")).select_by_visible_text("decrease")
+        d.find_element(By.ID, "lock-checkpoint").click()
+        wait(d, lambda: d.find_elements(By.ID, "planner-checkpoint"), what="the checkpoint answer")
+        assert text(d, "planner-checkpoint") in ("increase", "decrease")
+        q0 = text(d, "q-checkpoint")
         waste0 = text(d, "interval-waste")
         yd0 = html(d, "young-daly")
         d.find_element(By.ID, "interval").send_keys(Keys.END)
         wait(d, lambda: text(d, "interval-waste") != waste0, what="waste after the interval")
         assert html(d, "young-daly") != yd0
+        wait(d, lambda: text(d, "q-checkpoint") != q0, what="the question after the interval")
+        # With the interval at its longest (100 min... 10^4 min), checkpointing every 10
+        # minutes instead saves time.
+        wait(d, lambda: text(d, "planner-checkpoint") == "decrease", what="the answer after the interval")
         Select(d.find_element(By.ID, "write-bw")).select_by_visible_text("10 GB/s")
         storm0 = text(d, "storm")
         wait(d, lambda: text(d, "storm") != storm0, what="the storm after the write bandwidth")
         # Math peek.
         d.find_element(By.CSS_SELECTOR, "#math summary").click()
         assert "√(2δM)" in text(d, "math-body")
+        # The ledger: three answers against the planner's, and a command that plans the same
+        # on the command line as the page shows.
+        rows = d.find_elements(By.CSS_SELECTOR, "#ledger tr.ledger-row")
+        assert len(rows) == 3
+        ledger = text(d, "ledger")
+        assert ledger.count("✓") == 2 and ledger.count("✗") == 1, ledger
+        assert text(d, "strategy-choice")
+        util = text(d, "ledger-util")
+        command = text(d, "command")
+        assert "--download" in command and "--layout raw" in command, command
+        scenario = _fresh(lambda: d.find_element(By.ID, "ledger-scenario").get_attribute("textContent"))
+        work = tmp_path / "ledger"
+        work.mkdir()
+        (work / "scenario.toml").write_text(scenario)
+        shell = command.replace("strata plan", '"$STRATA" plan', 1)
+        out = subprocess.run(["bash", "-c", shell], cwd=work, capture_output=True, text=True,
+                             env={**os.environ, "STRATA": strata_bin()}, timeout=120)
+        assert out.returncode == 0, out.stderr
+        m = re.search(r"predicted accelerator utilization ([0-9.]+%)", out.stdout)
+        assert m and m.group(1) == util, (m and m.group(1), util, command)
+        shot(d, "workbench-ledger")
         # Personas: Cloud Titan is a scenario (the plan reloads), Mobile Nomad a budget.
         Select(d.find_element(By.ID, "persona")).select_by_value("cloud-titan")
         wait(d, lambda: "Cloud Titan" in text(d, "persona-title"), what="the persona")

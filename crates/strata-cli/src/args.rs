@@ -89,7 +89,7 @@ pub enum Command {
     /// predicted accelerator utilization, the balanced tiering, the checkpoint interval and
     /// storm, monthly cost with lifecycle, and a recommendation. From a scenario file
     /// (see docs/planner.md), a persona, or this machine.
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// Measure a tier: a directory (sequential and random reads and writes over block sizes
     /// and queue depths, O_DIRECT where allowed) or an object store URL (GET latency and
     /// throughput against object size and concurrency). Table, JSON (--json or --out) and
@@ -279,6 +279,21 @@ pub struct PlanArgs {
     /// Override: prefetch buffer per node, e.g. 4GiB.
     #[arg(long)]
     pub buffer: Option<String>,
+    /// Override: how samples are stored: shards or raw (one object per sample).
+    #[arg(long)]
+    pub layout: Option<strata_plan::scenario::Layout>,
+    /// Override: the read order: none, window (shards + a shuffle buffer) or global.
+    #[arg(long)]
+    pub shuffle: Option<strata_plan::scenario::Shuffle>,
+    /// Override: the checkpoint interval in use, e.g. 30min.
+    #[arg(long)]
+    pub checkpoint_interval: Option<String>,
+    /// Override: the store's shared write bandwidth for checkpoints, e.g. 50GB/s.
+    #[arg(long)]
+    pub write_bandwidth: Option<String>,
+    /// Override: one node's mean time between failures, e.g. 265d.
+    #[arg(long)]
+    pub node_mtbf: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -68,6 +68,8 @@ fn a_scenario_plans_every_section_and_writes_the_plots() {
         "storm",
         "monthly cost",
         "recommendation:",
+        "the workbench's questions",
+        "what limits training? Storage.",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
@@ -91,7 +93,7 @@ fn a_scenario_plans_every_section_and_writes_the_plots() {
         EXAMPLE,
         "--download",
         "1Gbps",
-        "--cache",
+        "--cache-size",
         "0",
     ]));
     assert!(
@@ -110,7 +112,7 @@ fn a_scenario_plans_every_section_and_writes_the_plots() {
         EXAMPLE,
         "--download",
         "1Gbps",
-        "--cache",
+        "--cache-size",
         "1.4TB",
         "--epochs",
         "20",
@@ -123,6 +125,51 @@ fn a_scenario_plans_every_section_and_writes_the_plots() {
     );
     assert!(base["cost"]["total"].as_f64().unwrap() > 0.0);
     assert!(base["checkpoint"]["direct"]["daly"].as_f64().unwrap() > 0.0);
+    // The workbench's other knobs are flags too, so its ledger's command plans the same.
+    let random = json(&strata(&[
+        "--json",
+        "plan",
+        EXAMPLE,
+        "--layout",
+        "raw",
+        "--shuffle",
+        "global",
+    ]));
+    assert!(
+        u(&random) < u(&base) * 0.5,
+        "{} vs {}",
+        u(&random),
+        u(&base)
+    );
+    let ck = |v: &serde_json::Value, f: &str| v["checkpoint"][f].as_f64().unwrap();
+    let fragile = json(&strata(&[
+        "--json",
+        "plan",
+        EXAMPLE,
+        "--node-mtbf",
+        "2d",
+        "--write-bandwidth",
+        "5GB/s",
+        "--checkpoint-interval",
+        "10min",
+    ]));
+    assert!(ck(&fragile, "job_mtbf") < ck(&base, "job_mtbf"));
+    assert!(ck(&fragile, "storm_secs") > ck(&base, "storm_secs"));
+    assert_eq!(
+        fragile["scenario"]["checkpoint"]["interval"].as_f64(),
+        Some(600.0)
+    );
+    let lessons = base["lessons"].as_array().unwrap();
+    assert_eq!(lessons.len(), 3);
+    for l in lessons {
+        let choices: Vec<&str> = l["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert!(choices.contains(&l["answer"].as_str().unwrap()), "{l}");
+    }
 }
 
 #[test]
@@ -191,6 +238,15 @@ fn bad_scenarios_fail_naming_the_field() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/scenario.toml"));
     let out = strata(&["plan", EXAMPLE, "--download", "fast"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--download"));
+    let out = strata(&["plan", EXAMPLE, "--layout", "tape"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--layout") && err.contains("shards or raw"),
+        "{err}"
+    );
+    let out = strata(&["plan", EXAMPLE, "--node-mtbf=0d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--node-mtbf: must be > 0"), "{err}");
     let out = strata(&["plan", EXAMPLE, "--calibrate", "/nonexistent/probe.json"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/probe.json"));
 }

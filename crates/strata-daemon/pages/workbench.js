@@ -8,6 +8,12 @@
   let locked = null;        // the locked prediction (a factor), or null
   let last = null;          // the last plan response
   let pending = null;
+  const said = {};          // lesson key → the answer the user locked
+  let iterations = 0;       // replans the sizing sliders caused (the seeds' 10-iteration rule)
+  let balancedAt = null;    // the iteration that first reached the target
+  let sizingMoved = false;
+  const LESSONS = ["audit", "sizing", "checkpoint"];
+  const esc = (x) => String(x).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
 
   // Slider position ↔ quantity. Log scales, so one slider spans decades.
   const scales = {
@@ -47,6 +53,12 @@
       if (mine !== pending) return;  // a newer request is on its way
       error(null);
       last = r;
+      if (sizingMoved && r.plan.pipeline) {
+        sizingMoved = false;
+        iterations++;
+        const target = r.plan.scenario.accelerators.target || 0.95;
+        if (balancedAt === null && r.plan.pipeline.utilization >= target) balancedAt = iterations;
+      }
       render(r);
     } catch (e) {
       if (mine === pending) error(e);
@@ -115,6 +127,88 @@
       S.el("ckpt-result").innerHTML = `<p class="muted">This scenario has no [checkpoint].</p>`;
     }
     math(p);
+    lessons();
+    ledger();
+  }
+
+  function lesson(key) {
+    return last && (last.plan.lessons || []).find((l) => l.key === key);
+  }
+
+  // Each part's question and, once locked, the planner's answer for the settings as they are.
+  function lessons() {
+    for (const key of LESSONS) {
+      const l = lesson(key), sel = S.el("choice-" + key);
+      S.text("q-" + key, l ? l.question : "This scenario has nothing to ask here.");
+      const choices = l ? l.choices : [];
+      if ([...sel.options].map((o) => o.value).join("|") !== choices.join("|")) {
+        sel.innerHTML = `<option value="">choose…</option>` +
+          choices.map((c) => `<option value="${esc(c)}">${esc(c)}</option>`).join("");
+        if (said[key]) sel.value = said[key];
+      }
+      if (key === "audit") continue;  // shown with the I/O wall, by showAudit
+      const out = S.el("answer-" + key);
+      out.innerHTML = !l ? "" : said[key] === undefined ? "Lock your prediction to see the planner's answer." :
+        verdict(key, l) + " " + esc(l.because);
+    }
+    S.text("iterations", !last || !last.plan.pipeline ? "" :
+      `Iterations: ${iterations}. ` + (balancedAt !== null
+        ? `You reached the target utilization after ${balancedAt} (${balancedAt <= 10 ? "within" : "beyond"} the 10-iteration rule).`
+        : `Find settings that reach the target utilization within 10 moves of the sliders.`));
+  }
+
+  function verdict(key, l) {
+    const ok = said[key] === l.answer;
+    return `You said <b>${esc(said[key])}</b>; the planner says <b id="planner-${key}">${esc(l.answer)}</b> ` +
+      `<span class="${ok ? "right" : "wrong"}">${ok ? "✓" : "✗"}</span>.`;
+  }
+
+  function lockLesson(key, button) {
+    const v = S.el("choice-" + key).value;
+    if (!v) { error("choose an answer before locking it"); return false; }
+    error(null);
+    said[key] = v;
+    S.el("choice-" + key).disabled = true;
+    S.el(button).disabled = true;
+    S.el(button).closest(".lock-box").classList.add("locked");
+    return true;
+  }
+
+  // The ledger: the three predictions against the planner, where the settings ended, the
+  // planner's strategy, and the command that plans the same on the command line.
+  const FLAGS = { download: "download", nvme_bandwidth: "nvme-bandwidth", buffer: "buffer",
+    cache_size: "cache-size", layout: "layout", shuffle: "shuffle",
+    checkpoint_interval: "checkpoint-interval", write_bandwidth: "write-bandwidth", node_mtbf: "node-mtbf" };
+  function ledger() {
+    const p = last.plan, rows = [];
+    for (const key of LESSONS) {
+      const l = lesson(key);
+      if (!l) continue;
+      const mine = said[key];
+      rows.push(`<tr class="ledger-row"><td>${esc(l.question)}</td><td>${mine ? esc(mine) : "<span class=muted>not locked</span>"}</td>` +
+        `<td>${mine ? `${esc(l.answer)} <span class="${mine === l.answer ? "right" : "wrong"}">${mine === l.answer ? "✓" : "✗"}</span>` : "<span class=muted>lock to see</span>"}</td></tr>`);
+    }
+    document.querySelector("#ledger tbody").innerHTML = rows.join("");
+    const fin = [];
+    if (p.pipeline) fin.push(`Utilization <b id="ledger-util">${S.pct(p.pipeline.utilization)}</b> (bottleneck: ${esc(p.pipeline.bottleneck)})`);
+    if (p.checkpoint) {
+      const best = p.checkpoint.staged || p.checkpoint.direct;
+      fin.push(`checkpoints ${esc(best.name)}, stall ${S.secs(best.stall)}, waste ${S.pct(best.interval_waste === null ? best.waste : best.interval_waste)}`);
+    }
+    S.el("ledger-final").innerHTML = fin.length ? "Where you ended: " + fin.join("; ") + "." : "";
+    const r = p.recommendation;
+    S.el("strategy").innerHTML = `<p>The planner's strategy: <b id="strategy-choice">${esc(r.choice)}</b>.</p><ul>` +
+      r.reasons.map((x) => `<li>${esc(x)}</li>`).join("") + `</ul>`;
+    const q = (v) => /^[A-Za-z0-9._\/-]+$/.test(v) ? v : "'" + v.replace(/'/g, "'\\''") + "'";
+    S.text("command", ["strata plan scenario.toml"].concat(Object.keys(touched).filter((k) => FLAGS[k])
+      .map((k) => `--${FLAGS[k]} ${q(touched[k])}`)).join(" \\\n    "));
+    S.text("ledger-scenario", last.scenario_text);
+    const a = S.el("save-scenario");
+    if (a.dataset.text !== last.scenario_text) {
+      if (a.href.startsWith("blob:")) URL.revokeObjectURL(a.href);
+      a.href = URL.createObjectURL(new Blob([last.scenario_text], { type: "application/toml" }));
+      a.dataset.text = last.scenario_text;
+    }
   }
 
   function showAudit() {
@@ -126,7 +220,8 @@
       return;
     }
     const off = Math.max(locked, w.factor) / Math.min(locked, w.factor);
-    S.el("audit-result").innerHTML =
+    const l = lesson("audit");
+    S.el("audit-result").innerHTML = (l ? verdict("audit", l) + " " + esc(l.because) + "<br>" : "") +
       `You predicted <b>${locked}×</b>. The planner says <b id="wall-factor">${w.factor.toFixed(1)}×</b>: ` +
       `an epoch takes ${S.secs(w.sequential_epoch_secs)} reading shards in order and ${S.secs(w.shuffled_epoch_secs)} ` +
       `one sample at a time at random (${S.rate(w.sequential_bytes_per_sec)} against ${S.rate(w.shuffled_bytes_per_sec)}). ` +
@@ -153,7 +248,16 @@
 
   async function loadPersona(key) {
     const panel = S.el("persona-panel");
+    // A persona is a new track: its own predictions, its own iterations.
     touched = {};
+    iterations = 0;
+    balancedAt = null;
+    locked = null;
+    for (const k of LESSONS) delete said[k];
+    for (const b of document.querySelectorAll(".lock-box")) {
+      b.classList.remove("locked");
+      for (const e of b.querySelectorAll("select, input, button")) e.disabled = false;
+    }
     if (!key) { panel.hidden = true; scenario = null; return replan(); }
     try {
       const r = await S.api("/api/personas/" + encodeURIComponent(key));
@@ -171,7 +275,12 @@
   }
 
   for (const id of Object.keys(scales)) {
-    S.el(id).addEventListener("input", () => { showValue(id); touched[knob[id]] = quantity(id); soon(); });
+    S.el(id).addEventListener("input", () => {
+      showValue(id);
+      touched[knob[id]] = quantity(id);
+      if (id === "buffer" || id === "download" || id === "nvme") sizingMoved = true;
+      soon();
+    });
   }
   S.el("write-bw").addEventListener("change", (e) => {
     if (e.target.value) touched.write_bandwidth = e.target.value; else delete touched.write_bandwidth;
@@ -183,12 +292,16 @@
   S.el("lock").addEventListener("click", () => {
     const v = +S.el("prediction").value;
     if (!(v > 0)) { error("a prediction is a number > 0"); return; }
+    if (lesson("audit") && !lockLesson("audit", "lock")) return;
     locked = v;
     S.el("prediction").disabled = true;
     S.el("lock").disabled = true;
     S.el("predict-box").classList.add("locked");
     showAudit();
   });
+  for (const key of ["sizing", "checkpoint"]) {
+    S.el("lock-" + key).addEventListener("click", () => { if (lockLesson(key, "lock-" + key)) lessons(), ledger(); });
+  }
   S.el("balance").addEventListener("click", () => {
     const z = last && last.plan.sizing;
     if (!z || z.pick === null) { S.text("balance-result", z ? z.reason : "This scenario has nothing to size."); return; }

@@ -5,9 +5,10 @@
 //!   rates): per tier hits, misses, bytes, used and capacity; bytes fetched upstream;
 //!   prefetch queue; response memory; the jobs' reports.
 //! - `GET /api/scenario`: the workbench's default scenario (TOML).
-//! - `POST /api/plan` `{scenario?: TOML, overrides?: {...}}`: the plan (JSON), its text and
-//!   its SVG plots. Without a scenario, the workbench's default. `overrides` are
-//!   [`strata_plan::Overrides`].
+//! - `POST /api/plan` `{scenario?: TOML, overrides?: {...}}`: the plan (JSON, with the
+//!   three lessons answered: [`strata_plan::lessons`]), its text, its SVG plots and the
+//!   scenario's TOML. Without a scenario, the workbench's default. `overrides` are
+//!   [`strata_plan::Overrides`], the same knobs as `strata plan`'s flags.
 //! - `GET /api/personas`, `GET /api/personas/NAME`: a persona's crisis, answer and, for the
 //!   personas that are scenarios, its scenario text and plan with plots.
 //! - `POST /api/probe`: a quick probe of the cache directory's device (a few seconds), as
@@ -82,14 +83,14 @@ struct PlanRequest {
     overrides: Overrides,
 }
 
-fn plan_json(s: &Scenario) -> serde_json::Value {
+fn plan_json(s: &Scenario, text: &str) -> serde_json::Value {
     let p = strata_plan::plan(s);
     let svgs: serde_json::Map<String, serde_json::Value> = p
         .svgs()
         .into_iter()
         .map(|(name, svg)| (name.trim_end_matches(".svg").to_string(), svg.into()))
         .collect();
-    serde_json::json!({"plan": p, "text": p.to_text(), "svgs": svgs})
+    serde_json::json!({"plan": p, "text": p.to_text(), "svgs": svgs, "scenario_text": text})
 }
 
 /// `POST /api/plan`.
@@ -100,14 +101,14 @@ pub async fn plan(req: Req) -> Result<Resp, ApiError> {
     } else {
         serde_json::from_slice(&b).map_err(|e| ApiError::bad_request(format!("request: {e}")))?
     };
-    let text = r.scenario.as_deref().unwrap_or(DEFAULT_SCENARIO);
+    let text = r.scenario.unwrap_or_else(|| DEFAULT_SCENARIO.to_string());
     let mut s =
-        Scenario::from_toml(text, "scenario").map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Scenario::from_toml(&text, "scenario").map_err(|e| ApiError::bad_request(e.to_string()))?;
     r.overrides
         .apply(&mut s)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     // The planner is pure but not free (the sizing bisects): off the I/O threads.
-    let v = tokio::task::spawn_blocking(move || plan_json(&s))
+    let v = tokio::task::spawn_blocking(move || plan_json(&s, &text))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", e.to_string()))?;
     Ok(json(StatusCode::OK, &v))

@@ -582,6 +582,17 @@ async fn pages_and_the_planner_api() {
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let u0 = v["plan"]["pipeline"]["utilization"].as_f64().unwrap();
+    assert_eq!(
+        v["scenario_text"].as_str().unwrap(),
+        strata_daemon::api::DEFAULT_SCENARIO
+    );
+    let keys: Vec<&str> = v["plan"]["lessons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["audit", "sizing", "checkpoint"]);
     for plot in ["sankey", "waterfall", "saturation", "young-daly"] {
         assert!(
             v["svgs"][plot].as_str().unwrap().starts_with("<svg"),

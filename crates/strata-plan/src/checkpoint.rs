@@ -64,8 +64,9 @@ pub struct CheckpointPlan {
     pub storm_overloads: bool,
     pub direct: Strategy,
     pub staged: Option<Strategy>,
-    /// Waste at intervals from a tenth to ten times Daly's (for the Young–Daly plot):
-    /// (interval seconds, waste) of the better strategy.
+    /// Waste at intervals from a tenth to ten times the recommended one, widened to half and
+    /// twice the interval in use (for the Young–Daly plot): (interval seconds, waste) of the
+    /// better strategy.
     pub curve: Vec<(f64, f64)>,
 }
 
@@ -185,9 +186,20 @@ pub fn evaluate(c: &Checkpoint) -> CheckpointPlan {
     });
     let better = staged.as_ref().unwrap_or(&direct);
     let m = c.node_mtbf / n;
+    // From a tenth to ten times the recommended interval, widened to take in the interval in
+    // use, so the plot shows the waste there too.
+    let (lo, hi) = c.interval.map_or(
+        (better.recommended / 10.0, better.recommended * 10.0),
+        |t| {
+            (
+                (better.recommended / 10.0).min(t / 2.0),
+                (better.recommended * 10.0).max(t * 2.0),
+            )
+        },
+    );
     let curve = (0..=60)
         .map(|i| {
-            let t = better.recommended * 10f64.powf(-1.0 + 2.0 * i as f64 / 60.0);
+            let t = lo * (hi / lo).powf(i as f64 / 60.0);
             (t, interval::waste(t, better.stall, m, c.restart))
         })
         .collect();

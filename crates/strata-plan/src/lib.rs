@@ -14,6 +14,8 @@
 //!   checkpoint storm and its staggered alternative; [`sim`] checks Daly by simulation.
 //! - [`cost`]: monthly cost with lifecycle transitions from a price book.
 //! - [`recommend`]: local-first or cloud-native, with reasons.
+//! - [`lessons`]: the workbench's three questions (random access, a cache behind a slow
+//!   link, 10-minute checkpoints), answered for a scenario by planning variants of it.
 //! - [`machine`]: the plan for the machine Strata runs on (`strata demo` ends with it).
 //! - [`personas`]: the four crises of the workbench, with numbers and answers.
 //! - [`overrides`]: knobs over a scenario (`strata plan`'s flags, the workbench's sliders).
@@ -31,6 +33,7 @@
 pub mod checkpoint;
 pub mod cost;
 pub mod interval;
+pub mod lessons;
 pub mod machine;
 pub mod overrides;
 pub mod personas;

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{self, CheckpointPlan};
 use crate::cost::{self, CostPlan};
+use crate::lessons::{self, Lesson};
 use crate::pipeline::{self, PipelinePlan};
 use crate::recommend::{self, Recommendation};
 use crate::scenario::Scenario;
@@ -22,6 +23,8 @@ pub struct Plan {
     pub checkpoint: Option<CheckpointPlan>,
     pub cost: Option<CostPlan>,
     pub recommendation: Recommendation,
+    /// The workbench's three lessons, answered for this scenario.
+    pub lessons: Vec<Lesson>,
 }
 
 /// Plans a validated scenario.
@@ -38,6 +41,7 @@ pub fn plan(s: &Scenario) -> Plan {
         checkpoint: c,
         cost: k,
         recommendation: r,
+        lessons: lessons::lessons(s),
     }
 }
 
@@ -262,6 +266,16 @@ impl Plan {
             }
             let _ = writeln!(o, " {:>12.2} {:>14.2}", k.total, k.total_without_lifecycle);
         }
+        if !self.lessons.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n== the workbench's questions, answered for this scenario =="
+            );
+            for l in &self.lessons {
+                let _ = writeln!(o, "- {} {}.", l.question, capitalized(l.answer));
+                let _ = writeln!(o, "  {}", l.because);
+            }
+        }
         let r = &self.recommendation;
         let _ = writeln!(o, "\n== recommendation: {} ==", r.choice);
         for reason in &r.reasons {
@@ -319,4 +333,11 @@ impl Plan {
         }
         v
     }
+}
+
+/// "storage" → "Storage".
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
 }

@@ -13,8 +13,11 @@ fn mb(v: f64) -> String {
     units::sig(v)
 }
 
+/// A percentage tick: as few decimals as tell the ticks apart (0.25%, 1.5%, 40%).
 fn pct(v: f64) -> String {
-    format!("{v:.0}%")
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}%")
 }
 
 /// One flow of a Sankey diagram: from column node `from` to `to`, `value` bytes/s.
@@ -259,17 +262,24 @@ pub fn young_daly(c: &CheckpointPlan, interval: Option<f64>) -> String {
         });
     }
     LineChart {
+        // The strategy's first word (staged, direct): its whole name does not fit the title.
         title: format!(
-            "Young–Daly: wasted time against the interval ({})",
-            best.name
+            "Young–Daly: expected waste against the interval ({} saves)",
+            best.name.split_whitespace().next().unwrap_or(best.name)
         ),
         x_label: "checkpoint interval (seconds)".into(),
         y_label: "expected waste (%)".into(),
         log_x: true,
-        series: vec![Series::new(
+        series: std::iter::once(Series::new(
             "waste",
             c.curve.iter().map(|&(t, w)| (t, w * 100.0)).collect(),
-        )],
+        ))
+        .chain(interval.zip(best.interval_waste).map(|(t, w)| Series {
+            dots: true,
+            labels: vec![format!("every {}: waste {:.2}%", units::secs(t), w * 100.0)],
+            ..Series::new("your interval", vec![(t, w * 100.0)])
+        }))
+        .collect(),
         markers,
         y_fmt: Some(pct),
         ..Default::default()

@@ -90,6 +90,31 @@ pub enum Shuffle {
     Global,
 }
 
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shards" => Ok(Self::Shards),
+            "raw" => Ok(Self::Raw),
+            _ => Err(format!("{s:?} is not a layout: choose shards or raw")),
+        }
+    }
+}
+
+impl std::str::FromStr for Shuffle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "window" => Ok(Self::Window),
+            "global" => Ok(Self::Global),
+            _ => Err(format!(
+                "{s:?} is not a shuffle: choose none, window or global"
+            )),
+        }
+    }
+}
+
 /// What a tier is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

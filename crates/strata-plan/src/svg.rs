@@ -315,11 +315,18 @@ impl LineChart {
             "#333",
         );
         svg.vtext(18.0, (t + h - b) / 2.0, &self.y_label, 12.0);
-        for m in &self.markers {
+        for (i, m) in self.markers.iter().enumerate() {
             if let Some(x) = m.x.filter(|x| x.is_finite()) {
                 let px = fx(x);
                 svg.line(px, t, px, h - b, "#555", 1.2, true);
-                svg.text(px + 4.0, t + 12.0, &m.label, 11.0, "start", "#333");
+                // Labels of nearby markers go on rows of their own; near the right edge a
+                // label ends at its line instead of running into the legend.
+                let y = t + 12.0 + 13.0 * (i % 3) as f64;
+                if px > w - r - 90.0 {
+                    svg.text(px - 4.0, y, &m.label, 11.0, "end", "#333");
+                } else {
+                    svg.text(px + 4.0, y, &m.label, 11.0, "start", "#333");
+                }
             }
             if let Some(y) = m.y.filter(|y| y.is_finite()) {
                 let py = fy(y);

@@ -145,7 +145,11 @@ fn apply_overrides(s: &mut Scenario, a: &PlanArgs) -> Result<()> {
         nvme_bandwidth: a.nvme_bandwidth.clone(),
         buffer: a.buffer.clone(),
         cache_size: a.cache_size.clone(),
-        ..Default::default()
+        layout: a.layout,
+        shuffle: a.shuffle,
+        checkpoint_interval: a.checkpoint_interval.clone(),
+        write_bandwidth: a.write_bandwidth.clone(),
+        node_mtbf: a.node_mtbf.clone(),
     };
     o.apply(s)
         .map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.message))
