@@ -5,23 +5,28 @@
   let last = null;
   const NS = "http://www.w3.org/2000/svg";
 
-  // A Sankey of the node: object store → NVMe → consumers, and DRAM → consumers, with link
-  // widths proportional to the current rates.
-  function sankey(up, nvme, dram) {
-    const W = 760, H = 220, max = Math.max(up, nvme, dram, 1);
-    const w = (r) => 2 + 60 * r / max;
-    const node = (x, y, h, label, id) =>
+  // A Sankey of the node, object store → NVMe → DRAM → consumers, with link widths
+  // proportional to the current rates: misses come from the store through memory (and fill
+  // the NVMe tier behind), NVMe hits are read into memory, and consumers get all of it plus
+  // the DRAM hits.
+  function sankey(up, fill, nvme, dram) {
+    const W = 760, H = 240, out = up + nvme + dram, max = Math.max(out, fill, 1);
+    const w = (r) => 2 + 56 * r / max;
+    // A node's label sits above it, clear of the links that enter and leave it.
+    const node = (x, y, h, label) =>
       `<rect x="${x}" y="${y}" width="16" height="${h}" fill="#1d2733"/>` +
-      `<text x="${x + (x > W / 2 ? -6 : 22)}" y="${y + h / 2}" text-anchor="${x > W / 2 ? "end" : "start"}" dominant-baseline="middle" font-size="13">${label}</text>`;
+      `<text x="${x + 8}" y="${y - 7}" text-anchor="${x < 40 ? "start" : x > W - 60 ? "end" : "middle"}" font-size="13">${label}</text>`;
     const link = (x1, y1, x2, y2, width, color, id, label) =>
-      `<path id="${id}" d="M${x1},${y1} C${(x1 + x2) / 2},${y1} ${(x1 + x2) / 2},${y2} ${x2},${y2}" stroke="${color}" stroke-opacity=".55" stroke-width="${width}" fill="none"/>` +
+      `<path id="${id}" d="M${x1},${y1} C${(x1 + x2) / 2},${y1} ${(x1 + x2) / 2},${y2} ${x2},${y2}" stroke="${color}" stroke-opacity=".55" stroke-width="${width}" fill="none"><title>${label}</title></path>` +
       `<text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 - width / 2 - 4}" text-anchor="middle" font-size="12">${label}</text>`;
+    const share = out > 0 ? ` (${S.pct(dram / out)} DRAM hits)` : "";
     return `<svg xmlns="${NS}" viewBox="0 0 ${W} ${H}" role="img" aria-label="data flow">` +
-      link(36, 60, 366, 60, w(up), "#1f6feb", "flow-upstream", S.rate(up)) +
-      link(382, 60, 724, 110, w(nvme), "#2a8f4a", "flow-nvme", S.rate(nvme)) +
-      link(382, 170, 724, 130, w(dram), "#9a6700", "flow-dram", S.rate(dram)) +
-      node(20, 30, 60, "object store") + node(366, 30, 60, "NVMe") +
-      node(366, 140, 60, "DRAM") + node(724, 80, 80, "consumers") + `</svg>`;
+      link(36, 60, 480, 60, w(up), "#1f6feb", "flow-upstream", "misses " + S.rate(up)) +
+      link(36, 95, 250, 185, w(fill), "#6e7781", "flow-fill", "fill " + S.rate(fill)) +
+      link(266, 185, 480, 100, w(nvme), "#2a8f4a", "flow-nvme", "NVMe hits " + S.rate(nvme)) +
+      link(496, 80, 724, 80, w(out), "#9a6700", "flow-out", S.rate(out) + share) +
+      node(20, 30, 80, "object store") + node(250, 160, 50, "NVMe") +
+      node(480, 30, 100, "DRAM") + node(724, 30, 100, "consumers") + `</svg>`;
   }
 
   function ratio(t) {
@@ -34,7 +39,8 @@
     const up = d((x) => x.upstream.bytes);
     const nv = d((x) => x.nvme ? x.nvme.bytes_read : 0);
     const dr = d((x) => x.dram ? x.dram.bytes_read : 0);
-    S.el("sankey").innerHTML = sankey(up, nv, dr);
+    const fill = d((x) => x.nvme ? x.nvme.bytes_written : 0);
+    S.el("sankey").innerHTML = sankey(up, fill, nv, dr);
     S.text("rate-upstream", S.rate(up));
     S.text("rate-nvme", S.rate(nv));
     S.text("rate-dram", S.rate(dr));

@@ -13,6 +13,7 @@
   let balancedAt = null;    // the iteration that first reached the target
   let sizingMoved = false;
   const LESSONS = ["audit", "sizing", "checkpoint"];
+  const LOCK = { audit: "lock", sizing: "lock-sizing", checkpoint: "lock-checkpoint" };
   const esc = (x) => String(x).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
 
   // Slider position ↔ quantity. Log scales, so one slider spans decades.
@@ -107,6 +108,7 @@
       S.el("audit-waterfall").innerHTML = svg.waterfall || "";
       showAudit();
     } else {
+      S.text("audit-result", "This scenario has no data pipeline to audit.");
       S.text("util", "–");
       S.text("bottleneck", "This scenario has no [dataset] and [accelerators]: nothing to size.");
       for (const id of ["saturation", "flow", "audit-waterfall"]) S.el(id).innerHTML = "";
@@ -146,7 +148,14 @@
           choices.map((c) => `<option value="${esc(c)}">${esc(c)}</option>`).join("");
         if (said[key]) sel.value = said[key];
       }
-      if (key === "audit") continue;  // shown with the I/O wall, by showAudit
+      // Nothing to ask, or already locked: nothing to choose.
+      const closed = !l || said[key] !== undefined;
+      sel.disabled = closed;
+      S.el(LOCK[key]).disabled = closed;
+      if (key === "audit") {
+        S.el("prediction").disabled = closed;
+        continue;  // the answer shows with the I/O wall, by showAudit
+      }
       const out = S.el("answer-" + key);
       out.innerHTML = !l ? "" : said[key] === undefined ? "Lock your prediction to see the planner's answer." :
         verdict(key, l) + " " + esc(l.because);
@@ -254,10 +263,10 @@
     balancedAt = null;
     locked = null;
     for (const k of LESSONS) delete said[k];
-    for (const b of document.querySelectorAll(".lock-box")) {
-      b.classList.remove("locked");
-      for (const e of b.querySelectorAll("select, input, button")) e.disabled = false;
-    }
+    for (const b of document.querySelectorAll(".lock-box")) b.classList.remove("locked");
+    // The selects the user set follow the new scenario again.
+    S.el("write-bw").value = "";
+    if (last) { showAudit(); lessons(); ledger(); }
     if (!key) { panel.hidden = true; scenario = null; return replan(); }
     try {
       const r = await S.api("/api/personas/" + encodeURIComponent(key));
@@ -269,7 +278,12 @@
       list("persona-findings", p.findings);
       list("persona-answer", p.answer);
       list("persona-assumptions", p.assumptions);
-      if (r.scenario) { scenario = r.scenario; await replan(); }
+      // A persona that is a budget, not a scenario, leaves the scenario as it was, without
+      // the overrides (they were the last track's).
+      if (r.scenario) scenario = r.scenario;
+      await replan();
+      S.text("persona-note", r.scenario ? "The lab below plans this persona's scenario." :
+        `This persona is a device budget, answered above; the lab below keeps the scenario “${last ? last.plan.scenario.name : ""}”.`);
       error(null);
     } catch (e) { error(e); }
   }
@@ -292,7 +306,7 @@
   S.el("lock").addEventListener("click", () => {
     const v = +S.el("prediction").value;
     if (!(v > 0)) { error("a prediction is a number > 0"); return; }
-    if (lesson("audit") && !lockLesson("audit", "lock")) return;
+    if (!lockLesson("audit", "lock")) return;
     locked = v;
     S.el("prediction").disabled = true;
     S.el("lock").disabled = true;
