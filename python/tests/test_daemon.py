@@ -3,6 +3,7 @@ reading through it (`strata.connect()` / $STRATA_DAEMON)."""
 
 import json
 import os
+import re
 import urllib.request
 
 import pytest
@@ -191,6 +192,17 @@ def test_kubernetes_manifests_parse_and_their_config_is_valid(s3, tmp_path):
     assert 'socket = "/run/strata/strata.sock"' in out
     assert "train = \"s3://my-training-bucket/datasets/imagenet\"" in out
     assert "memory budget" in out
+    # The image the DaemonSet runs: built by deploy/Dockerfile with the workspace's toolchain,
+    # as the user the DaemonSet runs as, with `strata` as the entry point its args follow.
+    with open(os.path.join(ROOT, "deploy", "Dockerfile")) as f:
+        docker = f.read()
+    with open(os.path.join(ROOT, "Cargo.toml")) as f:
+        rust = re.search(r'rust-version = "([0-9.]+)"', f.read()).group(1)
+    assert f"FROM rust:{rust}-" in docker
+    assert "cargo build --release --locked -p strata-cli" in docker
+    uid = ds["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+    assert f"USER {uid}:" in docker
+    assert 'ENTRYPOINT ["strata"]' in docker
 
 
 def test_a_checkpoint_drain_shows_on_the_daemon(s3, tmp_path):
