@@ -202,6 +202,12 @@ fn every_persona_answers() {
     let titan = json(&strata(&["--json", "plan", "--persona", "cloud-titan"]));
     let storm = titan["plan"]["checkpoint"]["storm_secs"].as_f64().unwrap();
     assert!((storm - 350.0).abs() < 1.0, "350 GB over 1 GB/s: {storm}");
+    let out = strata(&["plan", "--persona", "cloud-titan", "--node-mtbf", "2d"]);
+    assert!(
+        !out.status.success(),
+        "a persona's flags must not be lost silently"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--print-scenario"));
     let out = strata(&["plan", "--persona", "captain-planet"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cloud-titan"));

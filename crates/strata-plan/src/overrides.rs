@@ -57,6 +57,35 @@ fn positive(
 }
 
 impl Overrides {
+    /// Whether no knob is set.
+    pub fn is_empty(&self) -> bool {
+        // Destructured, so a new knob cannot be forgotten here.
+        let Self {
+            nodes,
+            epochs,
+            download,
+            nvme_bandwidth,
+            buffer,
+            cache_size,
+            layout,
+            shuffle,
+            checkpoint_interval,
+            write_bandwidth,
+            node_mtbf,
+        } = self;
+        nodes.is_none()
+            && epochs.is_none()
+            && download.is_none()
+            && nvme_bandwidth.is_none()
+            && buffer.is_none()
+            && cache_size.is_none()
+            && layout.is_none()
+            && shuffle.is_none()
+            && checkpoint_interval.is_none()
+            && write_bandwidth.is_none()
+            && node_mtbf.is_none()
+    }
+
     /// Applies the knobs to `s`, or names the first knob that does not fit it.
     pub fn apply(&self, s: &mut Scenario) -> Result<(), ScenarioError> {
         let size = |t: &str| units::parse_size_f64(t);

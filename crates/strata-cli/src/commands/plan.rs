@@ -138,7 +138,14 @@ fn calibrate(s: &mut Scenario, arg: &str) -> Result<()> {
 }
 
 fn apply_overrides(s: &mut Scenario, a: &PlanArgs) -> Result<()> {
-    let o = strata_plan::Overrides {
+    overrides(a)
+        .apply(s)
+        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.message))
+}
+
+/// The knobs the flags set (the workbench's sliders are the same knobs).
+fn overrides(a: &PlanArgs) -> strata_plan::Overrides {
+    strata_plan::Overrides {
         nodes: a.nodes,
         epochs: a.epochs,
         download: a.download.clone(),
@@ -150,9 +157,7 @@ fn apply_overrides(s: &mut Scenario, a: &PlanArgs) -> Result<()> {
         checkpoint_interval: a.checkpoint_interval.clone(),
         write_bandwidth: a.write_bandwidth.clone(),
         node_mtbf: a.node_mtbf.clone(),
-    };
-    o.apply(s)
-        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.message))
+    }
 }
 
 fn persona(key: &str, a: &PlanArgs, s: &Settings) -> Result<()> {
@@ -165,6 +170,12 @@ fn persona(key: &str, a: &PlanArgs, s: &Settings) -> Result<()> {
     if a.print_scenario {
         print!("{own}");
         return Ok(());
+    }
+    // A persona's answer is written for its own figures: flags would be silently lost.
+    if !overrides(a).is_empty() || !a.calibrate.is_empty() {
+        bail!(
+            "--persona takes no overrides: print its scenario (`strata plan --persona {key} --print-scenario > {key}.toml`), then plan that file with the flags"
+        );
     }
     let p = match &a.scenario {
         Some(path) => {
