@@ -166,10 +166,15 @@
         : `Find settings that reach the target utilization within 10 moves of the sliders.`));
   }
 
+  // ✓ or ✗: the locked answer against the planner's.
+  function mark(mine, answer) {
+    const ok = mine === answer;
+    return `<span class="${ok ? "right" : "wrong"}">${ok ? "✓" : "✗"}</span>`;
+  }
+
   function verdict(key, l) {
-    const ok = said[key] === l.answer;
     return `You said <b>${esc(said[key])}</b>; the planner says <b id="planner-${key}">${esc(l.answer)}</b> ` +
-      `<span class="${ok ? "right" : "wrong"}">${ok ? "✓" : "✗"}</span>.`;
+      mark(said[key], l.answer) + ".";
   }
 
   function lockLesson(key, button) {
@@ -195,7 +200,7 @@
       if (!l) continue;
       const mine = said[key];
       rows.push(`<tr class="ledger-row"><td>${esc(l.question)}</td><td>${mine ? esc(mine) : "<span class=muted>not locked</span>"}</td>` +
-        `<td>${mine ? `${esc(l.answer)} <span class="${mine === l.answer ? "right" : "wrong"}">${mine === l.answer ? "✓" : "✗"}</span>` : "<span class=muted>lock to see</span>"}</td></tr>`);
+        `<td>${mine ? `${esc(l.answer)} ${mark(mine, l.answer)}` : "<span class=muted>lock to see</span>"}</td></tr>`);
     }
     document.querySelector("#ledger tbody").innerHTML = rows.join("");
     const fin = [];

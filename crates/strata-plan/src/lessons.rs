@@ -202,7 +202,7 @@ fn checkpoint_wall(s: &Scenario) -> Option<Lesson> {
         _ => (ours.recommended, "the recommended interval"),
     };
     let (run10, st10) = at(TEN_MINUTES);
-    let (run_base, _) = at(baseline);
+    let (run_base, st_base) = at(baseline);
     let answer = if run10 > run_base {
         "increase"
     } else {
@@ -220,7 +220,7 @@ fn checkpoint_wall(s: &Scenario) -> Option<Lesson> {
         st10.interval_waste.unwrap_or(1.0) * 100.0,
         secs(baseline),
         secs(run_base),
-        at(baseline).1.interval_waste.unwrap_or(1.0) * 100.0,
+        st_base.interval_waste.unwrap_or(1.0) * 100.0,
         secs(ours.daly),
     );
     if st10.durable_after - st10.stall > TEN_MINUTES {
