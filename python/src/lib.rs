@@ -14,8 +14,10 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
+use strata_cache::{CacheLayer, CacheSettings};
+use strata_config::{ConfigError, Env, Sources};
 use strata_dataset::{Dataset, Reader, ReaderConfig, Remainder, Sample, World};
-use strata_store::{ConfigLayer, Location, StoreConfig, StoreUrl};
+use strata_store::{Location, StoreConfig, StoreUrl};
 
 create_exception!(
     _strata,
@@ -58,17 +60,36 @@ fn store_err(e: strata_store::StoreError) -> PyErr {
     }
 }
 
-/// Settings from the environment and the config file, as the CLI reads them; `cache_dir`
-/// overrides the cache directory.
-fn settings(cache_dir: Option<&str>) -> PyResult<StoreConfig> {
-    let mut flags = ConfigLayer::default();
-    flags.cache.dir = cache_dir.map(str::to_string);
-    StoreConfig::resolve(None, &|k| std::env::var(k).ok(), &flags).map_err(err)
+/// Settings from the environment and the config file, read as the CLI reads them
+/// (`strata-config`); a call's arguments are the flags.
+struct Settings {
+    sources: Sources,
+    store: StoreConfig,
+    cache: CacheSettings,
 }
 
-fn location(url: &str, cfg: &StoreConfig) -> PyResult<Location> {
+/// The settings, with `cache_dir` (a call's argument) over the cache directory.
+fn settings(cache_dir: Option<&str>) -> PyResult<Settings> {
+    let mut sources = Sources::load(None, Env::process()).map_err(config_err)?;
+    sources.set_flags::<CacheSettings>(CacheLayer {
+        dir: cache_dir.map(str::to_string),
+        ..Default::default()
+    });
+    Ok(Settings {
+        store: StoreConfig::from_sources(&sources).map_err(config_err)?,
+        cache: sources.get().map_err(config_err)?,
+        sources,
+    })
+}
+
+/// A settings error is the caller's: a `ValueError` that names the setting.
+fn config_err(e: ConfigError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+fn location(url: &str, cfg: &Settings) -> PyResult<Location> {
     let u = StoreUrl::parse(url).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Location::open(&u, cfg).map_err(store_err)
+    Location::open(&u, &cfg.store).map_err(store_err)
 }
 
 /// Samples of one worker of one rank over one epoch, as WebDataset-style dicts.
@@ -179,7 +200,7 @@ fn open_reader(
                 };
                 Some(Arc::new(strata_cache::BlockCache::open(&c).map_err(err)?))
             } else if use_cache {
-                let c = strata_cache::CacheConfig::from_settings(&cfg.cache, true);
+                let c = cfg.cache.cache_config(true);
                 Some(Arc::new(strata_cache::BlockCache::open(&c).map_err(err)?))
             } else {
                 None
@@ -203,7 +224,8 @@ fn open_reader(
             };
             let mut reader = Reader::new(ds, cache, rc).await.map_err(err)?;
             if let Some(client) = client {
-                reader = reader.with_source(Arc::new(strata_daemon::DaemonSource { client }));
+                reader =
+                    reader.with_source(Arc::new(strata_daemon_client::DaemonSource { client }));
             }
             let reader = Arc::new(reader);
             let samples = reader.partition().len();
@@ -335,36 +357,29 @@ fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
     Ok(json.call_method1("loads", (v.to_string(),))?.unbind())
 }
 
+/// A checkpointer's settings: the `[ckpt]` section with the call's `local` and `mode` over
+/// it, for `purpose` (`strata_ckpt::CkptConfig::from_settings`).
 fn ckpt_config(
     root: Option<&str>,
     local: Option<&str>,
     rank: u32,
     world: u32,
     mode: Option<&str>,
+    purpose: strata_ckpt::Purpose,
 ) -> PyResult<strata_ckpt::CkptConfig> {
-    let cfg = settings(None)?;
-    let mut c = strata_ckpt::CkptConfig {
-        remote: root.map(|r| location(r, &cfg)).transpose()?,
-        rank,
-        world_size: world,
-        ..Default::default()
-    };
-    c.drain.jitter = std::time::Duration::ZERO;
-    let mut layer = cfg.ckpt.clone();
-    if let Some(l) = local {
-        layer.local = Some(l.to_string());
-    }
-    if let Some(m) = mode {
-        layer.mode = Some(m.to_string());
-    }
-    c.apply_layer(&layer, &cfg).map_err(PyValueError::new_err)?;
-    if layer.mode.is_none() {
-        c.mode = if c.local.is_some() {
-            strata_ckpt::SaveMode::DurableLocal
-        } else {
-            strata_ckpt::SaveMode::Snapshot
-        };
-    }
+    let mut cfg = settings(None)?;
+    cfg.sources
+        .set_flags::<strata_ckpt::CkptSettings>(strata_ckpt::CkptLayer {
+            local: local.map(str::to_string),
+            mode: mode.map(str::to_string),
+            ..Default::default()
+        });
+    let ck: strata_ckpt::CkptSettings = cfg.sources.get().map_err(config_err)?;
+    let remote = root.map(|r| location(r, &cfg)).transpose()?;
+    let mut c =
+        strata_ckpt::CkptConfig::from_settings(&ck, &cfg.store, remote, purpose).map_err(err)?;
+    c.rank = rank;
+    c.world_size = world;
     Ok(c)
 }
 
@@ -384,7 +399,7 @@ fn ckpt_save(
     world: u32,
     mode: Option<&str>,
 ) -> PyResult<SaveHandle> {
-    let c = ckpt_config(root, local, rank, world, mode)?;
+    let c = ckpt_config(root, local, rank, world, mode, strata_ckpt::Purpose::Save)?;
     py.detach(move || {
         rt().block_on(async move {
             let ck = Arc::new(strata_ckpt::Checkpointer::open(c).map_err(err)?);
@@ -417,7 +432,7 @@ fn ckpt_load<'py>(
     rank: u32,
     world: u32,
 ) -> PyResult<(u64, String, Bound<'py, PyDict>, Vec<String>)> {
-    let c = ckpt_config(root, local, rank, world, None)?;
+    let c = ckpt_config(root, local, rank, world, None, strata_ckpt::Purpose::Read)?;
     let r = py.detach(move || {
         rt().block_on(async move {
             let ck = strata_ckpt::Checkpointer::open(c).map_err(err)?;
@@ -447,7 +462,7 @@ fn ckpt_load<'py>(
 #[pyfunction]
 #[pyo3(signature = (root, local))]
 fn ckpt_list(py: Python<'_>, root: Option<&str>, local: Option<&str>) -> PyResult<Py<PyAny>> {
-    let c = ckpt_config(root, local, 0, 1, None)?;
+    let c = ckpt_config(root, local, 0, 1, None, strata_ckpt::Purpose::Read)?;
     let list = py.detach(move || {
         rt().block_on(async move {
             let ck = strata_ckpt::Checkpointer::open(c).map_err(err)?;
@@ -471,7 +486,7 @@ fn models_pull(
 ) -> PyResult<Py<PyAny>> {
     let cfg = settings(cache_dir)?;
     let u = StoreUrl::parse(url).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let store = strata_store::Store::open(&u, &cfg).map_err(store_err)?;
+    let store = strata_store::Store::open(&u, &cfg.store).map_err(store_err)?;
     let report = py.detach(move || {
         rt().block_on(async move {
             let repo = strata_models::ModelRepo::open(&cfg.cache.dir).map_err(err)?;
@@ -560,8 +575,8 @@ fn partition_state(
 
 /// A validated place in the world (a ValueError names what is out of range).
 /// A client of the daemon at `addr`; the token from `$STRATA_TOKEN`.
-fn daemon_client(addr: &str) -> PyResult<strata_daemon::DaemonClient> {
-    strata_daemon::DaemonClient::with_env_token(addr)
+fn daemon_client(addr: &str) -> PyResult<strata_daemon_client::DaemonClient> {
+    strata_daemon_client::DaemonClient::with_env_token(addr)
         .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
@@ -577,7 +592,7 @@ fn daemon_health(py: Python<'_>, addr: &str) -> PyResult<()> {
 #[pyfunction]
 fn daemon_report(py: Python<'_>, addr: &str, name: &str, report: &str) -> PyResult<()> {
     let c = daemon_client(addr)?;
-    let r: strata_daemon::jobs::JobReport =
+    let r: strata_daemon_client::JobReport =
         serde_json::from_str(report).map_err(|e| PyValueError::new_err(format!("report: {e}")))?;
     let name = name.to_string();
     py.detach(move || rt().block_on(c.report(&name, &r)).map_err(err))
@@ -617,20 +632,25 @@ fn warm(
         return serde_json::to_string(&st).map_err(err);
     }
     let cfg = settings(cache_dir)?;
-    let store = strata_store::Store::open(&u, &cfg).map_err(store_err)?;
+    let store = strata_store::Store::open(&u, &cfg.store).map_err(store_err)?;
     py.detach(move || {
         rt().block_on(async move {
             // This process's DRAM dies with it: the NVMe tier, and the page cache over it.
-            let mut cc = strata_cache::CacheConfig::from_settings(&cfg.cache, true);
+            let mut cc = cfg.cache.cache_config(true);
             cc.dram_bytes = 0;
             let cache = strata_cache::BlockCache::open(&cc).map_err(err)?;
             let versions = strata_cache::objects_named(&store, &u)
                 .await
                 .map_err(store_err)?;
-            let report =
-                strata_cache::warm(&cache, &store, &versions, cfg.transfer.concurrency, &|_| {})
-                    .await
-                    .map_err(err)?;
+            let report = strata_cache::warm(
+                &cache,
+                &store,
+                &versions,
+                cfg.store.transfer.concurrency,
+                &|_| {},
+            )
+            .await
+            .map_err(err)?;
             if let Some(why) = report.incomplete(&cfg.cache.dir) {
                 return Err(err(format!("warm {u}: {why}")));
             }

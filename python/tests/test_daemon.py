@@ -199,7 +199,7 @@ def test_kubernetes_manifests_parse_and_their_config_is_valid(s3, tmp_path):
     with open(os.path.join(ROOT, "Cargo.toml")) as f:
         rust = re.search(r'rust-version = "([0-9.]+)"', f.read()).group(1)
     assert f"FROM rust:{rust}-" in docker
-    assert "cargo build --release --locked -p strata-cli" in docker
+    assert "cargo build --release --locked -p strata-cli --no-default-features" in docker
     uid = ds["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
     assert f"USER {uid}:" in docker
     assert 'ENTRYPOINT ["strata"]' in docker

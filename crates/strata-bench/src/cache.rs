@@ -15,9 +15,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use strata_cache::nvme::{NvmeConfig, NvmeTier};
 use strata_cache::policy::{self, EvictionPolicy, PolicyKind};
 use strata_cache::{BlockCache, CacheConfig, ObjectVersion};
-use strata_store::size::format_size;
 use strata_store::{Store, StoreConfig};
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+use strata_units::format_size;
 
 use crate::machine::{CacheDrop, MachineLimits, drop_page_cache, mib};
 

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_ckpt::{AdmissionKind, Checkpointer, CkptConfig, Item, SaveMode, Tier};
-use strata_store::size::format_size;
 use strata_store::{Location, Store, StoreConfig};
 use strata_testkit::{LinkEmulator, LinkProfile, data};
+use strata_units::format_size;
 
 use crate::machine::{CacheDrop, MachineLimits, drop_page_cache, mib};
 use crate::server::BenchServer;

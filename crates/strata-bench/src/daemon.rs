@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use strata_store::Store;
-use strata_store::size::format_size;
 use strata_testkit::{LinkEmulator, LinkProfile};
+use strata_units::format_size;
 
 use crate::machine::{MachineLimits, mib};
 use crate::server::{BenchServer, strata_command};

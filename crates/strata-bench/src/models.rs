@@ -18,9 +18,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use strata_models::{ModelRepo, PullOptions, synth};
-use strata_store::size::format_size;
 use strata_store::{Store, StoreConfig};
 use strata_testkit::{LinkEmulator, LinkProfile};
+use strata_units::format_size;
 
 use crate::machine::{MachineLimits, mib};
 use crate::server::{BenchServer, strata_command};

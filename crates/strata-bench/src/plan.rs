@@ -361,7 +361,7 @@ impl PlanBenchReport {
                 let _ = writeln!(
                     o,
                     "  GET {:>10} × {:>2} in flight: {:>7.1} MiB/s ({:.2} of the cap), p50 {:.0} ms",
-                    strata_store::size::format_size(pt.block),
+                    strata_units::format_size(pt.block),
                     pt.depth,
                     pt.bytes_per_sec / MIB,
                     pt.bytes_per_sec / MIB / self.link_cap_mib_per_sec,

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Instant;
 
-use strata_store::size::format_size;
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+use strata_units::format_size;
 
 use crate::machine::MachineLimits;
 use crate::server::strata_command;

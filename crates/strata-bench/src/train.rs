@@ -43,9 +43,9 @@ use strata_cache::{BlockCache, CacheConfig};
 use strata_dataset::pack::{PackOptions, PackSource, pack};
 use strata_dataset::plan::{PlanSpec, ShuffleMode};
 use strata_dataset::{Dataset, Location, Reader, ReaderConfig};
-use strata_store::size::format_size;
 use strata_store::{Store, StoreConfig};
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+use strata_units::format_size;
 
 use crate::machine::{MachineLimits, mib};
 

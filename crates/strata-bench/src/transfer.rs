@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use bytes::Bytes;
-use strata_store::size::format_size;
 use strata_store::{Store, StoreConfig};
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+use strata_units::format_size;
 
 use crate::machine::MachineLimits;
 

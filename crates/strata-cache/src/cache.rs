@@ -90,25 +90,6 @@ impl From<CacheError> for strata_store::StoreError {
     }
 }
 
-impl CacheConfig {
-    /// The configuration the merged settings describe: an NVMe tier in `s.dir` (unless
-    /// `nvme` is false) and a DRAM tier of `s.dram_size` bytes.
-    pub fn from_settings(s: &strata_store::config::CacheSettings, nvme: bool) -> Self {
-        Self {
-            block_size: s.block_size,
-            dram_bytes: s.dram_size,
-            nvme: nvme.then(|| NvmeConfig {
-                dir: s.dir.clone(),
-                capacity: s.nvme_size,
-                min_free_fraction: s.min_free_fraction,
-                policy: crate::policy::PolicyKind::parse(&s.policy)
-                    .unwrap_or(crate::policy::PolicyKind::Auto),
-            }),
-            read_concurrency: 16,
-        }
-    }
-}
-
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {

@@ -132,6 +132,16 @@ impl PolicyKind {
         }
     }
 
+    /// The name [`Self::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Lru => "lru",
+            Self::S3Fifo => "s3fifo",
+            Self::NextUse => "next-use",
+        }
+    }
+
     /// Parses `auto`, `lru`, `s3fifo` or `next-use`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {

@@ -225,7 +225,7 @@ async fn a_changed_object_is_never_served_from_old_blocks() {
 
 /// Child role: read the whole object through the shared cache directory.
 fn child_read(dir: &str, endpoint: &str, ak: &str, sk: &str, key: &str) {
-    let mut l = strata_store::ConfigLayer::default();
+    let mut l = strata_store::StoreLayer::default();
     l.s3.endpoint = Some(endpoint.into());
     l.s3.access_key_id = Some(ak.into());
     l.s3.secret_access_key = Some(strata_store::Secret::new(sk));

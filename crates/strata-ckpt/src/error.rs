@@ -55,6 +55,9 @@ pub enum CkptError {
         #[source]
         source: std::sync::Arc<CkptError>,
     },
+    /// A task on the blocking pool (file I/O, checksums) panicked or was cancelled.
+    #[error("checkpoint {what} task failed: {cause}")]
+    Task { what: &'static str, cause: String },
     /// The background drain stopped (the checkpointer was dropped or its task failed).
     #[error("checkpoint step {step}: the drain stopped before it finished: {cause}")]
     DrainStopped { step: u64, cause: String },

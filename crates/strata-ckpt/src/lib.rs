@@ -25,6 +25,7 @@ pub mod local;
 pub mod manifest;
 pub mod remote;
 pub mod retention;
+pub mod settings;
 pub mod staging;
 
 pub use admission::{AdmissionConfig, AdmissionKind};
@@ -37,3 +38,4 @@ pub use error::{CkptError, Result};
 pub use local::{Item, ItemData};
 pub use manifest::{Manifest, RankPart, Tier};
 pub use retention::Retention;
+pub use settings::{CkptLayer, CkptSettings, Purpose};

@@ -58,19 +58,11 @@ async fn save_and_restore_exactly_files_and_buffers() {
             .collect::<Vec<_>>(),
         vec![(10, true), (20, true)]
     );
-    // The checkpointer's own measurements feed the interval advice; a drain slower than the
-    // interval is warned about.
+    // The checkpointer measures its own stalls and drains (what `strata_plan::interval`
+    // turns into interval advice).
     let s = ck.stats();
     assert_eq!((s.saves, s.drains), (2, 2));
-    assert!(s.mean_stall_secs > 0.0);
-    let a = ck.advise(86_400.0, 16, 60.0, None).unwrap().unwrap();
-    let young = (2.0 * s.mean_stall_secs * 86_400.0 / 16.0).sqrt();
-    assert!((a.young_secs - young).abs() < 1e-6, "{a:?}");
-    let a = ck
-        .advise(86_400.0, 16, 60.0, Some(s.mean_drain_secs / 2.0))
-        .unwrap()
-        .unwrap();
-    assert!(a.warnings.iter().any(|w| w.contains("drain")), "{a:?}");
+    assert!(s.mean_stall_secs > 0.0 && s.mean_drain_secs > 0.0, "{s:?}");
     assert!(ck.load(Some(15)).await.is_err());
 }
 

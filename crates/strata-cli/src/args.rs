@@ -99,14 +99,17 @@ pub enum Command {
     /// endpoint, Prometheus /metrics, the dashboard and the workbench (http://127.0.0.1:7420).
     Serve(ServeArgs),
     /// Run a short tour of Strata on local directories (no servers to start).
+    #[cfg(feature = "testkit")]
     Demo(DemoArgs),
     /// Start a throwaway S3 server on 127.0.0.1 (files in a temporary directory), optionally
     /// behind the link emulator, for experiments and tests. Prints its endpoint, bucket and
     /// keys as one JSON line, and runs until stdin closes or the process is stopped.
     #[command(name = "test-s3-server")]
+    #[cfg(feature = "testkit")]
     TestS3Server(TestS3ServerArgs),
     /// Benchmarks, measured against the machine's limits and the naive way.
     #[command(subcommand)]
+    #[cfg(feature = "testkit")]
     Bench(BenchCommand),
 }
 

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_args(&cli.global)?;
+    #[cfg(feature = "testkit")]
     if let Command::Bench(b) = &cli.command {
         // Benchmarks start their own servers and runtimes.
         return commands::bench::run(b, &settings);
@@ -88,7 +89,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Cat(a) => commands::cat::cat(a, &settings).await,
                 Command::Stat(a) => commands::cat::stat(a, &settings).await,
                 Command::Rm(a) => commands::rm::run(a, &settings).await,
+                #[cfg(feature = "testkit")]
                 Command::Demo(a) => commands::demo::run(a, &settings).await,
+                #[cfg(feature = "testkit")]
                 Command::TestS3Server(a) => commands::test_server::run(a).await,
                 Command::Warm(a) => commands::cache::warm(a, &settings).await,
                 Command::Cache(c) => commands::cache::run(c, &settings).await,
@@ -100,6 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Plan(c) => commands::plan::run(c, &settings).await,
                 Command::Probe(a) => commands::plan::probe(a, &settings).await,
                 Command::Serve(a) => commands::serve::run(a, &settings).await,
+                #[cfg(feature = "testkit")]
                 Command::Bench(_) => unreachable!("handled above"),
             }
         };
@@ -187,9 +191,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         });
     if let Some(d) = e
         .chain()
-        .find_map(|c| c.downcast_ref::<strata_daemon::client::ClientError>())
+        .find_map(|c| c.downcast_ref::<strata_daemon_client::ClientError>())
     {
-        use strata_daemon::client::ClientError as D;
+        use strata_daemon_client::ClientError as D;
         return match d {
             D::Connect { .. } | D::Http { .. } => 5,
             D::Address { .. } => 6,
@@ -205,7 +209,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     }
     if let Some(c) = e
         .chain()
-        .find_map(|c| c.downcast_ref::<strata_daemon::ConfigError>())
+        .find_map(|c| c.downcast_ref::<strata_config::ConfigError>())
     {
         let _ = c;
         return 6;

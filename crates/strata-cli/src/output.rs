@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_store::ProgressFn;
-use strata_store::size::format_size;
+use strata_units::format_size;
 
 /// Prints a value as one line of JSON on standard output.
 pub fn json<T: serde::Serialize>(value: &T) {

@@ -409,5 +409,5 @@ fn the_config_file_sets_checkpoint_defaults_and_flags_override_it() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("ckpt.admission \"polite\""), "{err}");
+    assert!(err.contains("ckpt.admission: \"polite\""), "{err}");
 }

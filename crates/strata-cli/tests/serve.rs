@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{command, ok};
-use strata_daemon::DaemonClient;
+use strata_daemon_client::DaemonClient;
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server};
 
 /// A daemon process: killed on drop.

@@ -162,7 +162,7 @@ pub async fn probe(node: &Arc<Node>) -> Result<Resp, ApiError> {
             "a probe is already running",
         )
     })?;
-    let dir = node.config.store.cache.dir.join("probe");
+    let dir = node.config.cache.dir.join("probe");
     std::fs::create_dir_all(&dir).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -206,7 +206,8 @@ pub async fn report(node: &Node, name: &str, req: Req) -> Result<Resp, ApiError>
     let b = body(req).await?;
     let r: JobReport =
         serde_json::from_slice(&b).map_err(|e| ApiError::bad_request(format!("report: {e}")))?;
-    r.validate().map_err(ApiError::bad_request)?;
+    r.validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     node.jobs.report(name, r);
     Ok(json(StatusCode::OK, &serde_json::json!({"ok": true})))
 }

@@ -7,57 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 /// A report is shown for this long after it arrived.
 pub const JOB_TTL: Duration = Duration::from_secs(60);
 
-/// What a job reports; every field optional. Seconds and bytes, cumulative since the job
-/// started.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobReport {
-    /// `train`, `inference`, `checkpoint` or anything else.
-    #[serde(default)]
-    pub kind: Option<String>,
-    /// Seconds the job's consumers waited for data.
-    #[serde(default)]
-    pub wait_secs: Option<f64>,
-    /// Seconds they computed.
-    #[serde(default)]
-    pub compute_secs: Option<f64>,
-    #[serde(default)]
-    pub samples: Option<u64>,
-    #[serde(default)]
-    pub bytes: Option<u64>,
-    /// Checkpoint drain: bytes uploaded and bytes to upload.
-    #[serde(default)]
-    pub drain_done: Option<u64>,
-    #[serde(default)]
-    pub drain_total: Option<u64>,
-}
-
-impl JobReport {
-    /// Checks the numbers; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("wait_secs", self.wait_secs),
-            ("compute_secs", self.compute_secs),
-        ] {
-            if let Some(v) = v
-                && !(v.is_finite() && v >= 0.0)
-            {
-                return Err(format!("{name}: {v} must be a finite number ≥ 0"));
-            }
-        }
-        if let (Some(d), Some(t)) = (self.drain_done, self.drain_total)
-            && d > t
-        {
-            return Err(format!("drain_done {d} exceeds drain_total {t}"));
-        }
-        Ok(())
-    }
-}
+pub use strata_daemon_client::wire::JobReport;
 
 /// The reports of the jobs seen lately.
 #[derive(Default)]

@@ -8,8 +8,8 @@
 //!
 //! - the local read API (`/v1/…`, [`local`]): clients on the node read objects through the
 //!   cache; on the same machine they take the block files from the NVMe tier themselves
-//!   (`/v1/blocks`), so cached bytes are not copied through the daemon. [`client`] is the
-//!   client the CLI and the Python package use. [`warm`] hydrates the node's cache
+//!   (`/v1/blocks`), so cached bytes are not copied through the daemon. The client the CLI
+//!   and the Python package use is the `strata-daemon-client` crate. [`warm`] hydrates the node's cache
 //!   (`strata warm --daemon`).
 //! - an S3-compatible read endpoint ([`s3`]) for configured buckets: unmodified S3 clients
 //!   (boto3, s3torchconnector) point their endpoint at the daemon.
@@ -25,7 +25,6 @@
 
 pub mod api;
 pub mod auth;
-pub mod client;
 pub mod config;
 pub mod http;
 pub mod jobs;
@@ -37,7 +36,7 @@ pub mod s3;
 pub mod server;
 pub mod warm;
 
-pub use client::{DaemonClient, DaemonSource};
-pub use config::{ConfigError, DaemonConfig, DaemonFlags};
+pub use config::{DaemonConfig, DaemonFlags};
 pub use node::Node;
 pub use server::Server;
+pub use strata_config::ConfigError;

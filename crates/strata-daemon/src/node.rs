@@ -52,11 +52,10 @@ pub struct Node {
 impl Node {
     /// Opens the node's cache (NVMe tier in the configured directory, DRAM tier).
     pub fn open(config: DaemonConfig) -> Result<Arc<Self>, strata_cache::CacheError> {
-        let mut cc = CacheConfig::from_settings(&config.store.cache, true);
+        let mut cc = config.cache.cache_config(true);
         cc.read_concurrency = FETCH_CONCURRENCY;
         let cache = Arc::new(BlockCache::open(&cc)?);
-        let response_blocks =
-            (config.response_memory / config.store.cache.block_size).max(1) as usize;
+        let response_blocks = (config.response_memory / config.cache.block_size).max(1) as usize;
         Ok(Arc::new(Self {
             config,
             cache,

@@ -24,30 +24,7 @@ use crate::node::Node;
 /// Statuses kept; the oldest finished ones are forgotten first.
 pub const KEEP: usize = 64;
 
-/// What a warm-up has done so far; the JSON of `/v1/warm`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct WarmStatus {
-    pub id: u64,
-    pub url: String,
-    pub objects: usize,
-    /// Bytes of all the objects.
-    pub total_bytes: u64,
-    /// Bytes read through the cache so far.
-    pub done_bytes: u64,
-    pub finished: bool,
-    /// Why it failed, when it did (it stops at the first error).
-    pub error: Option<String>,
-    /// Bytes fetched from the store (the rest was cached already). Set when finished.
-    pub fetched_bytes: u64,
-    /// Blocks the NVMe tier declined to store (full, or below its free-space floor).
-    pub not_cached_blocks: u64,
-    pub not_cached_reason: Option<String>,
-    /// Bytes of the objects held in the daemon's DRAM tier when it finished, and the tier's
-    /// size (0: no DRAM tier).
-    pub dram_bytes: u64,
-    pub dram_capacity: u64,
-    pub elapsed_secs: f64,
-}
+pub use strata_daemon_client::wire::WarmStatus;
 
 /// One warm-up: its status, and the bytes done (counted while it runs).
 struct Warmup {

@@ -4,7 +4,7 @@ mod common;
 
 use common::{Options, Rig, raw};
 use strata_cache::{BlockCache, CacheConfig, ObjectVersion};
-use strata_daemon::DaemonSource;
+use strata_daemon_client::DaemonSource;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -508,9 +508,11 @@ async fn a_token_is_required_on_every_request_when_set() {
     .await;
     assert_eq!(st, 401);
     // The client sends the token.
-    let c =
-        strata_daemon::DaemonClient::new(&rig.base, Some(strata_store::config::Secret::new(TOKEN)))
-            .unwrap();
+    let c = strata_daemon_client::DaemonClient::new(
+        &rig.base,
+        Some(strata_store::config::Secret::new(TOKEN)),
+    )
+    .unwrap();
     assert!(c.stat(&rig.url("t.bin")).await.is_ok());
     let e = rig.client().stat(&rig.url("t.bin")).await.unwrap_err();
     assert_eq!(e.status().map(|s| s.as_u16()), Some(401));
@@ -729,7 +731,8 @@ async fn clients_on_a_unix_socket() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660, "the socket's mode decides who connects");
-    let c = strata_daemon::DaemonClient::new(&format!("unix:{}", sock.display()), None).unwrap();
+    let c =
+        strata_daemon_client::DaemonClient::new(&format!("unix:{}", sock.display()), None).unwrap();
     c.health().await.unwrap();
     let url = rig.url("u.bin");
     let (size, etag) = c.stat(&url).await.unwrap();

@@ -142,7 +142,7 @@ impl Reader {
     }
 
     /// Fetches the cache's missing blocks from `source` instead of the dataset's store: the
-    /// node daemon's client (`strata_daemon::DaemonSource`), so every process on a node
+    /// node daemon's client (`strata_daemon_client::DaemonSource`), so every process on a node
     /// shares one fetch of each block. Applies to shards read through a cache.
     pub fn with_source(mut self, source: Arc<dyn BlockSource>) -> Self {
         self.source = Some(source);

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::ScenarioError;
-use crate::units::Quantity;
+use strata_units::Quantity;
 
 const DEFAULT_BOOK: &str = include_str!("../data/pricebook.toml");
 
@@ -181,7 +181,7 @@ pub struct Cost {
 impl Cost {
     /// Validates `[cost]` against the price book.
     pub fn from_raw(c: &RawCost, book: &PriceBook) -> Result<Self, ScenarioError> {
-        let e = |field: String, message: String| ScenarioError { field, message };
+        let e = |field: String, message: String| crate::scenario::err(field, message);
         let months = match c.months {
             None => 12,
             Some(m) if m.is_finite() && m >= 1.0 && m.fract() == 0.0 && m <= 1200.0 => m as u32,
@@ -218,7 +218,7 @@ impl Cost {
                 q.as_ref()
                     .map(|q| q.bytes())
                     .transpose()
-                    .map_err(|m| e(f(n), m))
+                    .map_err(|m| e(f(n), m.to_string()))
                     .map(|v| v.unwrap_or(0.0))
             };
             let class = d
@@ -234,7 +234,7 @@ impl Cost {
             let object_size = match &d.object_size {
                 None => (64u64 << 20) as f64,
                 Some(q) => {
-                    let v = q.bytes().map_err(|m| e(f("object_size"), m))?;
+                    let v = q.bytes().map_err(|m| e(f("object_size"), m.to_string()))?;
                     if v <= 0.0 {
                         return Err(e(f("object_size"), "must be > 0".into()));
                     }
@@ -250,7 +250,7 @@ impl Cost {
                     .as_ref()
                     .ok_or_else(|| e(tf("after"), "missing".into()))?
                     .secs()
-                    .map_err(|m| e(tf("after"), m))?
+                    .map_err(|m| e(tf("after"), m.to_string()))?
                     / 86_400.0;
                 if days <= last {
                     return Err(e(
@@ -274,7 +274,7 @@ impl Cost {
                 .as_ref()
                 .map(|q| q.secs().map(|s| s / 86_400.0))
                 .transpose()
-                .map_err(|m| e(f("expire"), m))?;
+                .map_err(|m| e(f("expire"), m.to_string()))?;
             let nonneg = |v: Option<f64>, n: &str| match v {
                 None => Ok(None),
                 Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),

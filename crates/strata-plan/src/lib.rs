@@ -3,7 +3,7 @@
 //! Pure models (no I/O) beside one measuring module, the probe:
 //!
 //! - [`scenario`]: what `strata plan SCENARIO.toml` reads, validated once; errors name the
-//!   field. Quantities take units ([`units`]).
+//!   field. Quantities take units (`strata_units`).
 //! - [`tier`]: how fast a tier serves requests of a size with some in flight, from a
 //!   scenario's figures or from a probe's measured curve (`--calibrate`).
 //! - [`pipeline`]: the data pipeline equation tier by tier, the bottleneck, the predicted
@@ -47,7 +47,9 @@ pub mod sim;
 pub mod sizing;
 pub mod svg;
 pub mod tier;
-pub mod units;
+
+/// Quantities as people read them, for every report and plot of the planner.
+use strata_units::format as units;
 
 pub use overrides::Overrides;
 pub use plan::{Plan, plan};

@@ -3,9 +3,8 @@
 
 use serde::Deserialize;
 
-use crate::scenario::{Layout, Scenario, ScenarioError, Shuffle, TierKind};
+use crate::scenario::{Layout, Scenario, ScenarioError, Shuffle, TierKind, err};
 use crate::sizing::Knobs;
-use crate::units;
 
 /// Knobs over a scenario; every one optional. Quantities are text with units (`25 Gbps`,
 /// `8 GiB`, `30 min`), as in a scenario file.
@@ -33,17 +32,10 @@ pub struct Overrides {
     pub node_mtbf: Option<String>,
 }
 
-fn err(field: &str, message: impl Into<String>) -> ScenarioError {
-    ScenarioError {
-        field: field.to_string(),
-        message: message.into(),
-    }
-}
-
 fn positive(
     field: &str,
     v: Option<&str>,
-    parse: fn(&str) -> Result<f64, String>,
+    parse: fn(&str) -> Result<f64, strata_units::UnitError>,
 ) -> Result<Option<f64>, ScenarioError> {
     v.map(|t| {
         let x = parse(t).map_err(|m| err(field, m))?;
@@ -88,13 +80,17 @@ impl Overrides {
 
     /// Applies the knobs to `s`, or names the first knob that does not fit it.
     pub fn apply(&self, s: &mut Scenario) -> Result<(), ScenarioError> {
-        let size = |t: &str| units::parse_size_f64(t);
+        let size = strata_units::parse_size_f64;
         let knobs = Knobs {
-            download: positive("download", self.download.as_deref(), units::parse_rate)?,
+            download: positive(
+                "download",
+                self.download.as_deref(),
+                strata_units::parse_rate,
+            )?,
             nvme_bandwidth: positive(
                 "nvme-bandwidth",
                 self.nvme_bandwidth.as_deref(),
-                units::parse_rate,
+                strata_units::parse_rate,
             )?,
             buffer: positive("buffer", self.buffer.as_deref(), size)?,
             cache: self
@@ -152,14 +148,18 @@ impl Overrides {
         let interval = positive(
             "checkpoint-interval",
             self.checkpoint_interval.as_deref(),
-            units::parse_secs,
+            strata_units::parse_secs,
         )?;
         let write = positive(
             "write-bandwidth",
             self.write_bandwidth.as_deref(),
-            units::parse_rate,
+            strata_units::parse_rate,
         )?;
-        let mtbf = positive("node-mtbf", self.node_mtbf.as_deref(), units::parse_secs)?;
+        let mtbf = positive(
+            "node-mtbf",
+            self.node_mtbf.as_deref(),
+            strata_units::parse_secs,
+        )?;
         if interval.is_some() || write.is_some() || mtbf.is_some() {
             let field = if interval.is_some() {
                 "checkpoint-interval"

@@ -174,7 +174,7 @@ impl ProbeReport {
                     (_, true) => "random",
                     (_, false) => "seq",
                 },
-                strata_store::size::format_size(p.block),
+                strata_units::format_size(p.block),
                 p.depth,
                 p.bytes_per_sec / 1e6,
                 p.iops,

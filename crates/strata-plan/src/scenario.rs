@@ -50,7 +50,7 @@
 
 use serde::Deserialize;
 
-use crate::units::Quantity;
+use strata_units::Quantity;
 
 /// A field that failed validation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -58,13 +58,15 @@ use crate::units::Quantity;
 pub struct ScenarioError {
     /// The dotted path of the field, e.g. `dataset.size` or `tier[1].read_bandwidth`.
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
-fn err(field: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+/// The error of `field`: `message` (text, or the error that says what is wrong).
+pub(crate) fn err(field: impl Into<String>, message: impl std::fmt::Display) -> ScenarioError {
     ScenarioError {
         field: field.into(),
-        message: message.into(),
+        message: message.to_string(),
     }
 }
 

@@ -14,14 +14,16 @@
 //! - **conditional create** and a **capability probe** that detects stores which silently
 //!   ignore it ([`capability`]).
 //!
-//! Settings come from defaults, a TOML file, the environment and flags, merged once in
-//! [`config::StoreConfig::resolve`].
+//! Settings come from defaults, a TOML file, the environment and flags (`strata-config`);
+//! this crate owns the `[s3]`, `[transfer]`, `[retry]` and `[limits]` sections ([`config`]).
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), strata_store::StoreError> {
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use strata_config::{Env, Sources};
 //! use strata_store::{Store, StoreConfig, StoreUrl};
 //! let url = StoreUrl::parse("s3://bucket/train/shard-000.tar")?;
-//! let config = StoreConfig::resolve(None, &|k| std::env::var(k).ok(), &Default::default())?;
+//! let sources = Sources::load(None, Env::process())?;
+//! let config = StoreConfig::from_sources(&sources)?;
 //! let store = Store::open(&url, &config)?;
 //! let report = store
 //!     .download_to_file(url.key(), "shard-000.tar".as_ref(), &config.transfer, None)
@@ -45,7 +47,6 @@
 pub mod capability;
 pub mod config;
 pub mod download;
-pub mod duration;
 pub mod error;
 pub mod limit;
 pub mod local;
@@ -53,7 +54,6 @@ pub mod location;
 pub mod metrics;
 pub mod pending_uploads;
 pub mod retry;
-pub mod size;
 pub mod store;
 pub mod token_bucket;
 pub mod transfer;
@@ -61,7 +61,7 @@ pub mod upload;
 pub mod url;
 
 pub use capability::{Capabilities, ConditionalCreate};
-pub use config::{ConfigLayer, Secret, StoreConfig, TransferConfig};
+pub use config::{Secret, StoreConfig, StoreLayer, TransferConfig};
 pub use error::{ErrorKind, Result, StoreError};
 pub use location::Location;
 pub use pending_uploads::PendingUpload;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
@@ -293,6 +294,44 @@ impl Store {
         .await?;
         m::record_bytes_read(bytes.len() as u64);
         Ok(bytes)
+    }
+
+    /// Opens a GET of a whole object and hands its body on as it arrives, for callers that
+    /// time the first byte (the probe) or consume as they go. The request is sent under the
+    /// retry policy until a response arrives, and counted like every other; an error in the
+    /// body ends the stream with an error that names the object, not retried (the bytes
+    /// already handed on cannot be taken back). Dropping the stream closes the request.
+    pub async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let url = self.url(key);
+        let path = Path::from(key);
+        let res = with_retry(&self.config.retry, "GET", &url, || {
+            let os = self.os.clone();
+            let path = path.clone();
+            async move { os.get_opts(&path, GetOptions::default()).await }
+        })
+        .await?;
+        let url = url.to_string();
+        Ok(res
+            .into_stream()
+            .map(move |chunk| match chunk {
+                Ok(b) => {
+                    m::record_bytes_read(b.len() as u64);
+                    Ok(b)
+                }
+                Err(e) => {
+                    let kind = crate::error::classify(&e);
+                    m::record_error("GET", kind);
+                    Err(StoreError::Request {
+                        op: "GET",
+                        url: url.clone(),
+                        kind,
+                        attempts: 1,
+                        elapsed: std::time::Duration::ZERO,
+                        cause: crate::retry::describe(kind, &e),
+                    })
+                }
+            })
+            .boxed())
     }
 
     /// Writes a whole object with one PUT (overwriting). For large objects use

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_store::{ConfigLayer, ErrorKind, Secret, Store, StoreConfig, StoreUrl, TransferConfig};
+use strata_store::{ErrorKind, Secret, Store, StoreConfig, StoreLayer, StoreUrl, TransferConfig};
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 
 fn through(server: &S3Server, emu: &LinkEmulator) -> StoreConfig {
@@ -113,7 +113,7 @@ async fn bad_credentials_fail_clearly_without_leaking() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_endpoint_fails_fast() {
-    let mut layer = ConfigLayer::default();
+    let mut layer = StoreLayer::default();
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     layer.s3.endpoint = Some("http://127.0.0.1:1".into());
     layer.s3.access_key_id = Some("AK".into());

@@ -11,7 +11,7 @@ use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
 fn config(
     server: &S3Server,
     emu: &LinkEmulator,
-    edit: impl FnOnce(&mut strata_store::ConfigLayer),
+    edit: impl FnOnce(&mut strata_store::StoreLayer),
 ) -> StoreConfig {
     let mut l = server.config_layer_through(emu);
     edit(&mut l);

@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
-use strata_store::{ConfigLayer, Secret, StoreConfig, StoreUrl};
+use strata_store::{Secret, StoreConfig, StoreLayer, StoreUrl};
 use tokio::net::TcpListener;
 
 use crate::runtime::Background;
@@ -140,8 +140,8 @@ pub trait S3Endpoint {
     fn secret_key(&self) -> &str;
 
     /// A config layer with the endpoint, region and credentials (defaults otherwise).
-    fn config_layer(&self) -> ConfigLayer {
-        let mut l = ConfigLayer::default();
+    fn config_layer(&self) -> StoreLayer {
+        let mut l = StoreLayer::default();
         l.s3.endpoint = Some(self.endpoint());
         l.s3.region = Some(self.region().to_string());
         l.s3.access_key_id = Some(self.access_key().to_string());
@@ -151,7 +151,7 @@ pub trait S3Endpoint {
 
     /// A config layer like [`S3Endpoint::config_layer`], with the endpoint replaced by the
     /// link emulator in front of this server.
-    fn config_layer_through(&self, emu: &crate::LinkEmulator) -> ConfigLayer {
+    fn config_layer_through(&self, emu: &crate::LinkEmulator) -> StoreLayer {
         let mut l = self.config_layer();
         l.s3.endpoint = Some(emu.endpoint());
         l

@@ -2,8 +2,8 @@
 
 use anyhow::{Result, anyhow};
 use strata_bench::TransferBench;
-use strata_store::size::parse_size;
 use strata_testkit::LinkProfile;
+use strata_units::parse_size;
 
 use crate::args::{
     BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchDaemonArgs, BenchModelsArgs, BenchPlanArgs,
@@ -205,14 +205,14 @@ fn train(a: &BenchTrainArgs, s: &Settings) -> Result<()> {
     if bench.dataset_size < bench.workload.sample_mean {
         return Err(anyhow!(
             "--dataset-size must hold at least one sample ({})",
-            strata_store::size::format_size(bench.workload.sample_mean)
+            strata_units::format_size(bench.workload.sample_mean)
         ));
     }
     if !s.json {
         eprintln!(
             "running: {} on a {} dataset through the '{}' link profile …",
             bench.workload.name,
-            strata_store::size::format_size(bench.dataset_size),
+            strata_units::format_size(bench.dataset_size),
             bench.profile.name
         );
     }
@@ -248,7 +248,7 @@ fn cache(a: &BenchCacheArgs, s: &Settings) -> Result<()> {
     if !s.json {
         eprintln!(
             "running: {} dataset through the '{}' link profile …",
-            strata_store::size::format_size(size),
+            strata_units::format_size(size),
             bench.profile.name
         );
     }
@@ -276,7 +276,7 @@ fn transfer(a: &BenchTransferArgs, s: &Settings) -> Result<()> {
     if !s.json {
         eprintln!(
             "running: {} object through the '{}' link profile …",
-            strata_store::size::format_size(bench.size),
+            strata_units::format_size(bench.size),
             bench.profile.name
         );
     }

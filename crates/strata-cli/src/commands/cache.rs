@@ -1,8 +1,8 @@
 //! `strata warm URL` and `strata cache stats|clear|invalidate`.
 
 use anyhow::{Result, bail};
-use strata_store::size::format_size;
 use strata_store::{Store, StoreUrl};
+use strata_units::format_size;
 
 use crate::args::{CacheCommand, WarmArgs};
 use crate::output;
@@ -65,7 +65,7 @@ pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
                 report.elapsed_secs,
                 report.fetched_bytes
             ),
-            s.store.cache.dir.display()
+            s.cache.dir.display()
         );
         if let Some(h) = &held {
             println!(
@@ -76,14 +76,14 @@ pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
             );
         }
     }
-    if let Some(why) = report.incomplete(&s.store.cache.dir) {
+    if let Some(why) = report.incomplete(&s.cache.dir) {
         bail!("{why}");
     }
     if let Some(h) = &held {
         if h.missing_blocks > 0 {
             bail!(
                 "cache {}: {} block(s) were not in the NVMe tier to load into memory (evicted by its capacity?)",
-                s.store.cache.dir.display(),
+                s.cache.dir.display(),
                 h.missing_blocks
             );
         }
@@ -101,7 +101,7 @@ pub async fn warm(a: &WarmArgs, s: &Settings) -> Result<()> {
 /// `strata warm --daemon ADDR URL`: the daemon hydrates its own cache (NVMe, and its DRAM
 /// tier as far as it holds), which serves every process on the node after this one exits.
 async fn warm_through_daemon(
-    d: &strata_daemon::DaemonClient,
+    d: &strata_daemon_client::DaemonClient,
     url: &StoreUrl,
     dram: bool,
     s: &Settings,

@@ -79,7 +79,7 @@ pub async fn stat(args: &UrlArg, s: &Settings) -> Result<()> {
             println!("url:           {url}");
             println!(
                 "size:          {size} ({})",
-                strata_store::size::format_size(size)
+                strata_units::format_size(size)
             );
             println!("etag:          {etag}");
         }
@@ -97,7 +97,7 @@ pub async fn stat(args: &UrlArg, s: &Settings) -> Result<()> {
         println!(
             "size:          {} ({})",
             info.size,
-            strata_store::size::format_size(info.size)
+            strata_units::format_size(info.size)
         );
         println!("etag:          {}", info.e_tag.as_deref().unwrap_or("-"));
         println!("last modified: {}", info.last_modified.to_rfc3339());
@@ -141,7 +141,10 @@ async fn cat_through_cache(urls: &[StoreUrl], s: &Settings) -> Result<()> {
 /// across object boundaries (the daemon fetches what is missing side by side, once for the
 /// node), each piece pinned to the version the daemon saw first (a change mid-read fails,
 /// never mixes).
-async fn cat_through_daemon(d: &strata_daemon::DaemonClient, urls: &[StoreUrl]) -> Result<()> {
+async fn cat_through_daemon(
+    d: &strata_daemon_client::DaemonClient,
+    urls: &[StoreUrl],
+) -> Result<()> {
     const PIECE: u64 = 8 << 20;
     let mut objects = Vec::new();
     for url in urls {

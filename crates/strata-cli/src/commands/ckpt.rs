@@ -4,11 +4,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use strata_ckpt::{Checkpointer, CkptConfig, Item, SaveMode, Tier};
-use strata_store::config::CkptLayer;
-use strata_store::duration::parse_duration;
-use strata_store::size::format_size;
+use strata_ckpt::{Checkpointer, CkptConfig, CkptLayer, CkptSettings, Item, Purpose, Tier};
+use strata_config::DurationValue;
 use strata_store::{Location, StoreUrl};
+use strata_units::format_size;
+use strata_units::parse_duration;
 
 use crate::args::{CkptCommand, CkptGcArgs, CkptRestoreArgs, CkptRootArgs, CkptSaveArgs};
 use crate::output;
@@ -18,33 +18,28 @@ fn duration(flag: &str, text: &str) -> Result<Duration> {
     parse_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
-/// The checkpointer's settings: the library defaults (but no jitter: a command saves one
-/// checkpoint, not a fleet's; set `ckpt.jitter` for fleets), then the config file's `[ckpt]`
-/// section and `$STRATA_CKPT_LOCAL`, then `flags` and `--local`. Without a mode set anywhere
-/// (and always for commands that only read), the mode is durable-local when there is a local
-/// directory, else snapshot.
-fn config(root: &CkptRootArgs, s: &Settings, flags: Option<&CkptLayer>) -> Result<CkptConfig> {
+/// The checkpointer's settings: the `[ckpt]` section (file, `$STRATA_CKPT_LOCAL`) with
+/// `flags` and `--local` over it, for `purpose` (see [`CkptConfig::from_settings`]).
+fn config(
+    root: &CkptRootArgs,
+    s: &Settings,
+    mut flags: CkptLayer,
+    purpose: Purpose,
+) -> Result<CkptConfig> {
     let url = StoreUrl::parse(&root.url)?;
-    let mut c = CkptConfig {
-        remote: Some(Location::open(&url, &s.store)?),
-        ..Default::default()
-    };
-    c.drain.jitter = Duration::ZERO;
-    let mut high = flags.cloned().unwrap_or_default();
     if let Some(l) = &root.local {
-        high.local = Some(l.display().to_string());
+        flags.local = Some(l.display().to_string());
     }
-    let merged = s.store.ckpt.clone().overlay(&high);
-    c.apply_layer(&merged, &s.store)
-        .map_err(|e| anyhow::anyhow!("checkpoint settings: {e}"))?;
-    if merged.mode.is_none() || flags.is_none() {
-        c.mode = if c.local.is_some() {
-            SaveMode::DurableLocal
-        } else {
-            SaveMode::Snapshot
-        };
-    }
-    Ok(c)
+    let mut sources = s.sources.clone();
+    sources.set_flags::<CkptSettings>(flags);
+    let settings: CkptSettings = sources.get().context("checkpoint settings")?;
+    let remote = Location::open(&url, &s.store)?;
+    Ok(CkptConfig::from_settings(
+        &settings,
+        &s.store,
+        Some(remote),
+        purpose,
+    )?)
 }
 
 fn step_arg(ck: &Checkpointer, text: &str, list: &[strata_ckpt::CheckpointInfo]) -> Result<u64> {
@@ -64,7 +59,7 @@ pub async fn run(c: &CkptCommand, s: &Settings) -> Result<()> {
     match c {
         CkptCommand::Save(a) => save(a, s).await,
         CkptCommand::Ls(a) => {
-            let ck = Checkpointer::open(config(a, s, None)?)?;
+            let ck = Checkpointer::open(config(a, s, CkptLayer::default(), Purpose::Read)?)?;
             let list = ck.list().await?;
             if s.json {
                 output::json(&list);
@@ -101,7 +96,7 @@ pub async fn run(c: &CkptCommand, s: &Settings) -> Result<()> {
             Ok(())
         }
         CkptCommand::Show(a) => {
-            let ck = Checkpointer::open(config(&a.root, s, None)?)?;
+            let ck = Checkpointer::open(config(&a.root, s, CkptLayer::default(), Purpose::Read)?)?;
             let list = ck.list().await?;
             let step = step_arg(&ck, &a.step, &list)?;
             let Some((m, tier)) = ck.manifest(step).await? else {
@@ -140,7 +135,7 @@ pub async fn run(c: &CkptCommand, s: &Settings) -> Result<()> {
             Ok(())
         }
         CkptCommand::Verify(a) => {
-            let ck = Checkpointer::open(config(&a.root, s, None)?)?;
+            let ck = Checkpointer::open(config(&a.root, s, CkptLayer::default(), Purpose::Read)?)?;
             let list = ck.list().await?;
             let step = step_arg(&ck, &a.step, &list)?;
             let results = ck.verify(step).await?;
@@ -178,8 +173,8 @@ pub async fn run(c: &CkptCommand, s: &Settings) -> Result<()> {
 async fn save(a: &CkptSaveArgs, s: &Settings) -> Result<()> {
     let flags = CkptLayer {
         mode: a.mode.clone(),
-        commit_timeout: a.commit_timeout.clone(),
-        jitter: a.jitter.clone(),
+        commit_timeout: a.commit_timeout.as_deref().map(DurationValue::from),
+        jitter: a.jitter.as_deref().map(DurationValue::from),
         admission: a.admission.clone(),
         max_writers: a.max_writers,
         lease_root: a.lease_root.clone(),
@@ -187,7 +182,7 @@ async fn save(a: &CkptSaveArgs, s: &Settings) -> Result<()> {
         local_keep_last: a.local_keep_last,
         ..Default::default()
     };
-    let mut cfg = config(&a.root, s, Some(&flags))?;
+    let mut cfg = config(&a.root, s, flags, Purpose::Save)?;
     cfg.rank = a.rank;
     cfg.world_size = a.world;
     let mut items = Vec::new();
@@ -246,7 +241,7 @@ async fn save(a: &CkptSaveArgs, s: &Settings) -> Result<()> {
 }
 
 async fn restore(a: &CkptRestoreArgs, s: &Settings) -> Result<()> {
-    let base = config(&a.root, s, None)?;
+    let base = config(&a.root, s, CkptLayer::default(), Purpose::Read)?;
     let ck = Checkpointer::open(base.clone())?;
     let list = ck.list().await?;
     let want = if a.step == "latest" {
@@ -318,18 +313,12 @@ async fn gc(a: &CkptGcArgs, s: &Settings) -> Result<()> {
     let flags = CkptLayer {
         keep_last: a.keep_last,
         keep_every: a.keep_every,
-        max_age: a.max_age.clone(),
+        max_age: a.max_age.as_deref().map(DurationValue::from),
         local_keep_last: a.local_keep_last,
         ..Default::default()
     };
-    let mut cfg = config(&a.root, s, Some(&flags))?;
-    // gc only reads and deletes: the mode never matters, and a configured durable-local
-    // mode must not demand a local directory here.
-    cfg.mode = if cfg.local.is_some() {
-        SaveMode::DurableLocal
-    } else {
-        SaveMode::Snapshot
-    };
+    // gc only reads and deletes: the mode never matters.
+    let cfg = config(&a.root, s, flags, Purpose::Read)?;
     let older = duration("older-than", &a.older_than)?;
     let ck = Checkpointer::open(cfg)?;
     let r = ck.gc(older).await?;

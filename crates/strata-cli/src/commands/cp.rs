@@ -96,7 +96,7 @@ pub async fn run(args: &CpArgs, s: &Settings) -> Result<()> {
         eprintln!(
             "copied {} file(s), {} in {:.2}s ({:.1} MiB/s)",
             copied.len(),
-            strata_store::size::format_size(bytes),
+            strata_units::format_size(bytes),
             elapsed,
             bytes as f64 / (1 << 20) as f64 / elapsed.max(1e-9)
         );

@@ -9,7 +9,7 @@ use strata_dataset::pack::{PackOptions, PackSource};
 use strata_dataset::plan::{Plan, PlanSpec, ShuffleMode};
 use strata_dataset::{Dataset, Location, Reader, ReaderConfig, Remainder, World};
 use strata_store::StoreUrl;
-use strata_store::size::{format_size, parse_size};
+use strata_units::{format_size, parse_size};
 
 use crate::args::{DatasetCommand, DatasetReadArgs, PackArgs, UrlArg};
 use crate::output;

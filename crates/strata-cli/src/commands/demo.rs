@@ -16,9 +16,9 @@
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use strata_store::size::format_size;
 use strata_store::{Store, StoreConfig, StoreUrl};
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+use strata_units::format_size;
 
 use crate::args::DemoArgs;
 use crate::commands::cp::{copy_one, plan};
@@ -270,7 +270,7 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
             "   probed {} in {:.1}s: sequential read {}, 4 KiB random reads one at a time {:.0}× slower",
             dir.display(),
             machine.probe.secs,
-            strata_plan::units::rate(machine.probe.sequential_read),
+            strata_units::format::rate(machine.probe.sequential_read),
             machine.probe.sequential_over_random
         );
         for line in machine.plan.to_text().lines() {

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use strata_models::{Model, ModelError, ModelRepo, PullOptions};
-use strata_store::size::format_size;
 use strata_store::{Store, StoreUrl};
+use strata_units::format_size;
 
 use crate::args::{ModelsCommand, ModelsInspectArgs, ModelsPullArgs, ModelsRefArgs};
 use crate::output;
 use crate::settings::Settings;
 
 pub async fn run(c: &ModelsCommand, s: &Settings) -> Result<()> {
-    let repo = ModelRepo::open(&s.store.cache.dir)?;
+    let repo = ModelRepo::open(&s.cache.dir)?;
     match c {
         ModelsCommand::Pull(a) => pull(a, s, &repo).await,
         ModelsCommand::Inspect(a) => inspect(a, s).await,

@@ -7,10 +7,10 @@ use strata_plan::probe::device::DeviceProbe;
 use strata_plan::probe::object::ObjectProbe;
 use strata_plan::probe::{ProbeKind, ProbeReport};
 use strata_plan::scenario::{Scenario, TierKind};
-use strata_plan::units;
-use strata_store::duration::parse_duration;
-use strata_store::size::parse_size;
 use strata_store::{Store, StoreUrl};
+use strata_units::format as units;
+use strata_units::parse_duration;
+use strata_units::parse_size;
 
 use crate::args::{PlanArgs, PlanCommand, PlanIntervalArgs, ProbeArgs};
 use crate::output;

@@ -23,7 +23,7 @@ pub async fn run(args: &RmArgs, s: &Settings) -> Result<()> {
             && !confirm(&format!(
                 "delete {} object(s), {}, under {url}?",
                 objects.len(),
-                strata_store::size::format_size(bytes)
+                strata_units::format_size(bytes)
             ))?
         {
             bail!("nothing deleted (answer y, or pass --yes)");

@@ -13,7 +13,7 @@ pub async fn run(a: &ServeArgs, s: &Settings) -> Result<()> {
         buckets: a.buckets.clone(),
         local_roots: a.local_roots.clone(),
     };
-    let cfg = DaemonConfig::resolve(s.store.clone(), &|k| std::env::var(k).ok(), &flags)?;
+    let cfg = DaemonConfig::resolve(&s.sources, &flags)?;
     if a.print_config {
         print!("{}", cfg.to_toml());
         return Ok(());
@@ -28,7 +28,7 @@ pub async fn run(a: &ServeArgs, s: &Settings) -> Result<()> {
         crate::output::json(&serde_json::json!({
             "listen": server.addr.to_string(),
             "socket": server.socket.as_ref().map(|p| p.display().to_string()),
-            "cache": node.config.store.cache.dir.display().to_string(),
+            "cache": node.config.cache.dir.display().to_string(),
             "memory_budget": budget,
             "pid": std::process::id(),
         }));
@@ -37,7 +37,7 @@ pub async fn run(a: &ServeArgs, s: &Settings) -> Result<()> {
         if let Some(p) = &server.socket {
             eprintln!("  socket     unix:{}", p.display());
         }
-        eprintln!("  cache      {}", node.config.store.cache.dir.display());
+        eprintln!("  cache      {}", node.config.cache.dir.display());
         eprintln!("  dashboard  {base}/dashboard");
         eprintln!("  workbench  {base}/workbench");
         eprintln!("  metrics    {base}/metrics");
@@ -46,7 +46,7 @@ pub async fn run(a: &ServeArgs, s: &Settings) -> Result<()> {
         }
         eprintln!(
             "  memory     at most {} by construction",
-            strata_store::size::format_size(budget)
+            strata_units::format_size(budget)
         );
         eprintln!("clients: export STRATA_DAEMON={base}");
     }

@@ -6,7 +6,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strata_daemon::{DaemonClient, DaemonConfig, DaemonFlags, Node, Server};
+use strata_cache::{CacheLayer, CacheSettings};
+use strata_config::{Env, SizeValue, Sources};
+use strata_daemon::{DaemonConfig, DaemonFlags, Node, Server};
+use strata_daemon_client::DaemonClient;
 use strata_store::{StoreConfig, StoreUrl};
 use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server};
 
@@ -55,32 +58,32 @@ impl Rig {
         p.first_byte_latency = std::time::Duration::from_millis(2);
         let emu = LinkEmulator::start(s3.addr(), p);
         let cache_dir = tempfile::tempdir().expect("tmp");
-        let mut layer = s3.config_layer_through(&emu);
-        layer.cache.dir = Some(cache_dir.path().join("cache").display().to_string());
-        layer.cache.dram_size = Some(strata_store::config::SizeValue::Bytes(o.dram));
-        layer.cache.block_size = Some(strata_store::config::SizeValue::Bytes(o.block_size));
-        // The host disk may be nearly full (a CI build fills it); these tests are not about
-        // the free-space floor, which would turn the NVMe tier into pass-through.
-        layer.cache.min_free_fraction = Some(0.0);
+        let layer = s3.config_layer_through(&emu);
         let cfg = StoreConfig::from_layer(&layer).expect("config");
         let store = strata_store::Store::open(&s3.url(""), &cfg).expect("store");
-        let env: Vec<(String, String)> = o
+        let env: Vec<(&str, &str)> = o
             .token
             .iter()
-            .map(|t| ("STRATA_TOKEN".to_string(), t.clone()))
+            .map(|t| ("STRATA_TOKEN", t.as_str()))
             .collect();
+        let mut sources = Sources::load(None, Env::from_pairs(&env)).expect("sources");
+        layer.apply(&mut sources);
+        sources.set_flags::<CacheSettings>(CacheLayer {
+            dir: Some(cache_dir.path().join("cache").display().to_string()),
+            dram_size: Some(SizeValue::Bytes(o.dram)),
+            block_size: Some(SizeValue::Bytes(o.block_size)),
+            // The host disk may be nearly full (a CI build fills it); these tests are not
+            // about the free-space floor, which would turn the NVMe tier into pass-through.
+            min_free_fraction: Some(0.0),
+            ..Default::default()
+        });
         let flags = DaemonFlags {
             listen: Some(o.listen.unwrap_or_else(|| "127.0.0.1:0".into())),
             socket: o.socket.then(|| cache_dir.path().join("run/strata.sock")),
             buckets: vec![format!("train=s3://{}/data", s3.bucket())],
             local_roots: o.local_roots.clone(),
         };
-        let dc = DaemonConfig::resolve(
-            cfg,
-            &|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
-            &flags,
-        )
-        .expect("daemon config");
+        let dc = DaemonConfig::resolve(&sources, &flags).expect("daemon config");
         let node = Node::open(dc).expect("node");
         let server = Server::start(node).await.expect("server");
         let base = format!("http://{}", server.addr);

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use object_store::ObjectStoreExt as _;
-use object_store::path::Path;
 use strata_store::Store;
 
 use super::{ProbeKind, ProbeReport, percentiles};
@@ -152,13 +150,11 @@ impl ObjectProbe {
         size: u64,
         c: u32,
     ) -> Result<CurvePoint, String> {
-        let os = store.object_store();
         let bytes = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicU64::new(0));
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs_f64(self.point_secs);
         let workers = (0..c).map(|w| {
-            let os = os.clone();
             let bytes = bytes.clone();
             let done = done.clone();
             let keys = keys.to_vec();
@@ -169,11 +165,10 @@ impl ObjectProbe {
                     let key = &keys[i % keys.len()];
                     i += c as usize;
                     let t = Instant::now();
-                    let res = os
-                        .get(&Path::from(key.as_str()))
+                    let mut stream = store
+                        .get_stream(key)
                         .await
                         .map_err(|e| format!("probe GET {key}: {e}"))?;
-                    let mut stream = res.into_stream();
                     let mut first = true;
                     let mut got = 0u64;
                     while let Some(chunk) = stream.next().await {

@@ -16,15 +16,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use strata_cache::{BlockSource, FetchError, ObjectVersion};
-use strata_store::config::Secret;
+use strata_config::Secret;
 
-use crate::jobs::JobReport;
+use crate::wire::{JobReport, WarmStatus};
 
 /// Why a daemon request failed.
 #[derive(Debug, thiserror::Error)]
@@ -430,7 +428,7 @@ impl DaemonClient {
 
     /// Starts hydrating the node's cache with what `url` names (everything under a prefix,
     /// else the object); poll [`DaemonClient::warm_status`] with the returned id.
-    pub async fn warm_start(&self, url: &str) -> Result<crate::warm::WarmStatus, ClientError> {
+    pub async fn warm_start(&self, url: &str) -> Result<WarmStatus, ClientError> {
         let a = self
             .request(
                 http::Method::POST,
@@ -444,7 +442,7 @@ impl DaemonClient {
     }
 
     /// The status of warm-up `id`.
-    pub async fn warm_status(&self, id: u64) -> Result<crate::warm::WarmStatus, ClientError> {
+    pub async fn warm_status(&self, id: u64) -> Result<WarmStatus, ClientError> {
         let what = format!("warm-up {id}");
         let a = self
             .request(
@@ -463,8 +461,8 @@ impl DaemonClient {
     pub async fn warm(
         &self,
         url: &str,
-        progress: &(dyn Fn(&crate::warm::WarmStatus) + Send + Sync),
-    ) -> Result<crate::warm::WarmStatus, ClientError> {
+        progress: &(dyn Fn(&WarmStatus) + Send + Sync),
+    ) -> Result<WarmStatus, ClientError> {
         let mut st = self.warm_start(url).await?;
         let id = st.id;
         loop {
@@ -485,7 +483,7 @@ impl DaemonClient {
         }
     }
 
-    /// Sends a job's report (see [`crate::jobs`]).
+    /// Sends a job's report ([`JobReport`]).
     pub async fn report(&self, name: &str, r: &JobReport) -> Result<(), ClientError> {
         let body = serde_json::to_vec(r).expect("a report serializes");
         self.request(
@@ -503,7 +501,7 @@ impl DaemonClient {
 /// How often [`DaemonClient::warm`] asks the daemon how far a warm-up has come.
 pub const WARM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
-fn warm_status_from(body: &[u8], what: &str) -> Result<crate::warm::WarmStatus, ClientError> {
+fn warm_status_from(body: &[u8], what: &str) -> Result<WarmStatus, ClientError> {
     serde_json::from_slice(body).map_err(|e| ClientError::Malformed {
         what: what.to_string(),
         reason: e.to_string(),
@@ -543,34 +541,4 @@ fn read_pieces(body: &[u8], want: u64) -> Option<Bytes> {
         out.extend_from_slice(&p);
     }
     (out.len() as u64 == want).then(|| out.freeze())
-}
-
-/// A [`BlockSource`] that reads through the daemon: a process's own (DRAM-only) cache on
-/// top, the node's cache below, and the object store fetched once per node.
-#[derive(Clone, Debug)]
-pub struct DaemonSource {
-    pub client: DaemonClient,
-}
-
-impl BlockSource for DaemonSource {
-    fn fetch(
-        &self,
-        object: &ObjectVersion,
-        range: Range<u64>,
-    ) -> BoxFuture<'static, Result<Bytes, FetchError>> {
-        let client = self.client.clone();
-        let url = object_url(object);
-        let (etag, size) = (object.version.clone(), object.size);
-        Box::pin(async move {
-            client
-                .read_pinned(&url, &etag, size, range, false)
-                .await
-                .map_err(|e| Box::new(e) as FetchError)
-        })
-    }
-}
-
-/// The URL of an object version's object: its store root and its key.
-pub fn object_url(o: &ObjectVersion) -> String {
-    format!("{}/{}", o.store.trim_end_matches('/'), o.path)
 }

@@ -1,0 +1,322 @@
+//! The drain: a saved part goes from the local tier (or staging memory) to the store under
+//! fleet-wide admission, file after file with their completions overlapped, then the rank's
+//! marker, the commit, and retention.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::save::{DrainProgress, Job, Payload, write_local};
+use super::{Inner, blocking};
+use crate::admission::Admission;
+use crate::error::{CkptError, Result};
+use crate::layout;
+use crate::local::Item;
+use crate::manifest::{Manifest, RankPart, Tier, checksums};
+use crate::remote::RemoteTier;
+
+/// What a drain did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DrainReport {
+    /// The step drained.
+    pub step: u64,
+    /// Bytes this rank uploaded.
+    pub bytes: u64,
+    /// Seconds from the save to the commit.
+    pub total_secs: f64,
+    /// Seconds of jitter and admission wait before the upload.
+    pub wait_secs: f64,
+    /// Of those, seconds waiting for fleet-wide admission (a lease or a time slot).
+    pub admission_wait_secs: f64,
+    /// Seconds uploading this rank's files (the marker included).
+    pub upload_secs: f64,
+    /// Of those, the seconds the store took to complete the multipart upload of the file
+    /// that finished last (no other upload overlapped it).
+    pub last_complete_secs: f64,
+    /// Seconds waiting for the other ranks and the commit.
+    pub commit_secs: f64,
+    /// The admission used: off, leases, slots (none without a store).
+    pub admission: String,
+    /// Whether the checkpoint is in the store (false: local only).
+    pub remote: bool,
+}
+
+impl DrainReport {
+    /// Upload throughput in MiB/s.
+    pub fn upload_mib_per_sec(&self) -> f64 {
+        self.bytes as f64 / (1 << 20) as f64 / self.upload_secs.max(1e-9)
+    }
+}
+
+/// Items still in staging memory, and the room they hold there.
+type Staged = (Vec<(String, Bytes)>, OwnedSemaphorePermit);
+
+impl Inner {
+    pub(super) fn root_display(&self) -> String {
+        match (&self.remote, &self.local) {
+            (Some(r), _) => r.display(),
+            (None, Some(l)) => l.dir().display().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    async fn admission(&self) -> Result<&Admission> {
+        let remote = self.remote.as_ref().expect("called with a remote");
+        self.admission
+            .get_or_try_init(|| async {
+                Admission::resolve(
+                    &self.cfg.drain.admission,
+                    &remote.loc,
+                    self.cfg.rank,
+                    self.cfg.world_size,
+                )
+                .await
+            })
+            .await
+    }
+
+    pub(super) fn transfer(&self) -> strata_store::TransferConfig {
+        match (&self.cfg.drain.transfer, &self.remote) {
+            (Some(t), _) => t.clone(),
+            (None, Some(r)) => r.loc.store.config().transfer.clone(),
+            (None, None) => strata_store::StoreConfig::default().transfer,
+        }
+    }
+
+    pub(super) async fn drain(&self, job: Job) -> Result<DrainReport> {
+        let step = job.step;
+        // 1. Staged bytes go to the local tier first (if there is one).
+        let (part, staged) = self.place(step, job.payload).await?;
+        let Some(remote) = &self.remote else {
+            if let Err(e) = self.apply_retention(false).await {
+                tracing::warn!("checkpoint retention: {e}");
+            }
+            return Ok(DrainReport {
+                step,
+                bytes: part.bytes(),
+                total_secs: job.started.elapsed().as_secs_f64(),
+                admission: "none".into(),
+                ..Default::default()
+            });
+        };
+        // 2. A step committed before is never overwritten.
+        if remote.manifest(step).await?.is_some() {
+            return Err(CkptError::Exists {
+                root: remote.display(),
+                step,
+            });
+        }
+        // 3. Jitter, then admission.
+        let t_wait = Instant::now();
+        let jitter = self.cfg.drain.jitter.mul_f64(rand::random::<f64>());
+        tokio::time::sleep(jitter).await;
+        let admission = self.admission().await?;
+        let last = {
+            let s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            (s.drains > 0).then(|| Duration::from_secs_f64(s.last_drain_secs))
+        };
+        let held = admission.acquire(last).await?;
+        let admission_wait_secs = held.waited.as_secs_f64();
+        let wait_secs = t_wait.elapsed().as_secs_f64();
+        // 4. Upload this rank's files, then its marker.
+        job.progress
+            .total
+            .store(part.bytes(), std::sync::atomic::Ordering::Relaxed);
+        let t_up = Instant::now();
+        let staged_items = staged.as_ref().map(|(items, _)| items.as_slice());
+        let upload = self
+            .upload_part(remote, &part, staged_items, &job.progress)
+            .await;
+        held.release().await;
+        let last_complete_secs = upload?;
+        drop(staged);
+        let upload_secs = t_up.elapsed().as_secs_f64();
+        // 5. The commit (rank 0), or waiting for it (the others).
+        let t_commit = Instant::now();
+        let manifest = if self.cfg.rank == 0 {
+            self.commit(remote, step).await?
+        } else {
+            self.await_commit(remote, step).await?
+        };
+        let commit_secs = t_commit.elapsed().as_secs_f64();
+        // 6. The local copy of the manifest says the store holds it too; retention.
+        self.after_commit(manifest).await?;
+        Ok(DrainReport {
+            step,
+            bytes: part.bytes(),
+            total_secs: job.started.elapsed().as_secs_f64(),
+            wait_secs,
+            admission_wait_secs,
+            upload_secs,
+            last_complete_secs,
+            commit_secs,
+            admission: admission.name().into(),
+            remote: true,
+        })
+    }
+
+    /// Where the part's bytes come from during the upload: the local tier (staged items are
+    /// written there first when there is one), or staging memory (no local tier; the part's
+    /// checksums computed from it).
+    async fn place(&self, step: u64, payload: Payload) -> Result<(RankPart, Option<Staged>)> {
+        match payload {
+            Payload::Local(p) => Ok((p, None)),
+            Payload::Staged(items, permit) => match &self.local {
+                Some(local) => {
+                    let local = local.clone();
+                    let shape = self.shape();
+                    let part = blocking("drain", move || {
+                        let items: Vec<Item> =
+                            items.into_iter().map(|(n, b)| Item::bytes(n, b)).collect();
+                        write_local(&local, step, shape, &items)
+                    })
+                    .await?;
+                    drop(permit);
+                    Ok((part, None))
+                }
+                None => {
+                    let chunk = self.cfg.chunk_size;
+                    let files = items
+                        .iter()
+                        .map(|(n, b)| {
+                            let (crc32c, chunks) = checksums(b, chunk);
+                            crate::manifest::FileEntry {
+                                name: n.clone(),
+                                size: b.len() as u64,
+                                crc32c,
+                                chunks,
+                            }
+                        })
+                        .collect();
+                    let part = RankPart {
+                        format: crate::manifest::FORMAT_VERSION,
+                        step,
+                        rank: self.cfg.rank,
+                        world_size: self.cfg.world_size,
+                        chunk_size: chunk,
+                        files,
+                        saved_unix_ms: chrono::Utc::now().timestamp_millis(),
+                    };
+                    Ok((part, Some((items, permit))))
+                }
+            },
+        }
+    }
+
+    /// Uploads the part's files and then its marker; returns the seconds the store took to
+    /// complete the file that finished last.
+    async fn upload_part(
+        &self,
+        remote: &RemoteTier,
+        part: &RankPart,
+        staged_items: Option<&[(String, Bytes)]>,
+        drained: &Arc<DrainProgress>,
+    ) -> Result<f64> {
+        let cfg = &self.cfg;
+        let step = part.step;
+        let opts = self.transfer();
+        // Files go up one after another, overlapped: file k+1 starts once file k has
+        // all its parts in flight, so the completion of file k (server-side work: a
+        // full copy on some stores) overlaps the upload of file k+1 instead of every
+        // file finishing, and completing, at the end. At most `files_in_flight` at once.
+        let n = part.files.len();
+        let gates: Vec<Arc<Semaphore>> = (0..=n).map(|_| Arc::new(Semaphore::new(0))).collect();
+        gates[0].add_permits(1);
+        let slots = Arc::new(Semaphore::new(cfg.drain.files_in_flight.max(1)));
+        // The futures are built eagerly (a lazy `map` over borrowed closures trips the
+        // compiler's Send check for higher-ranked lifetimes).
+        let uploads: Vec<_> = part
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let rel = layout::file_rel(step, cfg.rank, &f.name);
+                let opts = opts.clone();
+                let drained = drained.clone();
+                let from_memory = staged_items
+                    .and_then(|items| items.iter().find(|(n, _)| n == &f.name))
+                    .map(|(_, b)| b.clone());
+                let (gate, next, slots) = (gates[i].clone(), gates[i + 1].clone(), slots.clone());
+                // In flight at once: the part slots of this file.
+                let in_slots = opts.upload_concurrency as u64 * opts.upload_part_size_for(f.size);
+                let threshold = f.size.saturating_sub(in_slots);
+                let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let fire = {
+                    let (next, fired) = (next.clone(), fired.clone());
+                    move || {
+                        if !fired.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                            next.add_permits(1);
+                        }
+                    }
+                };
+                async move {
+                    let _turn = gate.acquire().await.expect("never closed");
+                    let _slot = slots.acquire().await.expect("never closed");
+                    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                    if threshold == 0 {
+                        fire();
+                    }
+                    let progress: strata_store::ProgressFn = {
+                        let fire = fire.clone();
+                        Arc::new(move |b| {
+                            drained
+                                .uploaded
+                                .fetch_add(b, std::sync::atomic::Ordering::Relaxed);
+                            let d = done.fetch_add(b, std::sync::atomic::Ordering::Relaxed) + b;
+                            if d >= threshold {
+                                fire();
+                            }
+                        })
+                    };
+                    let report = match from_memory {
+                        Some(b) => remote.upload_bytes(b, &rel, &opts, Some(progress)).await,
+                        None => {
+                            let src = self
+                                .local
+                                .as_ref()
+                                .expect("a local part")
+                                .path(&rel);
+                            remote.upload_file(&src, &rel, &opts, Some(progress)).await
+                        }
+                    };
+                    fire();
+                    let report = report?;
+                    if report.bytes != f.size || report.crc32c != f.crc32c {
+                        return Err(CkptError::Corrupt {
+                            root: remote.display(),
+                            step,
+                            file: rel,
+                            cause: format!(
+                                "uploaded {} bytes with CRC32C {:08x}; the part says {} bytes, {:08x} (the local file changed?)",
+                                report.bytes, report.crc32c, f.size, f.crc32c
+                            ),
+                        });
+                    }
+                    Ok::<_, CkptError>((Instant::now(), report.complete_secs))
+                }
+            })
+            .collect();
+        let done = futures::future::try_join_all(uploads).await?;
+        remote.put_marker(part).await?;
+        // The completion of the file that finished last: nothing overlapped it.
+        Ok(done.into_iter().max_by_key(|d| d.0).map_or(0.0, |d| d.1))
+    }
+
+    /// After the commit: the local tier's manifest says the store holds the step too, and
+    /// retention runs (in the store too on rank 0).
+    async fn after_commit(&self, manifest: Manifest) -> Result<()> {
+        if let Some(local) = &self.local {
+            let mut m = manifest;
+            m.tiers = vec![Tier::Local, Tier::Remote];
+            let local = local.clone();
+            blocking("drain", move || local.write_manifest(&m)).await?;
+        }
+        if let Err(e) = self.apply_retention(self.cfg.rank == 0).await {
+            tracing::warn!("checkpoint retention: {e}");
+        }
+        Ok(())
+    }
+}

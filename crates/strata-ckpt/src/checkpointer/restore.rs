@@ -1,0 +1,162 @@
+//! Restore: the newest complete checkpoint (or a given step) from the nearest tier whose
+//! checksums hold, falling back past a corrupt one unless told to fail.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, stream};
+
+use super::{Inner, blocking};
+use crate::config::OnCorrupt;
+use crate::error::{CkptError, Result};
+use crate::local::LocalTier;
+use crate::manifest::{Manifest, Tier};
+
+/// What `load` returned.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub step: u64,
+    /// Where this rank's files came from.
+    pub tier: Tier,
+    pub manifest: Manifest,
+    /// This rank's items, by name, verified.
+    pub items: Vec<(String, Bytes)>,
+    /// Checkpoints skipped on the way (newer ones that were corrupt), with the cause.
+    pub warnings: Vec<String>,
+    pub secs: f64,
+}
+
+impl Restored {
+    /// The item called `name`.
+    pub fn get(&self, name: &str) -> Option<&Bytes> {
+        self.items.iter().find(|(n, _)| n == name).map(|(_, b)| b)
+    }
+}
+
+impl Inner {
+    pub(super) async fn load(&self, want: Option<u64>) -> Result<Restored> {
+        let t = Instant::now();
+        let mut steps: Vec<u64> = match want {
+            Some(s) => vec![s],
+            None => {
+                let mut s = self.local.as_ref().map(|l| l.steps()).unwrap_or_default();
+                if let Some(r) = &self.remote {
+                    s.extend(r.steps().await?);
+                }
+                s
+            }
+        };
+        steps.sort_unstable();
+        steps.dedup();
+        let mut warnings = Vec::new();
+        for &step in steps.iter().rev() {
+            match self.load_step(step).await {
+                Ok(Some((m, tier, items))) => {
+                    return Ok(Restored {
+                        step,
+                        tier,
+                        manifest: m,
+                        items,
+                        warnings,
+                        secs: t.elapsed().as_secs_f64(),
+                    });
+                }
+                Ok(None) => continue, // incomplete: not a checkpoint
+                Err(e) => {
+                    if want.is_some() || self.cfg.on_corrupt == OnCorrupt::Fail {
+                        return Err(e);
+                    }
+                    let w = format!(
+                        "checkpoint step {step} cannot be restored ({e}); falling back to the previous complete checkpoint"
+                    );
+                    tracing::warn!("{w}");
+                    warnings.push(w);
+                }
+            }
+        }
+        Err(CkptError::NotFound {
+            root: self.root_display(),
+            step: want,
+        })
+    }
+
+    /// `Ok(None)`: no valid manifest on any tier. `Err`: complete but unreadable.
+    async fn load_step(&self, step: u64) -> Result<Option<(Manifest, Tier, Vec<(String, Bytes)>)>> {
+        let rank = self.cfg.rank;
+        let mut local_err = None;
+        if let Some(local) = &self.local
+            && let Some(m) = local.manifest(step)
+        {
+            let l = local.clone();
+            let m2 = m.clone();
+            let r = blocking("load", move || read_part_local(&l, &m2, rank)).await;
+            match r {
+                Ok(items) => return Ok(Some((m, Tier::Local, items))),
+                Err(e) => {
+                    tracing::warn!("checkpoint step {step}: local copy: {e}; trying the store");
+                    local_err = Some(e);
+                }
+            }
+        }
+        let Some(remote) = &self.remote else {
+            return match local_err {
+                Some(e) => Err(e),
+                None => Ok(None),
+            };
+        };
+        let Some(m) = remote.manifest(step).await? else {
+            return match local_err {
+                Some(e) => Err(e),
+                None => Ok(None),
+            };
+        };
+        let part = m.part(rank).ok_or_else(|| {
+            CkptError::Invalid(format!(
+                "checkpoint step {step} has {} rank(s); this is rank {rank}",
+                m.world_size
+            ))
+        })?;
+        let opts = self.transfer();
+        let reads: Vec<_> = part
+            .files
+            .iter()
+            .map(|f| {
+                let opts = opts.clone();
+                async move {
+                    let b = remote.read_file(step, rank, f, m.chunk_size, &opts).await?;
+                    Ok::<_, CkptError>((f.name.clone(), b))
+                }
+            })
+            .collect();
+        let items: Vec<(String, Bytes)> = stream::iter(reads)
+            .buffered(self.cfg.drain.files_in_flight.max(1))
+            .try_collect()
+            .await?;
+        Ok(Some((m, Tier::Remote, items)))
+    }
+}
+
+fn read_part_local(l: &LocalTier, m: &Manifest, rank: u32) -> Result<Vec<(String, Bytes)>> {
+    let part = m.part(rank).ok_or_else(|| {
+        CkptError::Invalid(format!(
+            "checkpoint step {} has {} rank(s); this is rank {rank}",
+            m.step, m.world_size
+        ))
+    })?;
+    // Files are read (and checked) side by side, a few threads at a time: one reader does
+    // not keep an NVMe device busy.
+    const READERS: usize = 4;
+    let mut out: Vec<Option<Result<Bytes>>> = (0..part.files.len()).map(|_| None).collect();
+    for (files, slots) in part.files.chunks(READERS).zip(out.chunks_mut(READERS)) {
+        std::thread::scope(|s| {
+            for (f, slot) in files.iter().zip(slots.iter_mut()) {
+                s.spawn(move || *slot = Some(l.read_file(m.step, rank, f, m.chunk_size)));
+            }
+        });
+    }
+    part.files
+        .iter()
+        .zip(out)
+        .map(|(f, r)| Ok((f.name.clone(), r.expect("every file read")?)))
+        .collect()
+}
