@@ -696,7 +696,8 @@ fn world(ranks: u32, rank: u32, workers: u32, worker: u32) -> PyResult<World> {
         workers,
         worker,
     };
-    w.validate().map_err(PyValueError::new_err)?;
+    w.validate()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(w)
 }
 

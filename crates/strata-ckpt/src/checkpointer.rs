@@ -72,7 +72,7 @@ impl Checkpointer {
     /// Opens a checkpointer (creating the local directory) and starts its drain task. Call
     /// from inside a tokio runtime.
     pub fn open(cfg: CkptConfig) -> Result<Self> {
-        cfg.validate().map_err(CkptError::Invalid)?;
+        cfg.validate()?;
         let local = cfg.local.as_deref().map(LocalTier::open).transpose()?;
         let remote = match &cfg.remote {
             None => None,

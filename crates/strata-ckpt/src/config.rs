@@ -107,30 +107,31 @@ impl Default for CkptConfig {
 
 impl CkptConfig {
     /// Checks the combination of settings.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::CkptError> {
+        let bad = |m: String| Err(crate::CkptError::Invalid(m));
         if self.world_size == 0 || self.world_size > crate::manifest::MAX_WORLD {
-            return Err(format!("world size {} out of range", self.world_size));
+            return bad(format!("world size {} out of range", self.world_size));
         }
         if self.rank >= self.world_size {
-            return Err(format!(
+            return bad(format!(
                 "rank {} in a world of {}",
                 self.rank, self.world_size
             ));
         }
         if self.remote.is_none() && self.local.is_none() {
-            return Err("a checkpointer needs a local directory, a remote root, or both".into());
+            return bad("a checkpointer needs a local directory, a remote root, or both".into());
         }
         if self.remote.is_none() && self.world_size > 1 {
-            return Err("several ranks commit through the object store: give a remote root".into());
+            return bad("several ranks commit through the object store: give a remote root".into());
         }
         if self.mode == SaveMode::DurableLocal && self.local.is_none() {
-            return Err("durable-local mode needs a local directory (or use snapshot mode)".into());
+            return bad("durable-local mode needs a local directory (or use snapshot mode)".into());
         }
         if self.chunk_size == 0 || self.chunk_size > crate::manifest::MAX_CHUNK_SIZE {
-            return Err(format!("chunk size {} out of range", self.chunk_size));
+            return bad(format!("chunk size {} out of range", self.chunk_size));
         }
         if self.staging_bytes == 0 {
-            return Err("staging_bytes must be > 0".into());
+            return bad("staging_bytes must be > 0".into());
         }
         Ok(())
     }

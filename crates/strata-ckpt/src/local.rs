@@ -183,7 +183,7 @@ impl LocalTier {
             root: self.dir.display().to_string(),
             step,
             file: layout::file_rel(step, rank, &entry.name),
-            cause,
+            cause: cause.to_string(),
         })?;
         Ok(Bytes::from(data))
     }
@@ -236,7 +236,7 @@ impl LocalTier {
 
 /// Writes one item under `dir` (creating its parent directories), fsynced; returns its entry.
 fn write_item(dir: &Path, item: &Item, chunk: u64) -> Result<FileEntry> {
-    crate::manifest::validate_name(&item.name).map_err(CkptError::Invalid)?;
+    crate::manifest::validate_name(&item.name).map_err(|e| CkptError::Invalid(e.to_string()))?;
     let dest = dir.join(&item.name);
     let parent = dest.parent().expect("under dir").to_path_buf();
     if parent != dir {

@@ -7,6 +7,26 @@
 //! gathers the markers into the manifest. A checkpoint without a valid manifest does not
 //! exist, on any tier.
 
+/// A manifest or rank marker that does not read, or an item that does not check out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// Not JSON of the manifest's shape.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// Another version of the format.
+    #[error("format {found} (this Strata reads format {reads})")]
+    Format {
+        /// The format in the file.
+        found: u32,
+        /// The format this build reads.
+        reads: u32,
+    },
+    /// Fields that contradict each other or the format's rules, or an item's name.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 use serde::{Deserialize, Serialize};
 
 /// Format version of manifests and markers.
@@ -94,7 +114,7 @@ impl Manifest {
         world_size: u32,
         mut parts: Vec<RankPart>,
         tiers: Vec<Tier>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ManifestError> {
         parts.sort_by_key(|p| p.rank);
         let m = Self {
             format: FORMAT_VERSION,
@@ -110,8 +130,8 @@ impl Manifest {
     }
 
     /// Parses and validates a manifest.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let m: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let m: Self = serde_json::from_slice(bytes)?;
         m.validate()?;
         Ok(m)
     }
@@ -121,35 +141,35 @@ impl Manifest {
         serde_json::to_vec_pretty(self).expect("a manifest serializes")
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ManifestError> {
         if self.format != FORMAT_VERSION {
-            return Err(format!(
-                "format {} (this Strata reads format {FORMAT_VERSION})",
-                self.format
-            ));
+            return Err(ManifestError::Format {
+                found: self.format,
+                reads: FORMAT_VERSION,
+            });
         }
         if self.world_size == 0 || self.world_size > MAX_WORLD {
-            return Err(format!("world size {} out of range", self.world_size));
+            return Err(ManifestError::Invalid(format!("world size {} out of range", self.world_size)));
         }
         if self.parts.len() != self.world_size as usize {
-            return Err(format!(
+            return Err(ManifestError::Invalid(format!(
                 "{} part(s) for a world of {}",
                 self.parts.len(),
                 self.world_size
-            ));
+            )));
         }
         for (i, p) in self.parts.iter().enumerate() {
             if p.rank as usize != i {
-                return Err(format!("part {i} is rank {}", p.rank));
+                return Err(ManifestError::Invalid(format!("part {i} is rank {}", p.rank)));
             }
             if p.step != self.step || p.world_size != self.world_size {
-                return Err(format!(
+                return Err(ManifestError::Invalid(format!(
                     "rank {} is step {} of world {}, the manifest step {} of world {}",
                     p.rank, p.step, p.world_size, self.step, self.world_size
-                ));
+                )));
             }
             if p.chunk_size != self.chunk_size {
-                return Err(format!("rank {} has another chunk size", p.rank));
+                return Err(ManifestError::Invalid(format!("rank {} has another chunk size", p.rank)));
             }
             p.validate()?;
         }
@@ -159,8 +179,8 @@ impl Manifest {
 
 impl RankPart {
     /// Parses and validates a marker.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let p: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let p: Self = serde_json::from_slice(bytes)?;
         p.validate()?;
         Ok(p)
     }
@@ -175,33 +195,34 @@ impl RankPart {
         self.files.iter().map(|f| f.size).sum()
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ManifestError> {
         if self.format != FORMAT_VERSION {
-            return Err(format!("rank {}: format {}", self.rank, self.format));
+            return Err(ManifestError::Invalid(format!("rank {}: format {}", self.rank, self.format)));
         }
         if self.rank >= self.world_size {
-            return Err(format!(
+            return Err(ManifestError::Invalid(format!(
                 "rank {} in a world of {}",
                 self.rank, self.world_size
-            ));
+            )));
         }
         if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
-            return Err(format!("chunk size {} out of range", self.chunk_size));
+            return Err(ManifestError::Invalid(format!("chunk size {} out of range", self.chunk_size)));
         }
         let mut names = std::collections::HashSet::new();
         for f in &self.files {
-            validate_name(&f.name).map_err(|e| format!("rank {}: {e}", self.rank))?;
+            validate_name(&f.name)
+                .map_err(|e| ManifestError::Invalid(format!("rank {}: {e}", self.rank)))?;
             if !names.insert(f.name.as_str()) {
-                return Err(format!("rank {}: {} appears twice", self.rank, f.name));
+                return Err(ManifestError::Invalid(format!("rank {}: {} appears twice", self.rank, f.name)));
             }
             if f.chunks.len() as u64 != f.size.div_ceil(self.chunk_size) {
-                return Err(format!(
+                return Err(ManifestError::Invalid(format!(
                     "rank {}: {}: {} chunk checksums for {} bytes",
                     self.rank,
                     f.name,
                     f.chunks.len(),
                     f.size
-                ));
+                )));
             }
         }
         Ok(())
@@ -212,23 +233,23 @@ impl RankPart {
 /// `.` or `..`, not starting with `.`, made of ASCII letters, digits and `_ - . + = @ ,`; at
 /// most 1024 bytes. (Names become object keys and local paths: nothing may escape the
 /// checkpoint directory or collide with Strata's own files.)
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn validate_name(name: &str) -> Result<(), ManifestError> {
     if name.is_empty() || name.len() > 1024 {
-        return Err(format!("item name {name:?}: must be 1 to 1024 bytes"));
+        return Err(ManifestError::Invalid(format!("item name {name:?}: must be 1 to 1024 bytes")));
     }
     for c in name.split('/') {
         if c.is_empty() || c.starts_with('.') {
-            return Err(format!(
+            return Err(ManifestError::Invalid(format!(
                 "item name {name:?}: empty or hidden path component (no leading '/', '//', '.' or '..')"
-            ));
+            )));
         }
         if let Some(bad) = c
             .chars()
             .find(|ch| !(ch.is_ascii_alphanumeric() || "_-.+=@,".contains(*ch)))
         {
-            return Err(format!(
+            return Err(ManifestError::Invalid(format!(
                 "item name {name:?}: character {bad:?} not allowed (use letters, digits, / and _-.+=@,)"
-            ));
+            )));
         }
     }
     Ok(())
@@ -288,13 +309,13 @@ impl Checksummer {
 }
 
 /// Checks `data` against `entry`; the error names the first bad chunk.
-pub fn verify(entry: &FileEntry, data: &[u8], chunk: u64) -> Result<(), String> {
+pub fn verify(entry: &FileEntry, data: &[u8], chunk: u64) -> Result<(), ManifestError> {
     if data.len() as u64 != entry.size {
-        return Err(format!(
+        return Err(ManifestError::Invalid(format!(
             "{} bytes, the manifest says {}",
             data.len(),
             entry.size
-        ));
+        )));
     }
     for (i, (piece, want)) in data
         .chunks(chunk.max(1) as usize)
@@ -303,11 +324,11 @@ pub fn verify(entry: &FileEntry, data: &[u8], chunk: u64) -> Result<(), String> 
     {
         let got = crc32c::crc32c(piece);
         if got != *want {
-            return Err(format!(
+            return Err(ManifestError::Invalid(format!(
                 "chunk {i} (bytes {}..{}): CRC32C {got:08x}, the manifest says {want:08x}",
                 i as u64 * chunk,
                 i as u64 * chunk + piece.len() as u64
-            ));
+            )));
         }
     }
     Ok(())
@@ -356,7 +377,7 @@ mod tests {
         let mut bad = data.clone();
         bad[5000] ^= 1;
         let err = verify(&e, &bad, 4096).unwrap_err();
-        assert!(err.contains("chunk 1"), "{err}");
+        assert!(err.to_string().contains("chunk 1"), "{err}");
         assert!(verify(&e, &data[..9999], 4096).is_err());
     }
 }

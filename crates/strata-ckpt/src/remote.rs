@@ -73,7 +73,7 @@ impl RemoteTier {
             let bytes = self.get_bounded(&o.key, o.size).await?;
             let part = RankPart::from_json(&bytes).map_err(|cause| CkptError::Manifest {
                 path: self.loc.store.url(&o.key).to_string(),
-                cause,
+                cause: cause.to_string(),
             })?;
             if part.step == step {
                 parts.push(part);
@@ -105,7 +105,7 @@ impl RemoteTier {
         };
         let m = Manifest::from_json(&bytes).map_err(|cause| CkptError::Manifest {
             path: self.loc.display(&layout::manifest_rel(step)),
-            cause,
+            cause: cause.to_string(),
         })?;
         if m.step != step {
             return Err(CkptError::Manifest {
@@ -156,7 +156,7 @@ impl RemoteTier {
             root: self.display(),
             step,
             file: rel,
-            cause,
+            cause: cause.to_string(),
         })?;
         Ok(Bytes::from(data))
     }

@@ -147,9 +147,9 @@ impl Dataset {
                         format!("reading its index: {e}")
                     },
                 })?;
-            let idx = ShardIndex::from_json(&bytes).map_err(|cause| DatasetError::Shard {
+            let idx = ShardIndex::from_json(&bytes).map_err(|e| DatasetError::Shard {
                 shard: self.shard_url(i),
-                cause: format!("index {rel}: {cause}"),
+                cause: format!("index {rel}: {e}"),
             })?;
             if idx.shard_size != info.bytes || idx.samples.len() as u64 != info.samples {
                 return Err(DatasetError::Manifest {

@@ -45,5 +45,29 @@ impl DatasetError {
     }
 }
 
+/// A file of one of this crate's on-disk formats (`manifest.json`, `SHARD.idx`) that does
+/// not read: not JSON of its shape, another version, or numbers that do not add up. The
+/// caller names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// Not JSON of the format's shape.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// Another version of the format.
+    #[error("{what} version {found} (this build reads {reads})")]
+    Version {
+        /// `index` or `manifest`.
+        what: &'static str,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        reads: u32,
+    },
+    /// Fields that contradict each other or the format's rules.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
 /// Results of this crate.
 pub type Result<T, E = DatasetError> = std::result::Result<T, E>;

@@ -269,13 +269,15 @@ impl ShardIndex {
     }
 
     /// Parses and checks an index: version, and samples in order, within the shard.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let idx: ShardIndex = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn from_json(bytes: &[u8]) -> Result<Self, crate::error::FormatError> {
+        use crate::error::FormatError as F;
+        let idx: ShardIndex = serde_json::from_slice(bytes)?;
         if idx.version != INDEX_VERSION {
-            return Err(format!(
-                "index version {} (this build reads {INDEX_VERSION})",
-                idx.version
-            ));
+            return Err(F::Version {
+                what: "index",
+                found: idx.version,
+                reads: INDEX_VERSION,
+            });
         }
         let mut end = 0;
         for s in &idx.samples {
@@ -284,14 +286,14 @@ impl ShardIndex {
                     .checked_add(s.size)
                     .is_none_or(|e| e > idx.shard_size)
             {
-                return Err(format!("sample {:?} lies outside the shard", s.key));
+                return Err(F::Inconsistent(format!("sample {:?} lies outside the shard", s.key)));
             }
             for m in &s.members {
                 if m.offset.checked_add(m.size).is_none_or(|e| e > s.size) {
-                    return Err(format!(
+                    return Err(F::Inconsistent(format!(
                         "sample {:?}: member {:?} out of bounds",
                         s.key, m.ext
-                    ));
+                    )));
                 }
             }
             end = s.offset + s.size;

@@ -71,7 +71,10 @@ impl Manifest {
                 },
             }
         })?;
-        Self::from_json(&bytes).map_err(|cause| crate::DatasetError::Manifest { path, cause })
+        Self::from_json(&bytes).map_err(|e| crate::DatasetError::Manifest {
+            path,
+            cause: e.to_string(),
+        })
     }
 
     /// A manifest over `shards`, totals computed.
@@ -94,42 +97,44 @@ impl Manifest {
     }
 
     /// Parses and checks a manifest: format, version, totals that add up, safe paths.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn from_json(bytes: &[u8]) -> Result<Self, crate::error::FormatError> {
+        use crate::error::FormatError as F;
+        let m: Manifest = serde_json::from_slice(bytes)?;
         if m.format != "strata-dataset" {
-            return Err(format!("format is {:?}, not \"strata-dataset\"", m.format));
+            return Err(F::Inconsistent(format!("format is {:?}, not \"strata-dataset\"", m.format)));
         }
         if m.version != MANIFEST_VERSION {
-            return Err(format!(
-                "manifest version {} (this build reads {MANIFEST_VERSION})",
-                m.version
-            ));
+            return Err(F::Version {
+                what: "manifest",
+                found: m.version,
+                reads: MANIFEST_VERSION,
+            });
         }
         let sum = |f: fn(&ShardInfo) -> u64| {
             m.shards
                 .iter()
                 .try_fold(0u64, |acc, s| acc.checked_add(f(s)))
-                .ok_or_else(|| "the shards' totals overflow".to_string())
+                .ok_or_else(|| F::Inconsistent("the shards' totals overflow".into()))
         };
         let samples = sum(|s| s.samples)?;
         let bytes = sum(|s| s.bytes)?;
         if samples > MAX_SAMPLES {
-            return Err(format!(
+            return Err(F::Inconsistent(format!(
                 "{samples} samples is more than this build plans for ({MAX_SAMPLES})"
-            ));
+            )));
         }
         if samples != m.samples || bytes != m.bytes {
-            return Err(format!(
+            return Err(F::Inconsistent(format!(
                 "totals disagree with the shards: {} samples and {} bytes listed, {samples} and {bytes} summed",
                 m.samples, m.bytes
-            ));
+            )));
         }
         for s in &m.shards {
             if s.path.is_empty()
                 || s.path.starts_with('/')
                 || s.path.split('/').any(|c| c == ".." || c == ".")
             {
-                return Err(format!("shard path {:?} is not a relative path", s.path));
+                return Err(F::Inconsistent(format!("shard path {:?} is not a relative path", s.path)));
             }
         }
         Ok(m)

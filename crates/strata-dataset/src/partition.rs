@@ -13,6 +13,7 @@
 //! `(seed, epoch, consumed)` and holds for any world size: a run with another `R` takes the
 //! rest of the same order.
 
+use crate::error::DatasetError;
 use serde::{Deserialize, Serialize};
 
 /// What to do with the samples left when they do not divide among the ranks.
@@ -49,15 +50,17 @@ impl World {
     };
 
     /// Checks the numbers.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> crate::Result<()> {
         if self.ranks == 0 || self.workers == 0 {
-            return Err("ranks and workers must be at least 1".into());
+            return Err(DatasetError::Invalid(
+                "ranks and workers must be at least 1".into(),
+            ));
         }
         if self.rank >= self.ranks || self.worker >= self.workers {
-            return Err(format!(
+            return Err(DatasetError::Invalid(format!(
                 "rank {} of {} / worker {} of {} is out of range",
                 self.rank, self.ranks, self.worker, self.workers
-            ));
+            )));
         }
         Ok(())
     }

@@ -125,7 +125,7 @@ impl Reader {
         cache: Option<Arc<BlockCache>>,
         cfg: ReaderConfig,
     ) -> Result<Self> {
-        cfg.world.validate().map_err(DatasetError::Invalid)?;
+        cfg.world.validate()?;
         let indexes = ds.load_indexes().await?;
         let plan = Arc::new(Plan::new(&ds.manifest, cfg.plan));
         let part = Partition::new(plan.len(), cfg.consumed, cfg.world, cfg.remainder);

@@ -309,7 +309,7 @@ impl TarScanner {
         let member = if regular {
             let name = match self.next_name.take() {
                 Some(n) => n,
-                None => ustar_name(h).map_err(|w| bad(&w))?,
+                None => ustar_name(h).map_err(bad)?,
             };
             if name.is_empty() {
                 return Err(bad("empty member name"));
@@ -390,7 +390,8 @@ fn field(b: &[u8]) -> &[u8] {
     &b[..end]
 }
 
-fn ustar_name(h: &[u8]) -> Result<String, String> {
+/// The member name of a ustar header, with its prefix; `Err` says which field is not UTF-8.
+fn ustar_name(h: &[u8]) -> Result<String, &'static str> {
     let name = std::str::from_utf8(field(&h[0..100])).map_err(|_| "name is not UTF-8")?;
     // The prefix field exists in POSIX ustar ("ustar\0"), not in old GNU ("ustar  ").
     if &h[257..263] == b"ustar\0" {

@@ -245,70 +245,200 @@ pub async fn pull(
     if published.join(MANIFEST).is_file() {
         return done(&published, false, true);
     }
-    let result = fetch(repo, store, &source, &objects, &key, &version, opts, start).await;
+    let pull = Pull {
+        repo,
+        store,
+        source: &source,
+        key: &key,
+        version: &version,
+        opts,
+        start,
+        part: if opts.part_size > 0 {
+            opts.part_size
+        } else {
+            store.config().transfer.part_size
+        },
+        fetched: std::sync::atomic::AtomicU64::new(0),
+    };
+    let result = pull.run(&objects).await;
     drop(lock);
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn fetch(
-    repo: &ModelRepo,
-    store: &Store,
-    source: &str,
-    objects: &[(String, ObjectInfo)],
-    key: &str,
-    version: &str,
-    opts: &PullOptions,
+/// One pull under way: what every stage needs.
+struct Pull<'a> {
+    repo: &'a ModelRepo,
+    store: &'a Store,
+    /// The model's URL, for messages.
+    source: &'a str,
+    key: &'a str,
+    version: &'a str,
+    opts: &'a PullOptions,
     start: Instant,
-) -> Result<PullReport> {
-    let part = if opts.part_size > 0 {
-        opts.part_size
-    } else {
-        store.config().transfer.part_size
-    };
-    let fetched = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    // 3. Plan: headers first, read side by side (two round trips each).
-    let headers = futures::future::try_join_all(objects.iter().map(|(name, info)| async move {
-        if is_safetensors(name) {
-            read_header(store, &info.key, info)
+    /// Bytes per ranged read.
+    part: u64,
+    /// Bytes read from the store so far (headers included).
+    fetched: std::sync::atomic::AtomicU64,
+}
+
+/// The partial directory of a pull: its open files and journal, and what a resumed pull
+/// keeps.
+struct Partial {
+    dir: PathBuf,
+    handles: Vec<Arc<File>>,
+    journal_path: PathBuf,
+    journal: File,
+    /// CRC32C of every segment on disk, by (file, destination offset).
+    crcs: HashMap<(usize, u64), u32>,
+    /// The segments still to fetch.
+    todo: Vec<Segment>,
+    /// Bytes kept from an interrupted pull.
+    resumed: u64,
+}
+
+/// Which tensors have all their bytes on disk: per file, the segments done by offset, the
+/// offset below which every byte is written, and the next tensor to report.
+struct TensorProgress {
+    done: Vec<BTreeMap<u64, u64>>,
+    watermark: Vec<u64>,
+    next_tensor: Vec<usize>,
+    /// Seconds to the first tensor.
+    first: Option<f64>,
+}
+
+impl TensorProgress {
+    fn new(files: &[PlannedFile], crcs: &HashMap<(usize, u64), u32>) -> Self {
+        Self {
+            done: files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    f.segments
+                        .iter()
+                        .filter(|s| crcs.contains_key(&(i, s.dst)))
+                        .map(|s| (s.dst, s.dst + (s.src.end - s.src.start)))
+                        .collect()
+                })
+                .collect(),
+            watermark: files.iter().map(|f| f.head.len() as u64).collect(),
+            next_tensor: vec![0; files.len()],
+            first: None,
+        }
+    }
+
+    /// Moves file `i`'s watermark over the segments done and reports each tensor below it.
+    fn advance(&mut self, i: usize, f: &PlannedFile, pull: &Pull<'_>) {
+        while let Some(end) = self.done[i].get(&self.watermark[i]).copied() {
+            self.watermark[i] = end;
+        }
+        while let Some(t) = f.tensors.get(self.next_tensor[i]) {
+            if t.end > self.watermark[i] && !t.is_empty() {
+                break;
+            }
+            let secs = pull.start.elapsed().as_secs_f64();
+            self.first.get_or_insert(secs);
+            if let Some(cb) = &pull.opts.on_tensor {
+                cb(&TensorReady {
+                    file: f.name.clone(),
+                    tensor: t.clone(),
+                    secs,
+                });
+            }
+            self.next_tensor[i] += 1;
+        }
+    }
+}
+
+impl Pull<'_> {
+    /// Runs the pull: plan, fetch into the partial directory, publish.
+    async fn run(&self, objects: &[(String, ObjectInfo)]) -> Result<PullReport> {
+        let files = self.plan(objects).await?;
+        if !self.opts.tensors.is_empty() && files.iter().all(|f| f.tensors.is_empty()) {
+            return Err(ModelError::NoTensors {
+                model: self.source.to_string(),
+                selectors: self.opts.tensors.clone(),
+            });
+        }
+        let mut partial = self.open_partial(&files)?;
+        let progress = Mutex::new(TensorProgress::new(&files, &partial.crcs));
+        {
+            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, f) in files.iter().enumerate() {
+                p.advance(i, f, self);
+            }
+        }
+        let crcs = self
+            .fetch_segments(&files, &partial, &progress)
+            .await
+            .inspect_err(|e| {
+                if matches!(e, ModelError::Changed(_)) {
+                    // That version will never be complete; its partial directory is garbage.
+                    let _ = std::fs::remove_dir_all(&partial.dir);
+                }
+            })?;
+        partial.crcs.extend(crcs);
+        let resumed = partial.resumed;
+        let (published, manifest) = self.publish(&files, partial)?;
+        let first = progress.lock().unwrap_or_else(|e| e.into_inner()).first;
+        Ok(PullReport {
+            source: self.source.to_string(),
+            dir: published,
+            version: self.version.to_string(),
+            files: files.len(),
+            tensors: files.iter().map(|f| f.tensors.len()).sum(),
+            bytes: manifest.bytes(),
+            fetched_bytes: self.fetched.load(std::sync::atomic::Ordering::Relaxed),
+            resumed_bytes: resumed,
+            already_cached: false,
+            waited_for_other: false,
+            elapsed_secs: self.start.elapsed().as_secs_f64(),
+            first_tensor_secs: first,
+        })
+    }
+
+    /// 3. The plan: every safetensors header read side by side (two round trips each) and
+    /// checked, the tensors a selection keeps, and the segments to fetch. The model's first
+    /// [`RAMP_BYTES`] go in 1 MiB reads: with every read in flight sharing the link, small
+    /// first reads put the first tensors on disk early.
+    async fn plan(&self, objects: &[(String, ObjectInfo)]) -> Result<Vec<PlannedFile>> {
+        let headers = futures::future::try_join_all(objects.iter().map(|(name, info)| async move {
+            if !is_safetensors(name) {
+                return Ok(None);
+            }
+            read_header(self.store, &info.key, info)
                 .await
                 .map(Some)
                 .map_err(|e| match e {
-                    ModelError::Store(s) => changed(s, source),
+                    ModelError::Store(s) => changed(s, self.source),
                     e => e,
                 })
-        } else {
-            Ok(None)
-        }
-    }))
-    .await?;
-    let mut files: Vec<PlannedFile> = Vec::new();
-    let mut planned = 0u64;
-    for ((name, info), header) in objects.iter().zip(headers) {
-        let idx = files.len();
-        let mut f = PlannedFile {
-            name: name.clone(),
-            key: info.key.clone(),
-            info: info.clone(),
-            head: Vec::new(),
-            size: info.size,
-            segments: Vec::new(),
-            tensors: Vec::new(),
-            subset: false,
-        };
-        // The model's first RAMP_BYTES go in 1 MiB reads: with every read in flight sharing
-        // the link, small first reads put the first tensors on disk early.
-        let split =
-            |src: std::ops::Range<u64>, dst: u64, out: &mut Vec<Segment>, planned: &mut u64| {
+        }))
+        .await?;
+        let part = self.part;
+        let mut files: Vec<PlannedFile> = Vec::new();
+        let mut planned = 0u64;
+        for ((name, info), header) in objects.iter().zip(headers) {
+            let idx = files.len();
+            let mut f = PlannedFile {
+                name: name.clone(),
+                key: info.key.clone(),
+                info: info.clone(),
+                head: Vec::new(),
+                size: info.size,
+                segments: Vec::new(),
+                tensors: Vec::new(),
+                subset: false,
+            };
+            let mut split = |src: std::ops::Range<u64>, dst: u64, out: &mut Vec<Segment>| {
                 let mut at = src.start;
                 while at < src.end {
-                    let step = if *planned < RAMP_BYTES {
+                    let step = if planned < RAMP_BYTES {
                         part.min(1 << 20)
                     } else {
                         part
                     };
                     let end = (at + step).min(src.end);
-                    *planned += end - at;
+                    planned += end - at;
                     out.push(Segment {
                         file: idx,
                         src: at..end,
@@ -317,21 +447,26 @@ async fn fetch(
                     at = end;
                 }
             };
-        if let Some(h) = header {
-            fetched.fetch_add(h.data_start, std::sync::atomic::Ordering::Relaxed);
-            let sel = h.select(&opts.tensors);
+            let Some(h) = header else {
+                split(0..info.size, 0, &mut f.segments);
+                files.push(f);
+                continue;
+            };
+            self.fetched
+                .fetch_add(h.data_start, std::sync::atomic::Ordering::Relaxed);
+            let sel = h.select(&self.opts.tensors);
             if sel.is_empty() {
                 continue;
             }
             if sel.len() == h.tensors.len() {
                 f.tensors = h.tensors.clone();
-                split(0..info.size, 0, &mut f.segments, &mut planned);
+                split(0..info.size, 0, &mut f.segments);
             } else {
                 let (head, at) = safetensors::build_header(&sel, &h.metadata);
                 f.subset = true;
                 f.size = head.len() as u64 + sel.iter().map(|t| t.len()).sum::<u64>();
                 for (t, &dst) in sel.iter().zip(&at) {
-                    split(t.start..t.end, dst, &mut f.segments, &mut planned);
+                    split(t.start..t.end, dst, &mut f.segments);
                     f.tensors.push(TensorInfo {
                         start: dst,
                         end: dst + t.len(),
@@ -340,237 +475,184 @@ async fn fetch(
                 }
                 f.head = head;
             }
-        } else {
-            split(0..info.size, 0, &mut f.segments, &mut planned);
+            files.push(f);
         }
-        files.push(f);
+        Ok(files)
     }
-    if !opts.tensors.is_empty() && files.iter().all(|f| f.tensors.is_empty()) {
-        return Err(ModelError::NoTensors {
-            model: source.to_string(),
-            selectors: opts.tensors.clone(),
-        });
-    }
-    // 4. The partial directory, its files and journal.
-    let dir = repo.partial(key, version);
-    std::fs::create_dir_all(&dir).map_err(|e| ModelError::io(&dir, e))?;
-    let mut handles = Vec::with_capacity(files.len());
-    for f in &files {
-        let p = safe_join(&dir, &f.name)?;
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
-        }
-        let h = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&p)
-            .map_err(|e| ModelError::io(&p, e))?;
-        h.set_len(f.size).map_err(|e| ModelError::io(&p, e))?;
-        if !f.head.is_empty() {
-            h.write_all_at(&f.head, 0)
-                .map_err(|e| ModelError::io(&p, e))?;
-        }
-        handles.push(Arc::new(h));
-    }
-    let journal_path = dir.join(".strata-journal");
-    let journaled = read_journal(&journal_path);
-    let journal = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&journal_path)
-        .map_err(|e| ModelError::io(&journal_path, e))?;
-    // CRC of every segment by (file, dst), known or to fetch.
-    let mut crcs: HashMap<(usize, u64), u32> = HashMap::new();
-    let mut todo = Vec::new();
-    let mut resumed = 0u64;
-    let mut buf = Vec::new();
-    for f in &files {
-        for s in &f.segments {
-            let len = s.src.end - s.src.start;
-            if let Some(&crc) = journaled.get(&(f.name.clone(), s.dst, len)) {
-                buf.resize(len as usize, 0);
-                if handles[s.file].read_exact_at(&mut buf, s.dst).is_ok()
-                    && crc32c::crc32c(&buf) == crc
-                {
-                    crcs.insert((s.file, s.dst), crc);
-                    resumed += len;
-                    continue;
-                }
+
+    /// 4a. The partial directory with every file at its size (a subset's header written),
+    /// and the journal: segments an interrupted pull wrote whose bytes still match their
+    /// CRC32C are kept; the rest are to fetch.
+    fn open_partial(&self, files: &[PlannedFile]) -> Result<Partial> {
+        let dir = self.repo.partial(self.key, self.version);
+        std::fs::create_dir_all(&dir).map_err(|e| ModelError::io(&dir, e))?;
+        let mut handles = Vec::with_capacity(files.len());
+        for f in files {
+            let p = safe_join(&dir, &f.name)?;
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
             }
-            todo.push(s.clone());
+            let h = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&p)
+                .map_err(|e| ModelError::io(&p, e))?;
+            h.set_len(f.size).map_err(|e| ModelError::io(&p, e))?;
+            if !f.head.is_empty() {
+                h.write_all_at(&f.head, 0)
+                    .map_err(|e| ModelError::io(&p, e))?;
+            }
+            handles.push(Arc::new(h));
         }
-    }
-    drop(buf);
-    // Tensor readiness: per file, done segments by offset and the next tensor to report.
-    struct Progress {
-        done: Vec<BTreeMap<u64, u64>>,
-        watermark: Vec<u64>,
-        next_tensor: Vec<usize>,
-        first: Option<f64>,
-    }
-    let progress = Arc::new(Mutex::new(Progress {
-        done: files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let mut m: BTreeMap<u64, u64> = BTreeMap::new();
-                for s in &f.segments {
-                    if crcs.contains_key(&(i, s.dst)) {
-                        m.insert(s.dst, s.dst + (s.src.end - s.src.start));
+        let journal_path = dir.join(".strata-journal");
+        let journaled = read_journal(&journal_path);
+        let journal = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&journal_path)
+            .map_err(|e| ModelError::io(&journal_path, e))?;
+        let mut crcs = HashMap::new();
+        let mut todo = Vec::new();
+        let mut resumed = 0u64;
+        let mut buf = Vec::new();
+        for f in files {
+            for s in &f.segments {
+                let len = s.src.end - s.src.start;
+                if let Some(&crc) = journaled.get(&(f.name.clone(), s.dst, len)) {
+                    buf.resize(len as usize, 0);
+                    if handles[s.file].read_exact_at(&mut buf, s.dst).is_ok()
+                        && crc32c::crc32c(&buf) == crc
+                    {
+                        crcs.insert((s.file, s.dst), crc);
+                        resumed += len;
+                        continue;
                     }
                 }
-                m
-            })
-            .collect(),
-        watermark: files.iter().map(|f| f.head.len() as u64).collect(),
-        next_tensor: vec![0; files.len()],
-        first: None,
-    }));
-    let advance = |i: usize, p: &mut Progress| {
-        while let Some(end) = p.done[i].get(&p.watermark[i]).copied() {
-            p.watermark[i] = end;
-        }
-        let f = &files[i];
-        while let Some(t) = f.tensors.get(p.next_tensor[i]) {
-            if t.end > p.watermark[i] && !t.is_empty() {
-                break;
+                todo.push(s.clone());
             }
-            let secs = start.elapsed().as_secs_f64();
-            p.first.get_or_insert(secs);
-            if let Some(cb) = &opts.on_tensor {
-                cb(&TensorReady {
-                    file: f.name.clone(),
-                    tensor: t.clone(),
-                    secs,
-                });
-            }
-            p.next_tensor[i] += 1;
         }
-    };
-    {
-        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-        for i in 0..files.len() {
-            advance(i, &mut p);
-        }
-    }
-    let journal_lock = Mutex::new(());
-    let in_flight = if opts.parts_in_flight > 0 {
-        opts.parts_in_flight
-    } else {
-        32
-    };
-    let dir_ref = &dir;
-    let results: Vec<((usize, u64), u32)> = stream::iter(todo)
-        .map(|s| {
-            let f = &files[s.file];
-            let h = handles[s.file].clone();
-            let fetched = fetched.clone();
-            let progress = progress.clone();
-            let journal = &journal;
-            let journal_lock = &journal_lock;
-            let advance = &advance;
-            async move {
-                let bytes = store
-                    .get_range(&f.key, s.src.clone(), f.info.e_tag.as_deref())
-                    .await
-                    .map_err(|e| changed(e, source))?;
-                fetched.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                let path = dir_ref.join(&f.name);
-                let dst = s.dst;
-                let crc = tokio::task::spawn_blocking(move || {
-                    h.write_all_at(&bytes, dst).map(|_| crc32c::crc32c(&bytes))
-                })
-                .await
-                .map_err(|e| ModelError::io(&path, std::io::Error::other(e)))?
-                .map_err(|e| ModelError::io(&path, e))?;
-                let len = s.src.end - s.src.start;
-                {
-                    let _one = journal_lock.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut j: &File = journal;
-                    let _ = writeln!(j, "{crc:08x} {} {len} {}", s.dst, f.name);
-                }
-                if let Some(p) = &opts.progress {
-                    p(len);
-                }
-                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                p.done[s.file].insert(s.dst, s.dst + len);
-                advance(s.file, &mut p);
-                Ok::<_, ModelError>(((s.file, s.dst), crc))
-            }
+        Ok(Partial {
+            dir,
+            handles,
+            journal_path,
+            journal,
+            crcs,
+            todo,
+            resumed,
         })
-        .buffer_unordered(in_flight)
-        .try_collect()
-        .await
-        .inspect_err(|e| {
-            if matches!(e, ModelError::Changed(_)) {
-                // That version will never be complete; its partial directory is garbage.
-                let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// 4b. Every segment still to fetch, `parts_in_flight` at once (default 32) in file
+    /// order, each pinned to the ETag it was planned with, written at its offset and
+    /// journaled; returns their CRC32Cs.
+    async fn fetch_segments(
+        &self,
+        files: &[PlannedFile],
+        partial: &Partial,
+        progress: &Mutex<TensorProgress>,
+    ) -> Result<Vec<((usize, u64), u32)>> {
+        let in_flight = if self.opts.parts_in_flight > 0 {
+            self.opts.parts_in_flight
+        } else {
+            32
+        };
+        let journal_lock = Mutex::new(());
+        stream::iter(partial.todo.iter().cloned())
+            .map(|s| {
+                let f = &files[s.file];
+                let h = partial.handles[s.file].clone();
+                let journal_lock = &journal_lock;
+                async move {
+                    let bytes = self
+                        .store
+                        .get_range(&f.key, s.src.clone(), f.info.e_tag.as_deref())
+                        .await
+                        .map_err(|e| changed(e, self.source))?;
+                    self.fetched
+                        .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    let path = partial.dir.join(&f.name);
+                    let dst = s.dst;
+                    let crc = tokio::task::spawn_blocking(move || {
+                        h.write_all_at(&bytes, dst).map(|_| crc32c::crc32c(&bytes))
+                    })
+                    .await
+                    .map_err(|e| ModelError::io(&path, std::io::Error::other(e)))?
+                    .map_err(|e| ModelError::io(&path, e))?;
+                    let len = s.src.end - s.src.start;
+                    {
+                        let _one = journal_lock.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut j: &File = &partial.journal;
+                        let _ = writeln!(j, "{crc:08x} {} {len} {}", s.dst, f.name);
+                    }
+                    if let Some(p) = &self.opts.progress {
+                        p(len);
+                    }
+                    let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                    p.done[s.file].insert(s.dst, s.dst + len);
+                    p.advance(s.file, f, self);
+                    Ok::<_, ModelError>(((s.file, s.dst), crc))
+                }
+            })
+            .buffer_unordered(in_flight)
+            .try_collect()
+            .await
+    }
+
+    /// 5. Every file fsynced, the manifest (sizes, ETags, CRC32C) written last and fsynced,
+    /// and the directory renamed into place: the model appears complete or not at all.
+    fn publish(&self, files: &[PlannedFile], partial: Partial) -> Result<(PathBuf, ModelManifest)> {
+        let dir = &partial.dir;
+        let mut manifest_files = Vec::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            let p = dir.join(&f.name);
+            partial.handles[i]
+                .sync_all()
+                .map_err(|e| ModelError::io(&p, e))?;
+            let mut pieces = Vec::with_capacity(f.segments.len() + 1);
+            if !f.head.is_empty() {
+                pieces.push((crc32c::crc32c(&f.head), f.head.len() as u64));
             }
-        })?;
-    crcs.extend(results);
-    // 5. Make it durable, record it, publish it.
-    let mut manifest_files = Vec::with_capacity(files.len());
-    for (i, f) in files.iter().enumerate() {
-        let p = dir.join(&f.name);
-        handles[i].sync_all().map_err(|e| ModelError::io(&p, e))?;
-        let mut pieces = Vec::with_capacity(f.segments.len() + 1);
-        if !f.head.is_empty() {
-            pieces.push((crc32c::crc32c(&f.head), f.head.len() as u64));
+            for s in &f.segments {
+                pieces.push((partial.crcs[&(i, s.dst)], s.src.end - s.src.start));
+            }
+            manifest_files.push(ModelFile {
+                name: f.name.clone(),
+                size: f.size,
+                source_size: f.info.size,
+                e_tag: f.info.e_tag.clone(),
+                crc32c: combine_crc32c(&pieces),
+                tensors: f.tensors.len(),
+                subset: f.subset,
+            });
         }
-        for s in &f.segments {
-            pieces.push((crcs[&(i, s.dst)], s.src.end - s.src.start));
+        let manifest = ModelManifest {
+            source: self.source.to_string(),
+            version: self.version.to_string(),
+            selectors: self.opts.tensors.clone(),
+            files: manifest_files,
+            pulled_unix_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        drop(partial.journal);
+        let _ = std::fs::remove_file(&partial.journal_path);
+        let mp = dir.join(MANIFEST);
+        let tmp = dir.join(".strata-model.json.tmp");
+        {
+            let mut t = File::create(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
+            t.write_all(&serde_json::to_vec_pretty(&manifest).expect("serializes"))
+                .and_then(|_| t.sync_all())
+                .map_err(|e| ModelError::io(&tmp, e))?;
         }
-        manifest_files.push(ModelFile {
-            name: f.name.clone(),
-            size: f.size,
-            source_size: f.info.size,
-            e_tag: f.info.e_tag.clone(),
-            crc32c: combine_crc32c(&pieces),
-            tensors: f.tensors.len(),
-            subset: f.subset,
-        });
+        std::fs::rename(&tmp, &mp).map_err(|e| ModelError::io(&mp, e))?;
+        sync_dir(dir)?;
+        let published = self.repo.published(self.key, self.version);
+        let parent = published.parent().expect("published has a parent");
+        std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
+        std::fs::rename(dir, &published).map_err(|e| ModelError::io(&published, e))?;
+        sync_dir(parent)?;
+        Ok((published, manifest))
     }
-    let manifest = ModelManifest {
-        source: source.to_string(),
-        version: version.to_string(),
-        selectors: opts.tensors.clone(),
-        files: manifest_files,
-        pulled_unix_ms: chrono::Utc::now().timestamp_millis(),
-    };
-    drop(journal);
-    let _ = std::fs::remove_file(&journal_path);
-    let mp = dir.join(MANIFEST);
-    let tmp = dir.join(".strata-model.json.tmp");
-    {
-        let mut t = File::create(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
-        t.write_all(&serde_json::to_vec_pretty(&manifest).expect("serializes"))
-            .and_then(|_| t.sync_all())
-            .map_err(|e| ModelError::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, &mp).map_err(|e| ModelError::io(&mp, e))?;
-    sync_dir(&dir)?;
-    let published = repo.published(key, version);
-    let parent = published.parent().expect("published has a parent");
-    std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
-    std::fs::rename(&dir, &published).map_err(|e| ModelError::io(&published, e))?;
-    sync_dir(parent)?;
-    let first = progress.lock().unwrap_or_else(|e| e.into_inner()).first;
-    Ok(PullReport {
-        source: source.to_string(),
-        dir: published,
-        version: version.to_string(),
-        files: files.len(),
-        tensors: files.iter().map(|f| f.tensors.len()).sum(),
-        bytes: manifest.bytes(),
-        fetched_bytes: fetched.load(std::sync::atomic::Ordering::Relaxed),
-        resumed_bytes: resumed,
-        already_cached: false,
-        waited_for_other: false,
-        elapsed_secs: start.elapsed().as_secs_f64(),
-        first_tensor_secs: first,
-    })
 }
 
 /// `dir/name` for a name from a listing, refusing names that would leave `dir`.

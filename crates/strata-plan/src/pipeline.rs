@@ -194,6 +194,22 @@ pub fn window_secs(s: &Scenario, download: f64) -> Option<f64> {
     Some((windows - 1.0) * (samples / rate).max(blocks / r) + window)
 }
 
+/// The I/O wall: the same source read both ways, no cache: sequential shards in blocks,
+/// against one request per sample in shuffled order. `compute` is the seconds of compute per
+/// epoch, `b` the bytes a node reads per epoch.
+fn io_wall(s: &Scenario, source: &Tier, compute: f64, b: f64) -> IoWall {
+    let d = s.dataset.as_ref().expect("the pipeline has a dataset");
+    let seq = source_rate(s, source, s.pipeline.block_size.min(d.size), false);
+    let shuf = source_rate(s, source, d.sample_size, true);
+    IoWall {
+        sequential_bytes_per_sec: seq,
+        shuffled_bytes_per_sec: shuf,
+        sequential_epoch_secs: compute.max(b / seq),
+        shuffled_epoch_secs: compute.max(b / shuf),
+        factor: seq / shuf,
+    }
+}
+
 /// Evaluates the pipeline; None when the scenario has no dataset.
 pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
     let d = s.dataset.as_ref()?;
@@ -329,17 +345,7 @@ pub fn evaluate(s: &Scenario) -> Option<PipelinePlan> {
     }
     let compute_total = compute * d.epochs as f64;
     let utilization = compute_total / total;
-    // The I/O wall: the same source read both ways, no cache.
-    let seq_req = s.pipeline.block_size.min(d.size);
-    let seq = source_rate(s, source, seq_req, false);
-    let shuf = source_rate(s, source, d.sample_size, true);
-    let io_wall = IoWall {
-        sequential_bytes_per_sec: seq,
-        shuffled_bytes_per_sec: shuf,
-        sequential_epoch_secs: compute.max(b / seq),
-        shuffled_epoch_secs: compute.max(b / shuf),
-        factor: seq / shuf,
-    };
+    let io_wall = io_wall(s, source, compute, b);
     Some(PipelinePlan {
         node_demand: demand,
         cluster_demand: demand * nodes,

@@ -54,6 +54,18 @@ impl Plan {
         if !s.description.is_empty() {
             let _ = writeln!(o, "{}", s.description);
         }
+        self.text_tiers(&mut o);
+        self.text_pipeline(&mut o);
+        self.text_sizing(&mut o);
+        self.text_checkpoints(&mut o);
+        self.text_cost(&mut o);
+        self.text_lessons(&mut o);
+        o
+    }
+
+    /// Each tier's bandwidths, latency and capacity.
+    fn text_tiers(&self, o: &mut String) {
+        let s = &self.scenario;
         for t in &s.tiers {
             let _ = writeln!(
                 o,
@@ -72,6 +84,11 @@ impl Plan {
                 }
             );
         }
+    }
+
+    /// The data pipeline: demand, stages against their tiers, epochs, the I/O wall.
+    fn text_pipeline(&self, o: &mut String) {
+        let s = &self.scenario;
         if let (Some(p), Some(d), Some(a)) = (&self.pipeline, &s.dataset, &s.accelerators) {
             let _ = writeln!(o, "\n== data pipeline ==");
             let _ = writeln!(
@@ -148,6 +165,10 @@ impl Plan {
                 w.factor
             );
         }
+    }
+
+    /// The balanced tiering options for the target utilization.
+    fn text_sizing(&self, o: &mut String) {
         if let Some(z) = &self.sizing {
             let _ = writeln!(
                 o,
@@ -176,6 +197,11 @@ impl Plan {
             }
             let _ = writeln!(o, "{}", z.reason);
         }
+    }
+
+    /// The checkpoint storm and each drain strategy's interval and waste.
+    fn text_checkpoints(&self, o: &mut String) {
+        let s = &self.scenario;
         if let (Some(c), Some(ck)) = (&self.checkpoint, &s.checkpoint) {
             let _ = writeln!(o, "\n== checkpoints ==");
             let _ = writeln!(
@@ -236,6 +262,10 @@ impl Plan {
                 }
             }
         }
+    }
+
+    /// The monthly cost table.
+    fn text_cost(&self, o: &mut String) {
         if let Some(k) = &self.cost {
             let _ = writeln!(o, "\n== monthly cost (USD) ==");
             let months = k.monthly.len();
@@ -266,6 +296,10 @@ impl Plan {
             }
             let _ = writeln!(o, " {:>12.2} {:>14.2}", k.total, k.total_without_lifecycle);
         }
+    }
+
+    /// The workbench's questions answered, and the recommendation.
+    fn text_lessons(&self, o: &mut String) {
         if !self.lessons.is_empty() {
             let _ = writeln!(
                 o,
@@ -281,7 +315,6 @@ impl Plan {
         for reason in &r.reasons {
             let _ = writeln!(o, "- {reason}");
         }
-        o
     }
 
     /// The plots that apply: (file name, SVG).

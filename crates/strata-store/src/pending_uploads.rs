@@ -54,8 +54,8 @@ fn generic(text: String) -> object_store::Error {
 }
 
 /// Parses one page of a ListMultipartUploads response.
-fn parse_page(xml: &str) -> std::result::Result<ListResult, String> {
-    quick_xml::de::from_str(xml).map_err(|e| format!("malformed ListMultipartUploads reply: {e}"))
+fn parse_page(xml: &str) -> std::result::Result<ListResult, quick_xml::DeError> {
+    quick_xml::de::from_str(xml)
 }
 
 impl Store {
@@ -152,10 +152,12 @@ impl Store {
                 }
             })
             .await?;
-            let page = parse_page(&page).map_err(|reason| StoreError::Io {
+            let page = parse_page(&page).map_err(|e| StoreError::Io {
                 op: "list pending uploads",
                 path: shown.to_string(),
-                source: std::io::Error::other(reason),
+                source: std::io::Error::other(format!(
+                    "malformed ListMultipartUploads reply: {e}"
+                )),
             })?;
             for u in page.upload {
                 out.push(PendingUpload {

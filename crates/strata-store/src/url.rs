@@ -101,7 +101,8 @@ impl StoreUrl {
             )));
         }
         let trailing_slash = key.ends_with('/');
-        let key = normalise_key(key).map_err(|reason| bad(&reason))?;
+        let key = normalise_key(key)
+            .map_err(|seg| bad(&format!("key segment {seg:?} is not allowed")))?;
         Ok(Self {
             scheme,
             bucket: bucket.to_string(),
@@ -221,13 +222,14 @@ fn valid_bucket(b: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
-/// Collapses repeated slashes and rejects `.`/`..` segments in a remote key.
-fn normalise_key(key: &str) -> std::result::Result<String, String> {
+/// Collapses repeated slashes in a remote key; `Err` holds a `.` or `..` segment, which no
+/// key may have.
+fn normalise_key(key: &str) -> std::result::Result<String, &str> {
     let mut out = Vec::new();
     for seg in key.split('/') {
         match seg {
             "" => continue,
-            "." | ".." => return Err(format!("key segment {seg:?} is not allowed")),
+            "." | ".." => return Err(seg),
             s => out.push(s),
         }
     }

@@ -38,7 +38,7 @@ impl Inner {
         let m = Manifest::from_parts(step, world, parts, vec![Tier::Remote]).map_err(|cause| {
             CkptError::Manifest {
                 path: remote.loc.display(&layout::step_dir(step)),
-                cause,
+                cause: cause.to_string(),
             }
         })?;
         // Every file must be there with its size before the commit says so.

@@ -106,7 +106,7 @@ pub(super) struct Job {
 pub(super) fn check_names(items: &[Item]) -> Result<()> {
     let mut names = std::collections::HashSet::new();
     for it in items {
-        crate::manifest::validate_name(&it.name).map_err(CkptError::Invalid)?;
+        crate::manifest::validate_name(&it.name).map_err(|e| CkptError::Invalid(e.to_string()))?;
         if !names.insert(it.name.clone()) {
             return Err(CkptError::Invalid(format!(
                 "item {:?} given twice",
@@ -127,8 +127,7 @@ pub(super) fn write_local(
 ) -> Result<RankPart> {
     let part = local.write_part(step, rank, world, chunk, items)?;
     if world == 1 {
-        let m = Manifest::from_parts(step, 1, vec![part.clone()], vec![Tier::Local])
-            .map_err(CkptError::Invalid)?;
+        let m = Manifest::from_parts(step, 1, vec![part.clone()], vec![Tier::Local]).map_err(|e| CkptError::Invalid(e.to_string()))?;
         local.write_manifest(&m)?;
     }
     Ok(part)

@@ -29,24 +29,184 @@ use crate::settings::Settings;
 /// the last do not dominate the rate shown.
 const BIG: u64 = 256 << 20;
 
+/// Prints a line of the tour, unless the output is JSON.
+#[derive(Clone, Copy)]
+struct Say {
+    json: bool,
+}
+
+impl Say {
+    fn line(self, m: &str) {
+        if !self.json {
+            println!("{m}");
+        }
+    }
+}
+
 pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
     let dir = if args.dir.is_absolute() {
         args.dir.clone()
     } else {
         std::env::current_dir()?.join(&args.dir)
     };
+    std::fs::create_dir_all(dir.join("source"))?;
+    std::fs::create_dir_all(dir.join("store"))?;
+    let say = Say { json: s.json };
+    say.line(&format!("Strata demo in {}\n", dir.display()));
+    let local = local_copy(&dir, s, say).await?;
+    let link = across_the_link(&dir, s, &local, say).await?;
+    let (server, emu, cfg, cap) = (&link.server, &link.emu, &link.cfg, link.cap);
+    say.line("4. The access-pattern audit: 200 samples of 100 KiB, shuffled, across the same link");
+    let audit = audit(server, emu, cfg, &dir).await?;
+    say.line(&format!(
+        "   raw objects, one GET per sample:        {:6.1} samples/s, {:4} requests",
+        audit.raw_samples_per_sec, audit.raw_requests
+    ));
+    say.line(&format!(
+        "   packed shards through the block cache:  {:6.1} samples/s, {:4} requests ({} shards)",
+        audit.shard_samples_per_sec, audit.shard_requests, audit.shards
+    ));
+    say.line(&format!(
+        "   → shards are {:.1}× faster in shuffled order, with {:.0}× fewer requests\n",
+        audit.shard_samples_per_sec / audit.raw_samples_per_sec.max(1e-9),
+        audit.raw_requests as f64 / audit.shard_requests.max(1) as f64
+    ));
+
+    say.line("5. A short emulated training run: resnet50 samples, 2 accelerators fed by Strata");
+    let mut bench = strata_bench::TrainBench::new(
+        strata_bench::Workload::named("resnet50").expect("a known workload"),
+    );
+    bench.accelerators = 2;
+    bench.dataset_size = 48 << 20;
+    bench.shard_size = 8 << 20;
+    bench.block_size = 4 << 20;
+    bench.training_only = true;
+    bench.data_dir = Some(dir.join("train-data"));
+    bench.work_dir = Some(dir.join("train-cache"));
+    // The bench runs its own runtime: give it a thread of its own.
+    let train = std::thread::spawn(move || bench.run())
+        .join()
+        .map_err(|_| anyhow::anyhow!("demo: the training run panicked"))?
+        .map_err(|e| anyhow::anyhow!("demo: training run: {e}"))?;
+    let run = train.training.first().expect("one training run");
+    say.line(&format!(
+        "   {} steps, AU {:.1}% (steady state {:.1}%), {:.0} samples/s, {:.1} MiB/s = {:.2} of the link cap; mean wait {:.3}s per step",
+        run.steps,
+        run.au * 100.0,
+        run.au_steady * 100.0,
+        run.samples_per_sec,
+        run.mib_per_sec,
+        run.link_fraction,
+        run.wait_mean
+    ));
+    for (i, st) in run.waterfall.iter().take(5).enumerate() {
+        let unit = (train.compute_secs_per_step / 10.0).max(1e-6);
+        say.line(&format!(
+            "   step {i}: {}{}  wait {:.3}s",
+            ".".repeat(((st.wait / unit).round() as usize).min(40)),
+            "#".repeat(10),
+            st.wait
+        ));
+    }
+    say.line("6. A checkpoint: save (durable-local), drain to the S3 server, restore on another node");
+    let ck = checkpoint(cfg, server, &dir).await?;
+    say.line(&format!(
+        "   saved step 100 ({}) with {:.3}s of stall; drained at {:.1} MiB/s = {:.2} of the link cap, committed {:.2}s after the save",
+        format_size(ck.bytes),
+        ck.stall_secs,
+        ck.drain.upload_mib_per_sec(),
+        ck.drain.upload_mib_per_sec() / cap,
+        ck.drain.total_secs
+    ));
+    say.line(&format!(
+        "   restored step {} from the store alone in {:.2}s, every chunk verified (CRC32C)",
+        ck.restored_step, ck.restore_secs
+    ));
+    let a = &ck.advice;
+    say.line(&format!(
+        "   Young–Daly for 1,024 nodes with a node MTBF of 30 days (job MTBF {:.0} min), this stall and a 5 min restart: checkpoint every {:.1} min (Young), {:.1} min (Daly), wasting {:.1}%",
+        a.job_mtbf_secs / 60.0,
+        a.young_secs / 60.0,
+        a.daly_secs / 60.0,
+        a.waste_at_daly * 100.0
+    ));
+    for w in &a.warnings {
+        say.line(&format!("   warning: {w}"));
+    }
+    say.line("7. A model's cold start: three replicas on one node pull a 96 MiB model at once");
+    let mt = models(cfg, server, emu, &dir).await?;
+    say.line(&format!(
+        "   pulled {} ({} tensors) at {:.1} MiB/s = {:.2} of the link cap; first tensor on disk after {:.3}s",
+        format_size(mt.bytes),
+        mt.tensors,
+        mt.mib_per_sec,
+        mt.mib_per_sec / cap,
+        mt.first_tensor_secs
+    ));
+    say.line(&format!(
+        "   {} crossed the link for 3 replicas ({:.2} of one model); {} zero-copy tensor views opened from {}",
+        format_size(mt.link_bytes),
+        mt.link_bytes as f64 / mt.bytes as f64,
+        mt.views,
+        mt.dir.display()
+    ));
+    say.line("8. The plan for this machine: probe this disk, then size resnet50 (MLPerf, H100) on it");
+    let machine = machine_plan(&dir).await?;
+    if !s.json {
+        println!(
+            "   probed {} in {:.1}s: sequential read {}, 4 KiB random reads one at a time {:.0}× slower",
+            dir.display(),
+            machine.probe.secs,
+            strata_units::format::rate(machine.probe.sequential_read),
+            machine.probe.sequential_over_random
+        );
+        for line in machine.plan.to_text().lines() {
+            println!("   {line}");
+        }
+        if let Some(n) = machine.accelerators {
+            println!(
+                "   this disk streams shards fast enough for {n:.1} H100-class accelerator(s) on resnet50"
+            );
+        }
+    }
+    say.line("");
+    say.line(
+        "Next: strata ls -H strata-demo/store/dataset/ · strata bench train · strata bench ckpt · strata bench models · strata plan --persona cloud-titan · strata probe DIR · strata --help",
+    );
+    if s.json {
+        output::json(&serde_json::json!({
+            "dir": dir.display().to_string(),
+            "local_copy": {"files": local.files, "bytes": local.bytes},
+            "emulated": {"upload_mib_per_sec": link.up_rate, "download_mib_per_sec": link.down_rate,
+                          "single_stream_mib_per_sec": link.single, "link_cap_mib_per_sec": cap, "crc32c_verified": true},
+            "audit": {"raw_samples_per_sec": audit.raw_samples_per_sec, "raw_requests": audit.raw_requests,
+                       "shard_samples_per_sec": audit.shard_samples_per_sec, "shard_requests": audit.shard_requests},
+            "training": run,
+            "checkpoint": {"bytes": ck.bytes, "stall_secs": ck.stall_secs, "drain": ck.drain,
+                            "restored_step": ck.restored_step, "restore_secs": ck.restore_secs,
+                            "interval": ck.advice},
+            "models": {"bytes": mt.bytes, "tensors": mt.tensors, "mib_per_sec": mt.mib_per_sec,
+                        "first_tensor_secs": mt.first_tensor_secs, "link_bytes_for_three": mt.link_bytes},
+            "machine": {"probe": machine.probe, "plan": machine.plan, "accelerators_fed": machine.accelerators},
+        }));
+    }
+    Ok(())
+}
+
+/// What steps 1 and 2 made: the source files and their copy in a local-directory store.
+struct LocalCopy {
+    src_dir: std::path::PathBuf,
+    local: Store,
+    big_crc: u32,
+    files: usize,
+    bytes: u64,
+}
+
+/// Steps 1 and 2: a dataset, copied with `cp -r` into a local-directory store and listed.
+async fn local_copy(dir: &std::path::Path, s: &Settings, say: Say) -> Result<LocalCopy> {
     let src_dir = dir.join("source");
     let store_dir = dir.join("store");
-    std::fs::create_dir_all(&src_dir)?;
-    std::fs::create_dir_all(&store_dir)?;
-    let say = |m: &str| {
-        if !s.json {
-            println!("{m}")
-        }
-    };
-
-    say(&format!("Strata demo in {}\n", dir.display()));
-    say("1. A dataset: one 256 MiB object and 200 samples of 100 KiB");
+    say.line("1. A dataset: one 256 MiB object and 200 samples of 100 KiB");
     let big_crc = data::write_file(&src_dir.join("weights.bin"), 7, BIG)?;
     for i in 0..200u64 {
         std::fs::write(
@@ -55,7 +215,7 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
         )?;
     }
 
-    say("2. strata cp -r source/ store/dataset/   (local directories as the store)");
+    say.line("2. strata cp -r source/ store/dataset/   (local directories as the store)");
     let src_url = StoreUrl::from_local_path(&src_dir, true)?;
     let dst_url = StoreUrl::from_local_path(&store_dir.join("dataset"), true)?;
     let local = Store::open(&src_url, &s.store)?;
@@ -67,7 +227,7 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
     }
     let listed = local.list(dst_url.key()).await?;
     let bytes: u64 = listed.iter().map(|o| o.size).sum();
-    say(&format!(
+    say.line(&format!(
         "   copied {n} files in {:.2}s; strata du store/dataset/ → {} in {} objects\n",
         t.elapsed().as_secs_f64(),
         format_size(bytes),
@@ -77,11 +237,41 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
         bail!("demo: listed {} objects after copying {n}", listed.len());
     }
 
-    say("3. The same engines against an S3 server (in this process) across an emulated link:");
+    Ok(LocalCopy {
+        src_dir,
+        local,
+        big_crc,
+        files: n,
+        bytes,
+    })
+}
+
+/// What step 3 measured, and the server and link the later steps use.
+struct LinkTour {
+    server: S3Server,
+    emu: LinkEmulator,
+    cfg: StoreConfig,
+    /// The link's cap, MiB/s.
+    cap: f64,
+    up_rate: f64,
+    down_rate: f64,
+    single: f64,
+}
+
+/// Step 3: the same engines against an S3 server in this process across the emulated link,
+/// with one stream for comparison; every byte checked.
+async fn across_the_link(
+    dir: &std::path::Path,
+    s: &Settings,
+    l: &LocalCopy,
+    say: Say,
+) -> Result<LinkTour> {
+    let (src_dir, local, big_crc) = (&l.src_dir, &l.local, l.big_crc);
+    say.line("3. The same engines against an S3 server (in this process) across an emulated link:");
     let profile = LinkProfile::s3();
     let cap = profile.total_bytes_per_sec.unwrap_or(1) as f64 / (1 << 20) as f64;
     let per_conn = profile.per_conn_bytes_per_sec.unwrap_or(1) as f64 / (1 << 20) as f64;
-    say(&format!(
+    say.line(&format!(
         "   link profile 's3': {} ms to first byte, {per_conn:.0} MiB/s per connection, {cap:.0} MiB/s total",
         profile.first_byte_latency.as_millis()
     ));
@@ -122,29 +312,29 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
         .get_range("dataset/weights.bin", 0..16 << 20, None)
         .await?;
     let single = sample.len() as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64();
-    say(&format!(
+    say.line(&format!(
         "   upload   {}: {up_rate:7.1} MiB/s  ({:.0}% of the link cap, {} parts)",
         format_size(BIG),
         up_rate / cap * 100.0,
         up.parts
     ));
-    say(&format!(
+    say.line(&format!(
         "   download {}: {:7.1} MiB/s  ({:.0}% of the link cap, {} parts in flight)",
         format_size(BIG),
         down.mib_per_sec(),
         down.mib_per_sec() / cap * 100.0,
         cfg.transfer.concurrency
     ));
-    say(&format!(
+    say.line(&format!(
         "   one stream:         {single:7.1} MiB/s  → the engine is {:.1}× faster; CRC32C {:08x} verified",
         down.mib_per_sec() / single,
         down.crc32c
     ));
 
-    let samples_src = StoreUrl::from_local_path(&src_dir, true)?;
+    let samples_src = StoreUrl::from_local_path(src_dir, true)?;
     let samples_url = server.url("samples/");
     let t = Instant::now();
-    let jobs: Vec<_> = plan(&samples_src, &samples_url, &local, true)
+    let jobs: Vec<_> = plan(&samples_src, &samples_url, local, true)
         .await?
         .into_iter()
         .filter(|j| j.size < BIG)
@@ -153,158 +343,32 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
         futures::future::try_join_all(
             chunk
                 .iter()
-                .map(|j| copy_one(&local, j, &remote, &cfg.transfer, None, None)),
+                .map(|j| copy_one(local, j, &remote, &cfg.transfer, None, None)),
         )
         .await?;
     }
-    say(&format!(
+    say.line(&format!(
         "   200 samples of 100 KiB uploaded in {:.2}s, 32 at a time",
         t.elapsed().as_secs_f64()
     ));
     let stats = emu.stats();
-    say(&format!(
+    say.line(&format!(
         "   the emulator saw {} requests, {} down, {} up\n",
         stats.requests,
         format_size(stats.bytes_down),
         format_size(stats.bytes_up)
     ));
 
-    say("4. The access-pattern audit: 200 samples of 100 KiB, shuffled, across the same link");
-    let audit = audit(&server, &emu, &cfg, &dir).await?;
-    say(&format!(
-        "   raw objects, one GET per sample:        {:6.1} samples/s, {:4} requests",
-        audit.raw_samples_per_sec, audit.raw_requests
-    ));
-    say(&format!(
-        "   packed shards through the block cache:  {:6.1} samples/s, {:4} requests ({} shards)",
-        audit.shard_samples_per_sec, audit.shard_requests, audit.shards
-    ));
-    say(&format!(
-        "   → shards are {:.1}× faster in shuffled order, with {:.0}× fewer requests\n",
-        audit.shard_samples_per_sec / audit.raw_samples_per_sec.max(1e-9),
-        audit.raw_requests as f64 / audit.shard_requests.max(1) as f64
-    ));
-
-    say("5. A short emulated training run: resnet50 samples, 2 accelerators fed by Strata");
-    let mut bench = strata_bench::TrainBench::new(
-        strata_bench::Workload::named("resnet50").expect("a known workload"),
-    );
-    bench.accelerators = 2;
-    bench.dataset_size = 48 << 20;
-    bench.shard_size = 8 << 20;
-    bench.block_size = 4 << 20;
-    bench.training_only = true;
-    bench.data_dir = Some(dir.join("train-data"));
-    bench.work_dir = Some(dir.join("train-cache"));
-    // The bench runs its own runtime: give it a thread of its own.
-    let train = std::thread::spawn(move || bench.run())
-        .join()
-        .map_err(|_| anyhow::anyhow!("demo: the training run panicked"))?
-        .map_err(|e| anyhow::anyhow!("demo: training run: {e}"))?;
-    let run = train.training.first().expect("one training run");
-    say(&format!(
-        "   {} steps, AU {:.1}% (steady state {:.1}%), {:.0} samples/s, {:.1} MiB/s = {:.2} of the link cap; mean wait {:.3}s per step",
-        run.steps,
-        run.au * 100.0,
-        run.au_steady * 100.0,
-        run.samples_per_sec,
-        run.mib_per_sec,
-        run.link_fraction,
-        run.wait_mean
-    ));
-    for (i, st) in run.waterfall.iter().take(5).enumerate() {
-        let unit = (train.compute_secs_per_step / 10.0).max(1e-6);
-        say(&format!(
-            "   step {i}: {}{}  wait {:.3}s",
-            ".".repeat(((st.wait / unit).round() as usize).min(40)),
-            "#".repeat(10),
-            st.wait
-        ));
-    }
-    say("6. A checkpoint: save (durable-local), drain to the S3 server, restore on another node");
-    let ck = checkpoint(&cfg, &server, &dir).await?;
-    say(&format!(
-        "   saved step 100 ({}) with {:.3}s of stall; drained at {:.1} MiB/s = {:.2} of the link cap, committed {:.2}s after the save",
-        format_size(ck.bytes),
-        ck.stall_secs,
-        ck.drain.upload_mib_per_sec(),
-        ck.drain.upload_mib_per_sec() / cap,
-        ck.drain.total_secs
-    ));
-    say(&format!(
-        "   restored step {} from the store alone in {:.2}s, every chunk verified (CRC32C)",
-        ck.restored_step, ck.restore_secs
-    ));
-    let a = &ck.advice;
-    say(&format!(
-        "   Young–Daly for 1,024 nodes with a node MTBF of 30 days (job MTBF {:.0} min), this stall and a 5 min restart: checkpoint every {:.1} min (Young), {:.1} min (Daly), wasting {:.1}%",
-        a.job_mtbf_secs / 60.0,
-        a.young_secs / 60.0,
-        a.daly_secs / 60.0,
-        a.waste_at_daly * 100.0
-    ));
-    for w in &a.warnings {
-        say(&format!("   warning: {w}"));
-    }
-    say("7. A model's cold start: three replicas on one node pull a 96 MiB model at once");
-    let mt = models(&cfg, &server, &emu, &dir).await?;
-    say(&format!(
-        "   pulled {} ({} tensors) at {:.1} MiB/s = {:.2} of the link cap; first tensor on disk after {:.3}s",
-        format_size(mt.bytes),
-        mt.tensors,
-        mt.mib_per_sec,
-        mt.mib_per_sec / cap,
-        mt.first_tensor_secs
-    ));
-    say(&format!(
-        "   {} crossed the link for 3 replicas ({:.2} of one model); {} zero-copy tensor views opened from {}",
-        format_size(mt.link_bytes),
-        mt.link_bytes as f64 / mt.bytes as f64,
-        mt.views,
-        mt.dir.display()
-    ));
-    say("8. The plan for this machine: probe this disk, then size resnet50 (MLPerf, H100) on it");
-    let machine = machine_plan(&dir).await?;
-    if !s.json {
-        println!(
-            "   probed {} in {:.1}s: sequential read {}, 4 KiB random reads one at a time {:.0}× slower",
-            dir.display(),
-            machine.probe.secs,
-            strata_units::format::rate(machine.probe.sequential_read),
-            machine.probe.sequential_over_random
-        );
-        for line in machine.plan.to_text().lines() {
-            println!("   {line}");
-        }
-        if let Some(n) = machine.accelerators {
-            println!(
-                "   this disk streams shards fast enough for {n:.1} H100-class accelerator(s) on resnet50"
-            );
-        }
-    }
-    say("");
-    say(
-        "Next: strata ls -H strata-demo/store/dataset/ · strata bench train · strata bench ckpt · strata bench models · strata plan --persona cloud-titan · strata probe DIR · strata --help",
-    );
-    if s.json {
-        output::json(&serde_json::json!({
-            "dir": dir.display().to_string(),
-            "local_copy": {"files": n, "bytes": bytes},
-            "emulated": {"upload_mib_per_sec": up_rate, "download_mib_per_sec": down.mib_per_sec(),
-                          "single_stream_mib_per_sec": single, "link_cap_mib_per_sec": cap, "crc32c_verified": true},
-            "audit": {"raw_samples_per_sec": audit.raw_samples_per_sec, "raw_requests": audit.raw_requests,
-                       "shard_samples_per_sec": audit.shard_samples_per_sec, "shard_requests": audit.shard_requests},
-            "training": run,
-            "checkpoint": {"bytes": ck.bytes, "stall_secs": ck.stall_secs, "drain": ck.drain,
-                            "restored_step": ck.restored_step, "restore_secs": ck.restore_secs,
-                            "interval": ck.advice},
-            "models": {"bytes": mt.bytes, "tensors": mt.tensors, "mib_per_sec": mt.mib_per_sec,
-                        "first_tensor_secs": mt.first_tensor_secs, "link_bytes_for_three": mt.link_bytes},
-            "machine": {"probe": machine.probe, "plan": machine.plan, "accelerators_fed": machine.accelerators},
-        }));
-    }
     let _ = std::fs::remove_file(&down_path);
-    Ok(())
+    Ok(LinkTour {
+        server,
+        emu,
+        cfg,
+        cap,
+        up_rate,
+        down_rate: down.mib_per_sec(),
+        single,
+    })
 }
 
 struct MachinePlan {
