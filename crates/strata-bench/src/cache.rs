@@ -7,6 +7,7 @@
 //! shuffled-epoch trace replayed with the cache at half the dataset, under LRU, S3-FIFO and
 //! next-use, and a sweep of block sizes for the cold read.
 
+use crate::error::BenchError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -272,7 +273,7 @@ async fn read_all(
     objects: &[ObjectVersion],
     concurrency: usize,
     copy_out: bool,
-) -> Result<u64, String> {
+) -> Result<u64, BenchError> {
     let g = cache.geometry();
     let blocks: Vec<(&ObjectVersion, u64)> = objects
         .iter()
@@ -283,7 +284,7 @@ async fn read_all(
             let b = cache
                 .get_block(store, o, i, strata_cache::Why::Demand)
                 .await
-                .map_err(|e| e.to_string())?;
+                ?;
             if copy_out {
                 // A consumer copies what it reads (into a tensor, a decode buffer) and reuses
                 // its buffer: DRAM-warm throughput is measured with that copy, not as a
@@ -298,7 +299,7 @@ async fn read_all(
                     std::hint::black_box(&*out);
                 });
             }
-            Ok::<_, String>(b.len() as u64)
+            Ok::<_, BenchError>(b.len() as u64)
         })
         .buffer_unordered(concurrency)
         .try_fold(0u64, |a, n| async move { Ok(a + n) })
@@ -404,19 +405,18 @@ fn simulate_after(
 
 impl CacheBench {
     /// Runs the benchmark (blocking; it starts its own servers and runtime).
-    pub fn run(&self) -> Result<CacheBenchReport, String> {
+    pub fn run(&self) -> Result<CacheBenchReport, BenchError> {
         let machine = MachineLimits::measure();
         let tmp;
         let dir = match &self.work_dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(d)?;
                 d.clone()
             }
             None => {
                 tmp = tempfile::Builder::new()
                     .prefix("strata-bench-cache-")
-                    .tempdir()
-                    .map_err(|e| e.to_string())?;
+                    .tempdir()?;
                 tmp.path().to_path_buf()
             }
         };
@@ -425,11 +425,10 @@ impl CacheBench {
         let mut rounds = Vec::new();
         let server = S3Server::start();
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
-        let direct =
-            Store::open(&server.url(""), &server.store_config()).map_err(|e| e.to_string())?;
+        let direct = Store::open(&server.url(""), &server.store_config())?;
         let mut cfg: StoreConfig = server.store_config();
         cfg.s3.endpoint = Some(emu.endpoint());
-        let linked = Store::open(&server.url(""), &cfg).map_err(|e| e.to_string())?;
+        let linked = Store::open(&server.url(""), &cfg)?;
         let rt = crate::machine::runtime()?;
         let cap = self.profile.cap_mib_per_sec();
         let per_object = self.size / 8;
@@ -441,9 +440,8 @@ impl CacheBench {
                 let key = format!("dataset/part-{i}");
                 direct
                     .put(&key, Bytes::from(data::bytes(i, per_object as usize)))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let info = direct.head(&key).await.map_err(|e| e.to_string())?;
+                    .await?;
+                let info = direct.head(&key).await?;
                 objects.push(ObjectVersion::new(
                     &linked.root().to_string(),
                     &key,
@@ -476,7 +474,6 @@ impl CacheBench {
                     self.size * 2,
                     self.concurrency,
                 ))
-                .map_err(|e| e.to_string())
             };
             let cache = open(0)?;
             let r0 = emu.stats().requests;
@@ -499,10 +496,10 @@ impl CacheBench {
             // cache reads at once; the three reads take turns going first.
             let files = files_under(&cache_dir.join("blocks"));
             if files.is_empty() {
-                return Err(format!(
+                return Err(BenchError::Failed(format!(
                     "the cold read stored no block file under {}",
                     cache_dir.display()
-                ));
+                )));
             }
             let r0 = emu.stats().requests;
             let mut best = f64::MAX;
@@ -523,7 +520,7 @@ impl CacheBench {
                     }
                     let streams = if step == "raw 1" { 1 } else { self.concurrency };
                     let (m, how) = read_raw(&files, streams, &cache_dir)
-                        .map_err(|e| format!("device probe: {e}"))?;
+                        .map_err(|e| BenchError::Failed(format!("device probe: {e}")))?;
                     page_cache_drop = how;
                     device = device.max(m);
                     if streams == 1 {
@@ -567,8 +564,7 @@ impl CacheBench {
             // Block-size sweep of the cold read, on a quarter of the dataset each.
             for &b in &self.sweep {
                 let d = dir.join(format!("sweep-{b}"));
-                let cache = BlockCache::open(&cache_cfg(&d, b, 0, self.size, self.concurrency))
-                    .map_err(|e| e.to_string())?;
+                let cache = BlockCache::open(&cache_cfg(&d, b, 0, self.size, self.concurrency))?;
                 let t = Instant::now();
                 let n = read_all(&cache, &linked, &objects[..2], self.concurrency, false).await?;
                 let m = mib(n, t.elapsed().as_secs_f64());
@@ -577,7 +573,7 @@ impl CacheBench {
                 drop(cache);
                 let _ = std::fs::remove_dir_all(&d);
             }
-            Ok::<_, String>(())
+            Ok::<_, BenchError>(())
         })?;
         // Shuffled epochs with the cache at half the blocks.
         let big = policy::shuffled_epochs(20_000, 5, 11);

@@ -14,6 +14,7 @@
 //! 5. Restore from the store alone (another node): throughput against the cap.
 //! 6. Restore from the local tier, page cache dropped: throughput against the read bandwidth.
 
+use crate::error::BenchError;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -102,22 +103,23 @@ pub struct CkptBenchReport {
 
 impl CkptBench {
     /// Runs it.
-    pub fn run(&self) -> Result<CkptBenchReport, String> {
+    pub fn run(&self) -> Result<CkptBenchReport, BenchError> {
         let machine = MachineLimits::measure();
         let server = self.server.start()?;
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let cap = self.profile.cap_mib_per_sec();
         let layer = server.config_layer_through(&emu);
-        let sc = StoreConfig::from_layer(&layer).map_err(|e| e.to_string())?;
-        let store = Store::open(&server.url(""), &sc).map_err(|e| e.to_string())?;
+        let sc = StoreConfig::from_layer(&layer)?;
+        let store = Store::open(&server.url(""), &sc)?;
         let tmp;
         let work = match &self.work_dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                std::fs::create_dir_all(d)
+                    .map_err(|e| BenchError::Failed(format!("{}: {e}", d.display())))?;
                 d.clone()
             }
             None => {
-                tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+                tmp = tempfile::tempdir()?;
                 tmp.path().to_path_buf()
             }
         };
@@ -137,20 +139,20 @@ impl CkptBench {
         // for the same 2 GiB, depending on what came before), so the write is measured
         // twice, before the saves and right after the durable-local one, and averaged.
         let probe = work.join("probe.bin");
-        let probe_write = || -> Result<f64, String> {
+        let probe_write = || -> Result<f64, BenchError> {
             use std::io::Write;
             let t = Instant::now();
-            let mut f = std::fs::File::create(&probe).map_err(|e| e.to_string())?;
+            let mut f = std::fs::File::create(&probe)?;
             for (_, b) in &items {
-                f.write_all(b).map_err(|e| e.to_string())?;
+                f.write_all(b)?;
             }
-            f.sync_all().map_err(|e| e.to_string())?;
+            f.sync_all()?;
             Ok(t.elapsed().as_secs_f64())
         };
         let write_before = probe_write()?;
         let drop_how = drop_page_cache(&work);
         let t = Instant::now();
-        let n = std::fs::read(&probe).map_err(|e| e.to_string())?.len();
+        let n = std::fs::read(&probe)?.len();
         let read_secs = t.elapsed().as_secs_f64();
         let _ = std::fs::remove_file(&probe);
         let local_read = mib(n as u64, read_secs);
@@ -207,14 +209,16 @@ impl CkptBench {
             let t = Instant::now();
             store
                 .put("bench/single", items[0].1.slice(..sample))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let single = mib(sample as u64, t.elapsed().as_secs_f64());
             // 5: restore from the store alone.
             let other = Checkpointer::open(cfg(SaveMode::Snapshot, None)).map_err(err)?;
             let r = other.load(Some(2)).await.map_err(err)?;
             if r.tier != Tier::Remote || r.items.len() != files {
-                return Err(format!("restore from the store: {:?}", r.tier));
+                return Err(BenchError::Failed(format!(
+                    "restore from the store: {:?}",
+                    r.tier
+                )));
             }
             let remote_rate = mib(bytes, r.secs);
             drop(r);
@@ -224,10 +228,10 @@ impl CkptBench {
                 .map_err(err)?;
             let r = ck.load(Some(2)).await.map_err(err)?;
             if r.tier != Tier::Local {
-                return Err(format!(
+                return Err(BenchError::Failed(format!(
                     "restore from the local tier came from {:?}",
                     r.tier
-                ));
+                )));
             }
             let local_rate = mib(bytes, r.secs);
             let memcpy_secs = bytes as f64 / (machine.memcpy_gib_per_sec * (1u64 << 30) as f64);

@@ -13,6 +13,7 @@
 //! the wall time, the bytes delivered to the processes per second, and the link's rate
 //! against its cap. Every process's output is counted to the byte.
 
+use crate::error::BenchError;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::Child;
@@ -100,14 +101,13 @@ impl Drop for Reap {
 
 impl DaemonBench {
     /// Runs it.
-    pub fn run(&self) -> Result<DaemonBenchReport, String> {
+    pub fn run(&self) -> Result<DaemonBenchReport, BenchError> {
         let machine = MachineLimits::measure();
         let server = self.server.start()?;
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let cap = self.profile.cap_mib_per_sec();
-        let direct =
-            Store::open(&server.url(""), &server.store_config()).map_err(|e| e.to_string())?;
-        let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let direct = Store::open(&server.url(""), &server.store_config())?;
+        let tmp = tempfile::tempdir()?;
         let rt = crate::machine::runtime()?;
         let n = self.objects.max(1);
         let per = (self.size / n as u64).max(1 << 20);
@@ -118,13 +118,10 @@ impl DaemonBench {
                 let body: Vec<u8> = (0..per)
                     .map(|j| (j as u8) ^ (i as u8).wrapping_mul(31))
                     .collect();
-                direct
-                    .put(&key, Bytes::from(body))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                direct.put(&key, Bytes::from(body)).await?;
                 urls.push(server.url(&key).to_string());
             }
-            Ok::<_, String>(())
+            Ok::<_, BenchError>(())
         })?;
         let dataset = per * n as u64;
         let processes = self.processes.max(1);
@@ -135,7 +132,7 @@ impl DaemonBench {
                 .map(|i| {
                     cmd(i)
                         .spawn()
-                        .map_err(|e| format!("{}: {e}", self.exe.display()))
+                        .map_err(|e| BenchError::Failed(format!("{}: {e}", self.exe.display())))
                 })
                 .collect::<Result<_, _>>()?;
             // Count every byte each process writes, on a thread per process.
@@ -161,20 +158,22 @@ impl DaemonBench {
                 let (total, o) = h
                     .join()
                     .map_err(|_| "a reader thread panicked".to_string())?;
-                let o = o.map_err(|e| e.to_string())?;
+                let o = o?;
                 if !o.status.success() {
-                    return Err(format!(
+                    return Err(BenchError::Failed(format!(
                         "{name}: a reader failed: {}",
                         String::from_utf8_lossy(&o.stderr).trim()
-                    ));
+                    )));
                 }
                 if total != dataset {
-                    return Err(format!("{name}: a reader got {total} bytes of {dataset}"));
+                    return Err(BenchError::Failed(format!(
+                        "{name}: a reader got {total} bytes of {dataset}"
+                    )));
                 }
             }
             let secs = t.elapsed().as_secs_f64();
             let link = emu.stats().bytes_down - s0;
-            Ok::<_, String>(Mode {
+            Ok::<_, BenchError>(Mode {
                 name,
                 secs,
                 link_bytes: link,
@@ -200,13 +199,11 @@ impl DaemonBench {
             .arg(tmp.path().join("daemon"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("STRATA_CACHE_MIN_FREE_FRACTION", "0");
-        let mut daemon = Reap(d.spawn().map_err(|e| e.to_string())?);
+        let mut daemon = Reap(d.spawn()?);
         let mut line = String::new();
-        BufReader::new(daemon.0.stdout.as_mut().expect("piped"))
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let v: serde_json::Value =
-            serde_json::from_str(&line).map_err(|e| format!("strata serve said {line:?}: {e}"))?;
+        BufReader::new(daemon.0.stdout.as_mut().expect("piped")).read_line(&mut line)?;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| BenchError::Failed(format!("strata serve said {line:?}: {e}")))?;
         let base = format!("http://{}", v["listen"].as_str().unwrap_or_default());
         let via = run("through the daemon", &|_| {
             let mut c = strata_command(&self.exe, &*server, &emu.endpoint());

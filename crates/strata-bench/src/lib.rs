@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod ckpt;
 pub mod daemon;
+pub mod error;
 pub mod machine;
 pub mod models;
 pub mod plan;
@@ -19,6 +20,7 @@ pub mod transfer;
 pub use cache::{CacheBench, CacheBenchReport};
 pub use ckpt::{CkptBench, CkptBenchReport};
 pub use daemon::{DaemonBench, DaemonBenchReport};
+pub use error::BenchError;
 pub use machine::MachineLimits;
 pub use models::{ModelsBench, ModelsBenchReport};
 pub use plan::{PlanBench, PlanBenchReport};

@@ -1,5 +1,6 @@
 //! The machine's own limits, measured in the same run as a benchmark.
 
+use crate::error::BenchError;
 use std::path::Path;
 
 /// Limits of this machine.
@@ -64,10 +65,10 @@ pub fn drop_page_cache(dir: &Path) -> CacheDrop {
 
 /// The runtime a benchmark drives its client with: two workers, the machine's cores (the
 /// servers and the link emulator run on runtimes of their own).
-pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(BenchError::Io)
 }

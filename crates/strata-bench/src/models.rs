@@ -13,6 +13,7 @@
 //! 4. `--processes` processes (`strata models pull`) pull the model at once into one new
 //!    cache directory: the bytes that crossed the link against one model's size.
 
+use crate::error::BenchError;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -90,20 +91,17 @@ pub struct ModelsBenchReport {
 
 impl ModelsBench {
     /// Runs it.
-    pub fn run(&self) -> Result<ModelsBenchReport, String> {
+    pub fn run(&self) -> Result<ModelsBenchReport, BenchError> {
         let machine = MachineLimits::measure();
         let server = self.server.start()?;
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let cap = self.profile.cap_mib_per_sec();
-        let direct =
-            Store::open(&server.url(""), &server.store_config()).map_err(|e| e.to_string())?;
+        let direct = Store::open(&server.url(""), &server.store_config())?;
         let through = Store::open(
             &server.url(""),
-            &StoreConfig::from_layer(&server.config_layer_through(&emu))
-                .map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-        let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+            &StoreConfig::from_layer(&server.config_layer_through(&emu))?,
+        )?;
+        let tmp = tempfile::tempdir()?;
         let rt = crate::machine::runtime()?;
         let shards = self.shards.max(1);
         let per = (self.size / shards as u64).max(1 << 20);
@@ -116,30 +114,26 @@ impl ModelsBench {
                     &format!("{prefix}/config.json"),
                     Bytes::from_static(br#"{"model_type": "synthetic"}"#),
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             for i in 0..shards {
                 let name = format!("model-{:05}-of-{shards:05}.safetensors", i + 1);
                 let body = Bytes::from(synth::shard(i as u64 + 1, i * 1000, per));
                 direct
                     .upload_bytes(body, &format!("{prefix}/{name}"), &opts, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 names.push(name);
             }
-            Ok::<_, String>(())
+            Ok::<_, BenchError>(())
         })?;
         let url = server.url(&format!("{prefix}/"));
         // 2. The pull.
-        let repo = ModelRepo::open(&tmp.path().join("one")).map_err(|e| e.to_string())?;
-        let r = rt
-            .block_on(strata_models::pull(
-                &repo,
-                &through,
-                &url,
-                &PullOptions::default(),
-            ))
-            .map_err(|e| e.to_string())?;
+        let repo = ModelRepo::open(&tmp.path().join("one"))?;
+        let r = rt.block_on(strata_models::pull(
+            &repo,
+            &through,
+            &url,
+            &PullOptions::default(),
+        ))?;
         let pull_rate = mib(r.bytes, r.elapsed_secs);
         // 3. The naive single stream.
         let (naive_bytes, naive_secs) = rt.block_on(async {
@@ -149,12 +143,11 @@ impl ModelsBench {
                 let t = Instant::now();
                 let got = through
                     .get_range(&key, 0..self.naive_sample.min(per), None)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 s += t.elapsed().as_secs_f64();
                 b += got.len() as u64;
             }
-            Ok::<_, String>((b, s))
+            Ok::<_, BenchError>((b, s))
         })?;
         let naive_rate = mib(naive_bytes, naive_secs);
         // 4. Processes at once.
@@ -168,20 +161,20 @@ impl ModelsBench {
                     .arg(&shared)
                     .args(["models", "pull", &url.to_string()])
                     .spawn()
-                    .map_err(|e| format!("{}: {e}", self.exe.display()))
+                    .map_err(|e| BenchError::Failed(format!("{}: {e}", self.exe.display())))
             })
             .collect::<Result<_, _>>()?;
         let mut downloading = 0;
         for c in children {
-            let out = c.wait_with_output().map_err(|e| e.to_string())?;
+            let out = c.wait_with_output()?;
             if !out.status.success() {
-                return Err(format!(
+                return Err(BenchError::Failed(format!(
                     "a concurrent pull failed: {}",
                     String::from_utf8_lossy(&out.stderr).trim()
-                ));
+                )));
             }
-            let v: serde_json::Value =
-                serde_json::from_slice(&out.stdout).map_err(|e| format!("pull output: {e}"))?;
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .map_err(|e| BenchError::Failed(format!("pull output: {e}")))?;
             if v["fetched_bytes"].as_u64().unwrap_or(0) > 0 {
                 downloading += 1;
             }

@@ -19,6 +19,7 @@
 //! the batch is made smaller (and the step shorter with it, so that the demand stays), and
 //! then epochs are added, each read from the link again (no cache reuse, in the plan too).
 
+use crate::error::BenchError;
 use std::sync::Arc;
 
 use strata_dataset::{Dataset, Location};
@@ -160,7 +161,7 @@ impl PlanBench {
         n: u32,
         epochs: u32,
         probe: &ProbeReport,
-    ) -> Result<Scenario, String> {
+    ) -> Result<Scenario, BenchError> {
         let raw = layout == strata_dataset::Layout::Raw;
         let cap = t.cap();
         let text = format!(
@@ -200,7 +201,7 @@ impl PlanBench {
             },
             block = t.block_size,
         );
-        let mut s = Scenario::from_toml(&text, "bench plan").map_err(|e| e.to_string())?;
+        let mut s = Scenario::from_toml(&text, "bench plan")?;
         s.tier_mut(TierKind::Object)
             .expect("the scenario has an object tier")
             .calibrate(probe.curve());
@@ -208,7 +209,7 @@ impl PlanBench {
     }
 
     /// Runs the benchmark.
-    pub fn run(&self) -> Result<PlanBenchReport, String> {
+    pub fn run(&self) -> Result<PlanBenchReport, BenchError> {
         let machine = MachineLimits::measure();
         let rt = crate::machine::runtime()?;
         let mut rows = Vec::new();
@@ -226,16 +227,14 @@ impl PlanBench {
                         store: rig.linked.clone(),
                         prefix: format!("{prefix}/shards"),
                     })
-                    .await
-                    .map_err(|e| e.to_string())?,
+                    .await?,
                 );
                 let raw = Arc::new(
                     Dataset::open_raw(Location {
                         store: rig.linked.clone(),
                         prefix: format!("{prefix}/raw"),
                     })
-                    .await
-                    .map_err(|e| e.to_string())?,
+                    .await?,
                 );
                 let sample = (shards.manifest.bytes / shards.manifest.samples.max(1)).max(1);
                 let probe = ObjectProbe {
@@ -322,7 +321,7 @@ impl PlanBench {
                     }
                 }
                 probes.push(probe);
-                Ok::<_, String>(())
+                Ok::<_, BenchError>(())
             })?;
         }
         let worst = |f: &dyn Fn(&Comparison) -> f64| rows.iter().map(f).fold(0.0, f64::max);

@@ -1,5 +1,6 @@
 //! Which S3 server a benchmark runs against.
 
+use crate::error::BenchError;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -54,7 +55,7 @@ impl BenchServer {
     }
 
     /// Starts it; stopped when the returned value is dropped. Blocking.
-    pub fn start(self) -> Result<Box<dyn S3Endpoint>, String> {
+    pub fn start(self) -> Result<Box<dyn S3Endpoint>, BenchError> {
         Ok(match self {
             Self::InProcess => Box::new(S3Server::start()),
             Self::Garage => Box::new(GarageServer::start()?),

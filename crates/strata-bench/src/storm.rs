@@ -11,6 +11,7 @@
 //! gave up), the 503s the store sent, and failed checkpoints. The target: paced finishes
 //! sooner, with zero failed checkpoints. Writers are real processes (`strata ckpt save`).
 
+use crate::error::BenchError;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Instant;
@@ -76,16 +77,16 @@ impl StormBench {
     }
 
     /// Runs both modes.
-    pub fn run(&self) -> Result<StormBenchReport, String> {
+    pub fn run(&self) -> Result<StormBenchReport, BenchError> {
         let machine = MachineLimits::measure();
         let server = S3Server::start();
         let mut profile = LinkProfile::s3();
         profile.max_in_flight = Some(self.overload_above);
         let cap = profile.total_bytes_per_sec.unwrap_or(u64::MAX) as f64 / (1 << 20) as f64;
         let emu = LinkEmulator::start(server.addr(), profile);
-        let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let tmp = tempfile::tempdir()?;
         let file = tmp.path().join("state.bin");
-        std::fs::write(&file, data::bytes(7, self.size as usize)).map_err(|e| e.to_string())?;
+        std::fs::write(&file, data::bytes(7, self.size as usize))?;
         let m = self
             .max_writers
             .unwrap_or_else(|| (self.overload_above as u32 / (self.per_writer() + 1)).max(1));
@@ -109,12 +110,12 @@ impl StormBench {
                             .arg(format!("s3://{}/storm/leases", server.bucket()));
                     }
                     c.spawn()
-                        .map_err(|e| format!("{}: {e}", self.exe.display()))
+                        .map_err(|e| BenchError::Failed(format!("{}: {e}", self.exe.display())))
                 })
                 .collect::<Result<_, _>>()?;
             let (mut committed, mut failed, mut first_error) = (0, 0, None);
             for child in children {
-                let out = child.wait_with_output().map_err(|e| e.to_string())?;
+                let out = child.wait_with_output()?;
                 if out.status.success() {
                     committed += 1;
                 } else {

@@ -30,6 +30,7 @@
 //! step, which waits for the cold pipeline to fill, left out). Pass or fail uses the steady
 //! state, because a real run of hours amortizes the fill that a 20-second trial cannot.
 
+use crate::error::BenchError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -311,19 +312,17 @@ impl TrainBench {
         self.workload.compute_secs * self.scale() * self.batch() as f64 / self.workload.batch as f64
     }
 
-    pub(crate) fn rig(&self) -> Result<Rig, String> {
+    pub(crate) fn rig(&self) -> Result<Rig, BenchError> {
         let mut tmp = Vec::new();
-        let mut dir = |given: &Option<PathBuf>, prefix: &str| -> Result<PathBuf, String> {
+        let mut dir = |given: &Option<PathBuf>, prefix: &str| -> Result<PathBuf, BenchError> {
             match given {
                 Some(d) => {
-                    std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                    std::fs::create_dir_all(d)
+                        .map_err(|e| BenchError::Failed(format!("{}: {e}", d.display())))?;
                     Ok(d.clone())
                 }
                 None => {
-                    let t = tempfile::Builder::new()
-                        .prefix(prefix)
-                        .tempdir()
-                        .map_err(|e| e.to_string())?;
+                    let t = tempfile::Builder::new().prefix(prefix).tempdir()?;
                     let p = t.path().to_path_buf();
                     tmp.push(t);
                     Ok(p)
@@ -334,11 +333,10 @@ impl TrainBench {
         let work = dir(&self.work_dir, "strata-bench-train-")?;
         let server = S3Server::start_in(&data);
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
-        let direct =
-            Store::open(&server.url(""), &server.store_config()).map_err(|e| e.to_string())?;
+        let direct = Store::open(&server.url(""), &server.store_config())?;
         let mut cfg: StoreConfig = server.store_config();
         cfg.s3.endpoint = Some(emu.endpoint());
-        let linked = Store::open(&server.url(""), &cfg).map_err(|e| e.to_string())?;
+        let linked = Store::open(&server.url(""), &cfg)?;
         Ok(Rig {
             _server: server,
             emu,
@@ -357,7 +355,7 @@ impl TrainBench {
     }
 
     /// Makes the dataset in both layouts unless a previous run left it complete.
-    pub(crate) async fn ensure_dataset(&self, rig: &Rig) -> Result<Option<f64>, String> {
+    pub(crate) async fn ensure_dataset(&self, rig: &Rig) -> Result<Option<f64>, BenchError> {
         let prefix = self.prefix();
         let ready = format!("{prefix}/READY");
         if rig.direct.head(&ready).await.is_ok() {
@@ -372,7 +370,7 @@ impl TrainBench {
                 let size = w.sample_size(i) as usize;
                 async move {
                     let body = Bytes::from(data::bytes(i, size));
-                    rig.direct.put(&key, body).await.map_err(|e| e.to_string())
+                    rig.direct.put(&key, body).await
                 }
             })
             .buffer_unordered(8)
@@ -395,12 +393,10 @@ impl TrainBench {
             },
             None,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         rig.direct
             .put(&ready, Bytes::from_static(b"complete\n"))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(Some(t.elapsed().as_secs_f64()))
     }
 
@@ -411,7 +407,7 @@ impl TrainBench {
         nvme_bytes: u64,
         dram: u64,
         policy: PolicyKind,
-    ) -> Result<Arc<BlockCache>, String> {
+    ) -> Result<Arc<BlockCache>, BenchError> {
         let dir = rig.work.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         BlockCache::open(&CacheConfig {
@@ -426,7 +422,7 @@ impl TrainBench {
             read_concurrency: READ_CONCURRENCY,
         })
         .map(Arc::new)
-        .map_err(|e| e.to_string())
+        .map_err(BenchError::Cache)
     }
 
     async fn audit(
@@ -436,7 +432,7 @@ impl TrainBench {
         ds: Arc<Dataset>,
         cache: Option<Arc<BlockCache>>,
         mode: ShuffleMode,
-    ) -> Result<AuditRow, String> {
+    ) -> Result<AuditRow, BenchError> {
         let r0 = rig.emu.stats().requests;
         let reader = Reader::new(
             ds,
@@ -449,16 +445,14 @@ impl TrainBench {
                 ..Default::default()
             },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let t = Instant::now();
         let (samples, bytes) = reader
             .stream()
             .try_fold((0u64, 0u64), |(n, b), s| async move {
                 Ok((n + 1, b + s.bytes()))
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let secs = t.elapsed().as_secs_f64();
         if let Some(c) = &cache {
             c.flush().await;
@@ -485,7 +479,7 @@ impl TrainBench {
         n: u32,
         epochs: u32,
         limit: Option<f64>,
-    ) -> Result<TrainRun, String> {
+    ) -> Result<TrainRun, BenchError> {
         let compute = Duration::from_secs_f64(self.step_secs());
         let batch = self.batch() as usize;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u64>>(2 * n as usize);
@@ -553,12 +547,11 @@ impl TrainBench {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             let mut s = reader.stream();
             let mut cur = Vec::with_capacity(batch);
             while let Some(sample) = s.next().await {
-                let sample = sample.map_err(|e| e.to_string())?;
+                let sample = sample?;
                 delivered += 1;
                 if trace && last_t.elapsed() >= Duration::from_millis(250) {
                     let (st, t) = (rig.emu.stats(), Instant::now());
@@ -679,7 +672,7 @@ impl TrainBench {
         rig: &Rig,
         ds: Arc<Dataset>,
         kind: PolicyKind,
-    ) -> Result<PolicyRun, String> {
+    ) -> Result<PolicyRun, BenchError> {
         let capacity = (ds.manifest.bytes as f64 * self.cache_fraction) as u64;
         // A small DRAM tier holds the blocks in use (as on any real node): the window being
         // read (16 MiB of samples) and the lookahead (16 MiB). The NVMe tier is the one
@@ -702,24 +695,19 @@ impl TrainBench {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             // Blocks the epoch reads (each counted once).
             let g = cache.geometry();
             let mut blocks = std::collections::HashSet::new();
             for pos in reader.partition().positions() {
                 let id = reader.plan().order[pos as usize];
                 let (shard, k) = reader.plan().locate(id);
-                let e = &ds.index(shard).await.map_err(|e| e.to_string())?.samples[k as usize];
+                let e = &ds.index(shard).await?.samples[k as usize];
                 for b in g.blocks(&e.range(), ds.shards[shard].size) {
                     blocks.insert((shard, b));
                 }
             }
-            reader
-                .stream()
-                .try_for_each(|_| async { Ok(()) })
-                .await
-                .map_err(|e| e.to_string())?;
+            reader.stream().try_for_each(|_| async { Ok(()) }).await?;
             cache.flush().await;
             let after = cache.stats();
             let fetched = (after.demand_fetches + after.prefetch_fetches)
@@ -735,7 +723,7 @@ impl TrainBench {
     }
 
     /// Runs the benchmark.
-    pub fn run(&self) -> Result<TrainBenchReport, String> {
+    pub fn run(&self) -> Result<TrainBenchReport, BenchError> {
         let machine = MachineLimits::measure();
         let rig = self.rig()?;
         let rt = crate::machine::runtime()?;
@@ -750,12 +738,8 @@ impl TrainBench {
                 store: rig.linked.clone(),
                 prefix: format!("{prefix}/raw"),
             };
-            let shards = Arc::new(Dataset::open(shards_loc).await.map_err(|e| e.to_string())?);
-            let raw = Arc::new(
-                Dataset::open_raw(raw_loc)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+            let shards = Arc::new(Dataset::open(shards_loc).await?);
+            let raw = Arc::new(Dataset::open_raw(raw_loc).await?);
             let big = shards.manifest.bytes * 2 + (1 << 30);
             let mut audit = Vec::new();
             let mut ratio = None;
@@ -863,7 +847,7 @@ impl TrainBench {
                     n = next;
                 }
             }
-            Ok::<_, String>(TrainBenchReport {
+            Ok::<_, BenchError>(TrainBenchReport {
                 date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
                 machine,
                 workload: self.workload.clone(),

@@ -7,6 +7,7 @@
 //! measured on a sample (default 64 MiB) so the run stays short: at the per-connection cap
 //! it takes seconds, not minutes; its rate does not depend on the length.
 
+use crate::error::BenchError;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -147,25 +148,23 @@ fn rate(bytes: u64, secs: f64) -> f64 {
 
 impl TransferBench {
     /// Runs the benchmark. Blocking: it starts its own servers and runtime.
-    pub fn run(&self) -> Result<TransferBenchReport, String> {
+    pub fn run(&self) -> Result<TransferBenchReport, BenchError> {
         let machine = MachineLimits::measure();
         let tmp;
         let dir = match &self.work_dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                std::fs::create_dir_all(d)
+                    .map_err(|e| BenchError::Failed(format!("{}: {e}", d.display())))?;
                 d.clone()
             }
             None => {
-                tmp = tempfile::Builder::new()
-                    .prefix("strata-bench-")
-                    .tempdir()
-                    .map_err(|e| e.to_string())?;
+                tmp = tempfile::Builder::new().prefix("strata-bench-").tempdir()?;
                 tmp.path().to_path_buf()
             }
         };
         let src = dir.join("source.bin");
-        let crc =
-            data::write_file(&src, 1, self.size).map_err(|e| format!("{}: {e}", src.display()))?;
+        let crc = data::write_file(&src, 1, self.size)
+            .map_err(|e| BenchError::Failed(format!("{}: {e}", src.display())))?;
         let server = S3Server::start();
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let direct_cfg = {
@@ -181,8 +180,8 @@ impl TransferBench {
         };
         let mut emu_cfg = direct_cfg.clone();
         emu_cfg.s3.endpoint = Some(emu.endpoint());
-        let direct = Store::open(&server.url(""), &direct_cfg).map_err(|e| e.to_string())?;
-        let emulated = Store::open(&server.url(""), &emu_cfg).map_err(|e| e.to_string())?;
+        let direct = Store::open(&server.url(""), &direct_cfg)?;
+        let emulated = Store::open(&server.url(""), &emu_cfg)?;
         let rt = crate::machine::runtime()?;
         let opts = &self.config.transfer;
         let sample = self.single_sample.min(self.size).max(1);
@@ -216,7 +215,9 @@ impl TransferBench {
                 .await
                 .map_err(e)?;
             if r.crc32c != crc {
-                return Err("direct download differs from the source".to_string());
+                return Err(BenchError::Failed(
+                    "direct download differs from the source".into(),
+                ));
             }
             push("direct", "download", "strata", r.bytes, r.elapsed_secs);
             let _ = std::fs::remove_file(dir.join("direct.bin"));
@@ -226,7 +227,9 @@ impl TransferBench {
                 .await
                 .map_err(e)?;
             if r.crc32c != crc {
-                return Err("emulated download differs from the source".to_string());
+                return Err(BenchError::Failed(
+                    "emulated download differs from the source".into(),
+                ));
             }
             push("emulated", "download", "strata", r.bytes, r.elapsed_secs);
             let _ = std::fs::remove_file(dir.join("emulated.bin"));
@@ -248,15 +251,15 @@ impl TransferBench {
                 .await
                 .map_err(e)?;
             if r.crc32c != crc {
-                return Err("upload checksum differs from the source".to_string());
+                return Err(BenchError::Failed(
+                    "upload checksum differs from the source".into(),
+                ));
             }
             push("emulated", "upload", "strata", r.bytes, r.elapsed_secs);
             let head = {
                 use std::io::Read;
                 let mut buf = vec![0u8; sample as usize];
-                std::fs::File::open(&src)
-                    .and_then(|mut f| f.read_exact(&mut buf))
-                    .map_err(|e| e.to_string())?;
+                std::fs::File::open(&src).and_then(|mut f| f.read_exact(&mut buf))?;
                 Bytes::from(buf)
             };
             let t = Instant::now();
@@ -268,7 +271,7 @@ impl TransferBench {
                 sample,
                 t.elapsed().as_secs_f64(),
             );
-            Ok::<_, String>(())
+            Ok::<_, BenchError>(())
         })?;
         for i in 0..rows.len() {
             let single = rows

@@ -149,7 +149,10 @@ impl Manifest {
             });
         }
         if self.world_size == 0 || self.world_size > MAX_WORLD {
-            return Err(ManifestError::Invalid(format!("world size {} out of range", self.world_size)));
+            return Err(ManifestError::Invalid(format!(
+                "world size {} out of range",
+                self.world_size
+            )));
         }
         if self.parts.len() != self.world_size as usize {
             return Err(ManifestError::Invalid(format!(
@@ -160,7 +163,10 @@ impl Manifest {
         }
         for (i, p) in self.parts.iter().enumerate() {
             if p.rank as usize != i {
-                return Err(ManifestError::Invalid(format!("part {i} is rank {}", p.rank)));
+                return Err(ManifestError::Invalid(format!(
+                    "part {i} is rank {}",
+                    p.rank
+                )));
             }
             if p.step != self.step || p.world_size != self.world_size {
                 return Err(ManifestError::Invalid(format!(
@@ -169,7 +175,10 @@ impl Manifest {
                 )));
             }
             if p.chunk_size != self.chunk_size {
-                return Err(ManifestError::Invalid(format!("rank {} has another chunk size", p.rank)));
+                return Err(ManifestError::Invalid(format!(
+                    "rank {} has another chunk size",
+                    p.rank
+                )));
             }
             p.validate()?;
         }
@@ -197,7 +206,10 @@ impl RankPart {
 
     fn validate(&self) -> Result<(), ManifestError> {
         if self.format != FORMAT_VERSION {
-            return Err(ManifestError::Invalid(format!("rank {}: format {}", self.rank, self.format)));
+            return Err(ManifestError::Invalid(format!(
+                "rank {}: format {}",
+                self.rank, self.format
+            )));
         }
         if self.rank >= self.world_size {
             return Err(ManifestError::Invalid(format!(
@@ -206,14 +218,20 @@ impl RankPart {
             )));
         }
         if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
-            return Err(ManifestError::Invalid(format!("chunk size {} out of range", self.chunk_size)));
+            return Err(ManifestError::Invalid(format!(
+                "chunk size {} out of range",
+                self.chunk_size
+            )));
         }
         let mut names = std::collections::HashSet::new();
         for f in &self.files {
             validate_name(&f.name)
                 .map_err(|e| ManifestError::Invalid(format!("rank {}: {e}", self.rank)))?;
             if !names.insert(f.name.as_str()) {
-                return Err(ManifestError::Invalid(format!("rank {}: {} appears twice", self.rank, f.name)));
+                return Err(ManifestError::Invalid(format!(
+                    "rank {}: {} appears twice",
+                    self.rank, f.name
+                )));
             }
             if f.chunks.len() as u64 != f.size.div_ceil(self.chunk_size) {
                 return Err(ManifestError::Invalid(format!(
@@ -235,7 +253,9 @@ impl RankPart {
 /// checkpoint directory or collide with Strata's own files.)
 pub fn validate_name(name: &str) -> Result<(), ManifestError> {
     if name.is_empty() || name.len() > 1024 {
-        return Err(ManifestError::Invalid(format!("item name {name:?}: must be 1 to 1024 bytes")));
+        return Err(ManifestError::Invalid(format!(
+            "item name {name:?}: must be 1 to 1024 bytes"
+        )));
     }
     for c in name.split('/') {
         if c.is_empty() || c.starts_with('.') {

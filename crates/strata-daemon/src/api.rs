@@ -127,7 +127,7 @@ pub async fn persona(name: &str) -> Result<Resp, ApiError> {
     let key = name.to_string();
     let v = tokio::task::spawn_blocking(move || {
         let p = strata_plan::personas::run(&key)
-            .map_err(|m| ApiError::not_found("NoSuchPersona", m))?;
+            .map_err(|m| ApiError::not_found("NoSuchPersona", m.to_string()))?;
         let svgs: serde_json::Map<String, serde_json::Value> = p
             .plan
             .as_ref()
@@ -174,7 +174,13 @@ pub async fn probe(node: &Arc<Node>) -> Result<Resp, ApiError> {
     let report = tokio::task::spawn_blocking(move || p.run())
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ProbeFailed", e))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ProbeFailed",
+                e.to_string(),
+            )
+        })?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"report": report, "text": report.to_table(), "svg": report.svg()}),

@@ -286,7 +286,10 @@ impl ShardIndex {
                     .checked_add(s.size)
                     .is_none_or(|e| e > idx.shard_size)
             {
-                return Err(F::Inconsistent(format!("sample {:?} lies outside the shard", s.key)));
+                return Err(F::Inconsistent(format!(
+                    "sample {:?} lies outside the shard",
+                    s.key
+                )));
             }
             for m in &s.members {
                 if m.offset.checked_add(m.size).is_none_or(|e| e > s.size) {

@@ -101,7 +101,10 @@ impl Manifest {
         use crate::error::FormatError as F;
         let m: Manifest = serde_json::from_slice(bytes)?;
         if m.format != "strata-dataset" {
-            return Err(F::Inconsistent(format!("format is {:?}, not \"strata-dataset\"", m.format)));
+            return Err(F::Inconsistent(format!(
+                "format is {:?}, not \"strata-dataset\"",
+                m.format
+            )));
         }
         if m.version != MANIFEST_VERSION {
             return Err(F::Version {
@@ -134,7 +137,10 @@ impl Manifest {
                 || s.path.starts_with('/')
                 || s.path.split('/').any(|c| c == ".." || c == ".")
             {
-                return Err(F::Inconsistent(format!("shard path {:?} is not a relative path", s.path)));
+                return Err(F::Inconsistent(format!(
+                    "shard path {:?} is not a relative path",
+                    s.path
+                )));
             }
         }
         Ok(m)

@@ -401,19 +401,20 @@ impl Pull<'_> {
     /// [`RAMP_BYTES`] go in 1 MiB reads: with every read in flight sharing the link, small
     /// first reads put the first tensors on disk early.
     async fn plan(&self, objects: &[(String, ObjectInfo)]) -> Result<Vec<PlannedFile>> {
-        let headers = futures::future::try_join_all(objects.iter().map(|(name, info)| async move {
-            if !is_safetensors(name) {
-                return Ok(None);
-            }
-            read_header(self.store, &info.key, info)
-                .await
-                .map(Some)
-                .map_err(|e| match e {
-                    ModelError::Store(s) => changed(s, self.source),
-                    e => e,
-                })
-        }))
-        .await?;
+        let headers =
+            futures::future::try_join_all(objects.iter().map(|(name, info)| async move {
+                if !is_safetensors(name) {
+                    return Ok(None);
+                }
+                read_header(self.store, &info.key, info)
+                    .await
+                    .map(Some)
+                    .map_err(|e| match e {
+                        ModelError::Store(s) => changed(s, self.source),
+                        e => e,
+                    })
+            }))
+            .await?;
         let part = self.part;
         let mut files: Vec<PlannedFile> = Vec::new();
         let mut planned = 0u64;

@@ -10,6 +10,7 @@
 //! and retrievals are priced month by month, and the same data without its lifecycle is priced
 //! beside it, so the saving is visible. All costs are non-negative and add up item by item.
 
+use crate::error::PlanError;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -49,23 +50,29 @@ const SECTIONS: [&str; 8] = [
 
 impl PriceBook {
     /// Overrides figures with a table of the book's layout. Errors name the key.
-    pub fn overlay(&mut self, t: &toml::Table) -> Result<(), String> {
+    pub fn overlay(&mut self, t: &toml::Table) -> Result<(), PlanError> {
         for (section, v) in t {
             if !SECTIONS.contains(&section.as_str()) {
-                return Err(format!(
+                return Err(PlanError::Invalid(format!(
                     "unknown price section {section:?} (storage, get, put, transition, retrieval, monitoring, transfer)"
-                ));
+                )));
             }
             let Some(inner) = v.as_table() else {
-                return Err(format!("{section}: expected a table of class = price"));
+                return Err(PlanError::Invalid(format!(
+                    "{section}: expected a table of class = price"
+                )));
             };
             for (class, price) in inner {
                 let p = price
                     .as_float()
                     .or_else(|| price.as_integer().map(|i| i as f64))
-                    .ok_or_else(|| format!("{section}.{class}: {price} is not a number"))?;
+                    .ok_or_else(|| {
+                        PlanError::Invalid(format!("{section}.{class}: {price} is not a number"))
+                    })?;
                 if !(p.is_finite() && p >= 0.0) {
-                    return Err(format!("{section}.{class}: {p} must be ≥ 0"));
+                    return Err(PlanError::Invalid(format!(
+                        "{section}.{class}: {p} must be ≥ 0"
+                    )));
                 }
                 self.sections
                     .entry(section.clone())
@@ -77,10 +84,12 @@ impl PriceBook {
     }
 
     /// Reads a price book file over the defaults.
-    pub fn load_over_defaults(text: &str, origin: &str) -> Result<Self, String> {
-        let t: toml::Table = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+    pub fn load_over_defaults(text: &str, origin: &str) -> Result<Self, PlanError> {
+        let t: toml::Table =
+            toml::from_str(text).map_err(|e| PlanError::Invalid(format!("{origin}: {e}")))?;
         let mut b = Self::default();
-        b.overlay(&t).map_err(|e| format!("{origin}: {e}"))?;
+        b.overlay(&t)
+            .map_err(|e| PlanError::Invalid(format!("{origin}: {e}")))?;
         Ok(b)
     }
 
@@ -481,7 +490,12 @@ mod tests {
         b.overlay(&t).unwrap();
         assert_eq!(b.storage("s3_standard"), Some(0.021));
         let bad: toml::Table = toml::from_str("[storage]\ns3_standard = -1").unwrap();
-        assert!(b.overlay(&bad).unwrap_err().contains("storage.s3_standard"));
+        assert!(
+            b.overlay(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("storage.s3_standard")
+        );
         let bad: toml::Table = toml::from_str("[nope]\nx = 1").unwrap();
         assert!(b.overlay(&bad).is_err());
         let e = crate::scenario::Scenario::from_toml(

@@ -9,6 +9,7 @@
 //! - Expected waste (fraction of wall time lost), first order: δ/τ (checkpointing) +
 //!   (τ + δ)/(2M) (rework after a failure, half an interval on average) + R/M (restart).
 
+use crate::error::PlanError;
 use serde::Serialize;
 
 /// Young's interval, seconds.
@@ -62,15 +63,19 @@ pub fn advise(
     restart: f64,
     interval: Option<f64>,
     drain: Option<f64>,
-) -> Result<IntervalAdvice, String> {
+) -> Result<IntervalAdvice, PlanError> {
     if !(cost.is_finite() && cost > 0.0) {
-        return Err(format!("checkpoint cost {cost} s must be > 0"));
+        return Err(PlanError::Invalid(format!(
+            "checkpoint cost {cost} s must be > 0"
+        )));
     }
     if !(node_mtbf.is_finite() && node_mtbf > 0.0) {
-        return Err(format!("MTBF {node_mtbf} s must be > 0"));
+        return Err(PlanError::Invalid(format!(
+            "MTBF {node_mtbf} s must be > 0"
+        )));
     }
     if nodes == 0 {
-        return Err("nodes must be ≥ 1".into());
+        return Err(PlanError::Invalid("nodes must be ≥ 1".into()));
     }
     let m = node_mtbf / nodes as f64;
     let y = young(cost, m);

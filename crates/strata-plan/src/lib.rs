@@ -32,6 +32,7 @@
 
 pub mod checkpoint;
 pub mod cost;
+pub mod error;
 pub mod interval;
 pub mod lessons;
 pub mod machine;

@@ -2,6 +2,7 @@
 //! from a local directory through this machine's disk and memory, as measured by a device
 //! probe and a memory copy. `strata demo` ends with it; `strata plan --machine DIR` prints it.
 
+use crate::error::PlanError;
 use crate::probe::ProbeReport;
 use crate::scenario::{Scenario, TierKind};
 
@@ -94,9 +95,13 @@ cache = 0
 }
 
 /// The scenario for this machine, its disk tiers calibrated by `probe`.
-pub fn scenario(probe: &ProbeReport, memcpy: f64, free: f64, ram: f64) -> Result<Scenario, String> {
-    let mut s = Scenario::from_toml(&scenario_text(probe, memcpy, free, ram), "this machine")
-        .map_err(|e| e.to_string())?;
+pub fn scenario(
+    probe: &ProbeReport,
+    memcpy: f64,
+    free: f64,
+    ram: f64,
+) -> Result<Scenario, PlanError> {
+    let mut s = Scenario::from_toml(&scenario_text(probe, memcpy, free, ram), "this machine")?;
     for kind in [TierKind::File, TierKind::Nvme] {
         if let Some(t) = s.tier_mut(kind) {
             t.calibrate(probe.curve());
@@ -111,7 +116,7 @@ pub fn scenario(probe: &ProbeReport, memcpy: f64, free: f64, ram: f64) -> Result
 pub fn this_machine(
     dir: &std::path::Path,
     probe: &ProbeReport,
-) -> Result<(String, Scenario), String> {
+) -> Result<(String, Scenario), PlanError> {
     let memcpy = memcpy_bandwidth();
     let (free, ram) = free_and_ram(dir);
     Ok((

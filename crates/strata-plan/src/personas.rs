@@ -6,6 +6,7 @@
 //! (`data/personas/*.toml`, printed by `strata plan --persona NAME --print-scenario`) run through
 //! the planner; Mobile Nomad and Tiny Pioneer are device-level streaming budgets computed here.
 
+use crate::error::PlanError;
 use serde::Serialize;
 
 use crate::plan::{Plan, plan};
@@ -52,50 +53,57 @@ pub fn scenario_text(key: &str) -> Option<&'static str> {
 }
 
 /// Runs persona `key` with its own figures.
-pub fn run(key: &str) -> Result<Persona, String> {
-    let text = scenario_text(key)
-        .ok_or_else(|| format!("unknown persona {key:?}: choose {}", NAMES.join(", ")))?;
+pub fn run(key: &str) -> Result<Persona, PlanError> {
+    let text = scenario_text(key).ok_or_else(|| {
+        PlanError::Invalid(format!(
+            "unknown persona {key:?}: choose {}",
+            NAMES.join(", ")
+        ))
+    })?;
     run_with(key, text, key)
 }
 
 /// Runs persona `key` with the figures of `text` (a persona file as `scenario_text` gives,
 /// edited); `origin` names it in errors.
-pub fn run_with(key: &str, text: &str, origin: &str) -> Result<Persona, String> {
-    let params = |origin: &str| -> Result<toml::Value, String> {
-        let t: toml::Table = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+pub fn run_with(key: &str, text: &str, origin: &str) -> Result<Persona, PlanError> {
+    let params = |origin: &str| -> Result<toml::Value, PlanError> {
+        let t: toml::Table =
+            toml::from_str(text).map_err(|e| PlanError::Invalid(format!("{origin}: {e}")))?;
         Ok(t.get("persona")
             .cloned()
             .unwrap_or(toml::Value::Table(toml::Table::new())))
     };
     match key {
-        "cloud-titan" => cloud_titan(Scenario::from_toml(text, origin).map_err(|e| e.to_string())?),
-        "edge-guardian" => {
-            edge_guardian(Scenario::from_toml(text, origin).map_err(|e| e.to_string())?)
+        "cloud-titan" => cloud_titan(Scenario::from_toml(text, origin)?),
+        "edge-guardian" => edge_guardian(Scenario::from_toml(text, origin)?),
+        "mobile-nomad" => {
+            Ok(mobile_nomad(&params(origin)?.try_into().map_err(|e| {
+                PlanError::Invalid(format!("{origin}: persona: {e}"))
+            })?))
         }
-        "mobile-nomad" => Ok(mobile_nomad(
-            &params(origin)?
-                .try_into()
-                .map_err(|e| format!("{origin}: persona: {e}"))?,
-        )),
-        "tiny-pioneer" => Ok(tiny_pioneer(
-            &params(origin)?
-                .try_into()
-                .map_err(|e| format!("{origin}: persona: {e}"))?,
-        )),
-        other => Err(format!(
+        "tiny-pioneer" => {
+            Ok(tiny_pioneer(&params(origin)?.try_into().map_err(|e| {
+                PlanError::Invalid(format!("{origin}: persona: {e}"))
+            })?))
+        }
+        other => Err(PlanError::Invalid(format!(
             "unknown persona {other:?}: choose {}",
             NAMES.join(", ")
-        )),
+        ))),
     }
 }
 
-fn cloud_titan(s: Scenario) -> Result<Persona, String> {
+fn cloud_titan(s: Scenario) -> Result<Persona, PlanError> {
     let p = plan(&s);
     let (Some(c), Some(ck)) = (p.checkpoint.as_ref(), s.checkpoint.as_ref()) else {
-        return Err("cloud-titan: the scenario needs a [checkpoint] section".into());
+        return Err(PlanError::Invalid(
+            "cloud-titan: the scenario needs a [checkpoint] section".into(),
+        ));
     };
     let Some(st) = c.staged.as_ref() else {
-        return Err("cloud-titan: the scenario needs an NVMe tier to stage on".into());
+        return Err(PlanError::Invalid(
+            "cloud-titan: the scenario needs an NVMe tier to stage on".into(),
+        ));
     };
     let d = &c.direct;
     let findings = vec![
@@ -174,7 +182,7 @@ fn cloud_titan(s: Scenario) -> Result<Persona, String> {
     })
 }
 
-fn edge_guardian(s: Scenario) -> Result<Persona, String> {
+fn edge_guardian(s: Scenario) -> Result<Persona, PlanError> {
     let p = plan(&s);
     // The fleet, from the seed: 10,000 vehicles, 5 TB per hour in all.
     let vehicles = 10_000.0;
@@ -192,7 +200,9 @@ fn edge_guardian(s: Scenario) -> Result<Persona, String> {
     let ssd_stall = 0.050;
     let ring = (per_vehicle_rate * ssd_stall * 4.0).max(4096.0);
     let Some(k) = p.cost.as_ref() else {
-        return Err("edge-guardian: the scenario needs a [cost] section".into());
+        return Err(PlanError::Invalid(
+            "edge-guardian: the scenario needs a [cost] section".into(),
+        ));
     };
     let month12 = *k.monthly.last().unwrap_or(&0.0);
     let findings = vec![

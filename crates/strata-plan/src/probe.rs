@@ -15,6 +15,7 @@
 pub mod device;
 pub mod object;
 
+use crate::error::PlanError;
 use serde::{Deserialize, Serialize};
 
 use crate::tier::{Curve, CurvePoint};
@@ -63,19 +64,25 @@ impl ProbeReport {
     }
 
     /// Reads a report written by `strata probe --json`.
-    pub fn from_json(text: &str, origin: &str) -> Result<Self, String> {
+    pub fn from_json(text: &str, origin: &str) -> Result<Self, PlanError> {
         let r: ProbeReport = serde_json::from_str(text).map_err(|e| {
-            format!("{origin}: not a probe report ({e}); make one with `strata probe PATH --json`")
+            PlanError::Invalid(format!(
+                "{origin}: not a probe report ({e}); make one with `strata probe PATH --json`"
+            ))
         })?;
         if r.points.is_empty() {
-            return Err(format!("{origin}: the probe report has no points"));
+            return Err(PlanError::Invalid(format!(
+                "{origin}: the probe report has no points"
+            )));
         }
         for (i, p) in r.points.iter().enumerate() {
             if !(p.bytes_per_sec.is_finite() && p.bytes_per_sec >= 0.0)
                 || p.block == 0
                 || p.depth == 0
             {
-                return Err(format!("{origin}: point {i} is out of range ({p:?})"));
+                return Err(PlanError::Invalid(format!(
+                    "{origin}: point {i} is out of range ({p:?})"
+                )));
             }
         }
         Ok(r)

@@ -93,25 +93,29 @@ pub enum Shuffle {
 }
 
 impl std::str::FromStr for Layout {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ScenarioError;
+    fn from_str(s: &str) -> Result<Self, ScenarioError> {
         match s {
             "shards" => Ok(Self::Shards),
             "raw" => Ok(Self::Raw),
-            _ => Err(format!("{s:?} is not a layout: choose shards or raw")),
+            _ => Err(err(
+                "layout",
+                format!("{s:?} is not a layout: choose shards or raw"),
+            )),
         }
     }
 }
 
 impl std::str::FromStr for Shuffle {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ScenarioError;
+    fn from_str(s: &str) -> Result<Self, ScenarioError> {
         match s {
             "none" => Ok(Self::None),
             "window" => Ok(Self::Window),
             "global" => Ok(Self::Global),
-            _ => Err(format!(
-                "{s:?} is not a shuffle: choose none, window or global"
+            _ => Err(err(
+                "shuffle",
+                format!("{s:?} is not a shuffle: choose none, window or global"),
             )),
         }
     }

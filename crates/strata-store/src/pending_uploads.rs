@@ -155,9 +155,7 @@ impl Store {
             let page = parse_page(&page).map_err(|e| StoreError::Io {
                 op: "list pending uploads",
                 path: shown.to_string(),
-                source: std::io::Error::other(format!(
-                    "malformed ListMultipartUploads reply: {e}"
-                )),
+                source: std::io::Error::other(format!("malformed ListMultipartUploads reply: {e}")),
             })?;
             for u in page.upload {
                 out.push(PendingUpload {

@@ -71,14 +71,31 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Why a Garage node could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GarageError {
+    /// No `garage` binary.
+    #[error(
+        "the garage binary was not found (set STRATA_GARAGE_BIN or run scripts/test, which installs it)"
+    )]
+    NotInstalled,
+    /// A file or process of the node.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A step of the start failed; the message says which and shows Garage's log.
+    #[error("{0}")]
+    Failed(String),
+}
+
 impl GarageServer {
     /// Starts a node and configures it. Errors say which step failed and show Garage's log.
-    pub fn start() -> Result<Self, String> {
-        let bin = garage_binary().ok_or("the garage binary was not found (set STRATA_GARAGE_BIN or run scripts/test, which installs it)")?;
+    pub fn start() -> Result<Self, GarageError> {
+        let bin = garage_binary().ok_or(GarageError::NotInstalled)?;
         let dir = tempfile::Builder::new()
             .prefix("strata-garage-")
             .tempdir()
-            .map_err(|e| e.to_string())?;
+            .map_err(GarageError::Io)?;
         let (rpc, s3) = (free_port(), free_port());
         let rpc_secret = format!(
             "{:032x}{:032x}",
@@ -102,19 +119,18 @@ root_domain = ".s3.garage.localhost"
             d = dir.path().display()
         );
         let config_path = dir.path().join("garage.toml");
-        std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
-        let log =
-            std::fs::File::create(dir.path().join("garage.log")).map_err(|e| e.to_string())?;
+        std::fs::write(&config_path, config).map_err(GarageError::Io)?;
+        let log = std::fs::File::create(dir.path().join("garage.log")).map_err(GarageError::Io)?;
         let child = Command::new(&bin)
             .arg("-c")
             .arg(&config_path)
             .arg("server")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stdout(log.try_clone().map_err(GarageError::Io)?)
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            .map_err(|e| GarageError::Failed(format!("cannot start {}: {e}", bin.display())))?;
         let access_key = format!("GK{:024x}", rand::random::<u128>() >> 32);
         let secret_key = format!(
             "{:032x}{:032x}",
@@ -130,51 +146,53 @@ root_domain = ".s3.garage.localhost"
             bin,
             _dir: dir,
         };
-        server
-            .configure()
-            .map_err(|e| format!("{e}\n--- garage log ---\n{}", server.log()))?;
+        server.configure().map_err(|e| {
+            GarageError::Failed(format!("{e}\n--- garage log ---\n{}", server.log()))
+        })?;
         Ok(server)
     }
 
-    fn cli(&self, args: &[&str]) -> Result<String, String> {
+    fn cli(&self, args: &[&str]) -> Result<String, GarageError> {
         let out = Command::new(&self.bin)
             .arg("-c")
             .arg(&self.config_path)
             .args(args)
             .env("RUST_LOG", "warn")
             .output()
-            .map_err(|e| e.to_string())?;
+            .map_err(GarageError::Io)?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
+            Err(GarageError::Failed(format!(
                 "garage {} failed: {}{}",
                 args.join(" "),
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
-            ))
+            )))
         }
     }
 
-    fn retry_cli(&mut self, args: &[&str], within: Duration) -> Result<String, String> {
+    fn retry_cli(&mut self, args: &[&str], within: Duration) -> Result<String, GarageError> {
         let start = Instant::now();
         loop {
             match self.cli(args) {
                 Ok(o) => return Ok(o),
                 Err(e) if start.elapsed() > within => return Err(e),
                 Err(e) if matches!(self.child.try_wait(), Ok(Some(_))) => {
-                    return Err(format!("the garage server exited: {e}"));
+                    return Err(GarageError::Failed(format!(
+                        "the garage server exited: {e}"
+                    )));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
     }
 
-    fn configure(&mut self) -> Result<(), String> {
+    fn configure(&mut self) -> Result<(), GarageError> {
         let id = self.retry_cli(&["node", "id", "-q"], Duration::from_secs(30))?;
         let id = id.trim().split('@').next().unwrap_or_default().to_string();
         if id.len() < 16 {
-            return Err(format!("unexpected node id {id:?}"));
+            return Err(GarageError::Failed(format!("unexpected node id {id:?}")));
         }
         // `node id` reads the key from disk without the server; the layout commands need its
         // RPC port, which a loaded machine may open late (its SQLite store can be briefly
@@ -207,19 +225,19 @@ root_domain = ".s3.garage.localhost"
     }
 
     /// Waits until the S3 API answers a listing of the bucket.
-    fn wait_ready(&self) -> Result<(), String> {
+    fn wait_ready(&self) -> Result<(), GarageError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(GarageError::Io)?;
         let store = strata_store::Store::open(&self.url(""), &self.store_config())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| GarageError::Failed(format!("Garage's store: {e}")))?;
         let start = Instant::now();
         loop {
             match rt.block_on(store.list_dir("")) {
                 Ok(_) => return Ok(()),
                 Err(e) if start.elapsed() > Duration::from_secs(30) => {
-                    return Err(format!("Garage S3 API not ready: {e}"));
+                    return Err(GarageError::Failed(format!("Garage S3 API not ready: {e}")));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }

@@ -26,6 +26,6 @@ pub mod small_fs;
 pub mod upload_listing;
 
 pub use emulator::{LinkEmulator, LinkProfile, StatsSnapshot};
-pub use garage::GarageServer;
+pub use garage::{GarageError, GarageServer};
 pub use s3_server::{S3Endpoint, S3Server};
 pub use small_fs::SmallFs;

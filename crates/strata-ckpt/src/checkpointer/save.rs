@@ -127,7 +127,8 @@ pub(super) fn write_local(
 ) -> Result<RankPart> {
     let part = local.write_part(step, rank, world, chunk, items)?;
     if world == 1 {
-        let m = Manifest::from_parts(step, 1, vec![part.clone()], vec![Tier::Local]).map_err(|e| CkptError::Invalid(e.to_string()))?;
+        let m = Manifest::from_parts(step, 1, vec![part.clone()], vec![Tier::Local])
+            .map_err(|e| CkptError::Invalid(e.to_string()))?;
         local.write_manifest(&m)?;
     }
     Ok(part)

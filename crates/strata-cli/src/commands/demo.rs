@@ -108,7 +108,9 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
             st.wait
         ));
     }
-    say.line("6. A checkpoint: save (durable-local), drain to the S3 server, restore on another node");
+    say.line(
+        "6. A checkpoint: save (durable-local), drain to the S3 server, restore on another node",
+    );
     let ck = checkpoint(cfg, server, &dir).await?;
     say.line(&format!(
         "   saved step 100 ({}) with {:.3}s of stall; drained at {:.1} MiB/s = {:.2} of the link cap, committed {:.2}s after the save",
@@ -150,7 +152,9 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
         mt.views,
         mt.dir.display()
     ));
-    say.line("8. The plan for this machine: probe this disk, then size resnet50 (MLPerf, H100) on it");
+    say.line(
+        "8. The plan for this machine: probe this disk, then size resnet50 (MLPerf, H100) on it",
+    );
     let machine = machine_plan(&dir).await?;
     if !s.json {
         println!(

@@ -5,6 +5,7 @@
 //!
 //! The test file is removed when the probe ends, also on error.
 
+use crate::error::PlanError;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -72,10 +73,13 @@ impl DeviceProbe {
     }
 
     /// Runs the probe.
-    pub fn run(&self) -> Result<ProbeReport, String> {
+    pub fn run(&self) -> Result<ProbeReport, PlanError> {
         let start = Instant::now();
         if !self.dir.is_dir() {
-            return Err(format!("{}: not a directory", self.dir.display()));
+            return Err(PlanError::Invalid(format!(
+                "{}: not a directory",
+                self.dir.display()
+            )));
         }
         let path = self
             .dir
@@ -94,24 +98,25 @@ impl DeviceProbe {
         let mut points = Vec::new();
         let budget = 256 * MIB;
         // One timed point, unless its buffers exceed the budget or its block the file.
-        let mut measure = |op: &str, random: bool, block: u64, depth: u32| -> Result<(), String> {
-            if block * depth as u64 > budget || block > self.file_size {
-                return Ok(());
-            }
-            if op == "read" && !direct {
-                drop_cache(&file);
-            }
-            points.push(point(
-                &file,
-                op,
-                random,
-                block,
-                depth,
-                self.file_size,
-                self.point_secs,
-            )?);
-            Ok(())
-        };
+        let mut measure =
+            |op: &str, random: bool, block: u64, depth: u32| -> Result<(), PlanError> {
+                if block * depth as u64 > budget || block > self.file_size {
+                    return Ok(());
+                }
+                if op == "read" && !direct {
+                    drop_cache(&file);
+                }
+                points.push(point(
+                    &file,
+                    op,
+                    random,
+                    block,
+                    depth,
+                    self.file_size,
+                    self.point_secs,
+                )?);
+                Ok(())
+            };
         for random in [false, true] {
             for &block in &self.blocks {
                 for &depth in &self.depths {
@@ -159,14 +164,14 @@ impl Drop for Remove {
 }
 
 /// Writes the test file with incompressible bytes, then fsyncs it.
-fn fill(path: &Path, size: u64) -> Result<(), String> {
+fn fill(path: &Path, size: u64) -> Result<(), PlanError> {
     let f = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("{}: cannot create the test file: {e}", path.display()))?;
+        .map_err(|e| PlanError::io("create the test file", path, e))?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut chunk = vec![0u8; MIB as usize];
     rng.fill(&mut chunk[..]);
@@ -176,16 +181,16 @@ fn fill(path: &Path, size: u64) -> Result<(), String> {
         // Vary the chunk so no block repeats (a deduplicating store would cheat).
         chunk[..8].copy_from_slice(&off.to_le_bytes());
         f.write_all_at(&chunk[..n as usize], off)
-            .map_err(|e| format!("{}: writing the test file: {e}", path.display()))?;
+            .map_err(|e| PlanError::io("write the test file", path, e))?;
         off += n;
     }
     f.sync_all()
-        .map_err(|e| format!("{}: fsync of the test file: {e}", path.display()))?;
+        .map_err(|e| PlanError::io("fsync the test file", path, e))?;
     Ok(())
 }
 
 /// Opens for direct I/O when the file system allows it.
-fn open(path: &Path) -> Result<(File, bool), String> {
+fn open(path: &Path) -> Result<(File, bool), PlanError> {
     let direct = OpenOptions::new()
         .read(true)
         .write(true)
@@ -202,7 +207,7 @@ fn open(path: &Path) -> Result<(File, bool), String> {
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| PlanError::io("open", path, e))?;
     Ok((f, false))
 }
 
@@ -254,7 +259,7 @@ fn point(
     depth: u32,
     size: u64,
     secs: f64,
-) -> Result<CurvePoint, String> {
+) -> Result<CurvePoint, PlanError> {
     let stop = Arc::new(AtomicBool::new(false));
     let blocks = (size / block).max(1);
     let write = op == "write";
@@ -265,7 +270,7 @@ fn point(
             let file = file.clone();
             let stop = stop.clone();
             let op = op_name.clone();
-            std::thread::spawn(move || -> Result<(u64, Vec<f64>), String> {
+            std::thread::spawn(move || -> Result<(u64, Vec<f64>), PlanError> {
                 let mut buf = Aligned::new(block as usize);
                 if write {
                     buf.as_mut().fill(0xA5 ^ i as u8);
@@ -288,7 +293,9 @@ fn point(
                     } else {
                         file.read_exact_at(buf.as_mut(), idx * block)
                     };
-                    r.map_err(|e| format!("{op} of {block} bytes at {}: {e}", idx * block))?;
+                    r.map_err(|e| {
+                        PlanError::Invalid(format!("{op} of {block} bytes at {}: {e}", idx * block))
+                    })?;
                     if lat.len() < 100_000 {
                         lat.push(t.elapsed().as_secs_f64());
                     }
@@ -305,12 +312,13 @@ fn point(
     for t in threads {
         let (n, l) = t
             .join()
-            .map_err(|_| "a probe thread panicked".to_string())??;
+            .map_err(|_| PlanError::Task("a probe thread panicked".into()))??;
         ops += n;
         lat.extend(l);
     }
     if write {
-        file.sync_data().map_err(|e| format!("fsync: {e}"))?;
+        file.sync_data()
+            .map_err(|e| PlanError::Invalid(format!("fsync: {e}")))?;
     }
     let elapsed = t0.elapsed().as_secs_f64();
     let (p50, p95, p99) = percentiles(lat);
@@ -367,6 +375,6 @@ mod tests {
         let e = DeviceProbe::new("/nonexistent/strata", true)
             .run()
             .unwrap_err();
-        assert!(e.contains("/nonexistent/strata"), "{e}");
+        assert!(e.to_string().contains("/nonexistent/strata"), "{e}");
     }
 }

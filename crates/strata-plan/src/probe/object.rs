@@ -5,6 +5,7 @@
 //! The objects go under `PREFIX/.strata-probe-PID/` and are deleted when the probe ends,
 //! also on error (best effort: a crash leaves them, and the next probe does not read them).
 
+use crate::error::PlanError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ impl ObjectProbe {
     }
 
     /// Runs the probe against `store` (its root is the URL given), under `prefix`.
-    pub async fn run(&self, store: &Store, prefix: &str) -> Result<ProbeReport, String> {
+    pub async fn run(&self, store: &Store, prefix: &str) -> Result<ProbeReport, PlanError> {
         let start = Instant::now();
         let dir = format!(
             "{}{}.strata-probe-{}",
@@ -88,7 +89,7 @@ impl ObjectProbe {
         store: &Store,
         dir: &str,
         written: &mut Vec<String>,
-    ) -> Result<(Vec<CurvePoint>, u64), String> {
+    ) -> Result<(Vec<CurvePoint>, u64), PlanError> {
         let max_c = self.concurrency.iter().copied().max().unwrap_or(1) as u64;
         let mut points = Vec::new();
         let mut total = 0;
@@ -103,7 +104,7 @@ impl ObjectProbe {
             );
             let put_c = count.min(16) as usize;
             let t = Instant::now();
-            let lat: Vec<Result<f64, String>> = futures::stream::iter(keys.iter().cloned())
+            let lat: Vec<Result<f64, PlanError>> = futures::stream::iter(keys.iter().cloned())
                 .map(|k| {
                     let data = data.clone();
                     async move {
@@ -111,7 +112,7 @@ impl ObjectProbe {
                         store
                             .put(&k, data)
                             .await
-                            .map_err(|e| format!("probe PUT: {e}"))?;
+                            .map_err(|e| PlanError::Invalid(format!("probe PUT: {e}")))?;
                         Ok(t.elapsed().as_secs_f64())
                     }
                 })
@@ -149,7 +150,7 @@ impl ObjectProbe {
         keys: &[String],
         size: u64,
         c: u32,
-    ) -> Result<CurvePoint, String> {
+    ) -> Result<CurvePoint, PlanError> {
         let bytes = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicU64::new(0));
         let t0 = Instant::now();
@@ -168,11 +169,12 @@ impl ObjectProbe {
                     let mut stream = store
                         .get_stream(key)
                         .await
-                        .map_err(|e| format!("probe GET {key}: {e}"))?;
+                        .map_err(|e| PlanError::Invalid(format!("probe GET {key}: {e}")))?;
                     let mut first = true;
                     let mut got = 0u64;
                     while let Some(chunk) = stream.next().await {
-                        let chunk = chunk.map_err(|e| format!("probe GET {key}: {e}"))?;
+                        let chunk = chunk
+                            .map_err(|e| PlanError::Invalid(format!("probe GET {key}: {e}")))?;
                         if first {
                             lat.push(t.elapsed().as_secs_f64());
                             first = false;
@@ -189,7 +191,7 @@ impl ObjectProbe {
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Ok::<_, String>(lat)
+                Ok::<_, PlanError>(lat)
             }
         });
         let lats = futures::future::join_all(workers).await;
