@@ -56,13 +56,19 @@ impl Default for CacheBench {
 /// One measured read of the whole dataset.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Phase {
+    /// `cold`, `nvme-warm` or `dram-warm`.
     pub name: &'static str,
+    /// Bytes read.
     pub bytes: u64,
+    /// Seconds the read took.
     pub secs: f64,
+    /// The read's rate, MiB/s.
     pub mib_per_sec: f64,
     /// The limit it is compared with, MiB/s.
     pub limit_mib_per_sec: f64,
+    /// What the limit is: the link cap, the device read or memcpy.
     pub limit: &'static str,
+    /// The rate over the limit.
     pub ratio: f64,
     /// The target ratio, if the issue sets one.
     pub target: Option<f64>,
@@ -76,9 +82,13 @@ pub struct Phase {
 pub struct Round {
     /// Which read went first (the order turns from round to round).
     pub order: [&'static str; 3],
+    /// The block files read raw in one stream, MiB/s.
     pub raw_one_stream: f64,
+    /// The block files read raw in `streams` streams, MiB/s.
     pub raw_streams: f64,
+    /// Streams of the raw read (the cache's reads at once).
     pub streams: usize,
+    /// The NVMe-warm read through the cache, MiB/s.
     pub warm: f64,
 }
 
@@ -92,6 +102,7 @@ impl Round {
 /// Hit ratios of the policies on the shuffled-epoch trace.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PolicyRow {
+    /// The policy's name.
     pub policy: &'static str,
     /// Simulated on the large trace (the tier's own policy code).
     pub simulated: f64,
@@ -104,20 +115,28 @@ pub struct PolicyRow {
 /// What the benchmark measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CacheBenchReport {
+    /// When it ran (UTC).
     pub date: String,
+    /// Bytes of the dataset.
     pub dataset_bytes: u64,
+    /// The cache's block size, bytes.
     pub block_size: u64,
+    /// The machine's limits, measured in the same run.
     pub machine: MachineLimits,
+    /// The device's best raw read of the block files, MiB/s.
     pub device_read_mib_per_sec: f64,
     /// Each round of the device probe and the NVMe-warm read, in order: the spread shows how
     /// much the disk itself varies during the run.
     pub rounds: Vec<Round>,
     /// How the page cache was emptied before each device probe and NVMe-warm read.
     pub page_cache_drop: CacheDrop,
+    /// The emulated link.
     pub profile: LinkProfile,
+    /// The cold, NVMe-warm and DRAM-warm reads.
     pub phases: Vec<Phase>,
     /// Cache fraction of the trace replay (the optimum hit ratio after the first epoch).
     pub cache_fraction: f64,
+    /// Hit ratios of each eviction policy on shuffled epochs.
     pub policies: Vec<PolicyRow>,
     /// Cold-read MiB/s and fraction of the link cap, per block size.
     pub sweep: Vec<(u64, f64, f64)>,

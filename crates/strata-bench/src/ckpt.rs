@@ -60,17 +60,27 @@ impl Default for CkptBench {
 /// What the benchmark measured. Times in seconds, rates in MiB/s.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CkptBenchReport {
+    /// When it ran (UTC).
     pub date: String,
+    /// The machine's limits, measured in the same run.
     pub machine: MachineLimits,
+    /// The S3 server behind the link.
     pub server: BenchServer,
+    /// Bytes of the checkpoint.
     pub bytes: u64,
+    /// Files in it.
     pub files: usize,
+    /// The emulated link.
     pub link: LinkProfile,
+    /// The link's cap, MiB/s.
     pub link_cap_mib_per_sec: f64,
     /// The mean of the two probe writes (`local_write_runs_mib_per_sec`).
     pub local_write_mib_per_sec: f64,
+    /// The local tier's write rate in each run, MiB/s.
     pub local_write_runs_mib_per_sec: Vec<f64>,
+    /// The local tier's read rate, MiB/s.
     pub local_read_mib_per_sec: f64,
+    /// How the page cache was emptied before local reads.
     pub page_cache_drop: CacheDrop,
     /// The first snapshot's stall (staging memory mapped for the first time).
     pub snapshot_first_stall_secs: f64,
@@ -78,11 +88,13 @@ pub struct CkptBenchReport {
     pub snapshot_stall_secs: f64,
     /// The steady stall / (bytes / memcpy bandwidth): 1.0 is one memory copy.
     pub snapshot_stall_vs_memcpy: f64,
+    /// Seconds a durable-local save stalled the caller.
     pub durable_stall_secs: f64,
     /// The stall / (bytes / local write bandwidth): 1.0 is one write of the bytes.
     pub durable_stall_vs_local_write: f64,
     /// The mean of the two drains (`drain_runs_mib_per_sec`).
     pub drain_mib_per_sec: f64,
+    /// The drain's upload rate in each run, MiB/s.
     pub drain_runs_mib_per_sec: Vec<f64>,
     /// The store's CompleteMultipartUpload of the file that finished last (mean of the two
     /// drains): server-side time no upload overlaps. The in-process server copies the whole
@@ -90,14 +102,21 @@ pub struct CkptBenchReport {
     pub drain_last_complete_secs: f64,
     /// The drain rate without that completion, over the cap: what the link carried.
     pub drain_without_last_complete_of_cap: f64,
+    /// The median drain over the link's cap.
     pub drain_of_cap: f64,
     /// Seconds from the save to the commit (snapshot save).
     pub drain_total_secs: f64,
+    /// One stream's upload rate across the same link, MiB/s.
     pub single_stream_upload_mib_per_sec: f64,
+    /// The drain over one stream.
     pub drain_vs_single_stream: f64,
+    /// Restore from the store alone, MiB/s.
     pub restore_remote_mib_per_sec: f64,
+    /// That over the link's cap.
     pub restore_remote_of_cap: f64,
+    /// Restore from the local tier, MiB/s.
     pub restore_local_mib_per_sec: f64,
+    /// That over the device's read.
     pub restore_local_of_device: f64,
 }
 

@@ -61,7 +61,9 @@ impl DaemonBench {
 /// One way of reading.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Mode {
+    /// `own caches` or `daemon`.
     pub name: &'static str,
+    /// Seconds until every process had read everything.
     pub secs: f64,
     /// Bytes that crossed the link.
     pub link_bytes: u64,
@@ -76,15 +78,25 @@ pub struct Mode {
 /// What it measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DaemonBenchReport {
+    /// When it ran (UTC).
     pub date: String,
+    /// The machine's limits, measured in the same run.
     pub machine: MachineLimits,
+    /// The S3 server behind the link.
     pub server: BenchServer,
+    /// The emulated link.
     pub link: LinkProfile,
+    /// The link's cap, MiB/s.
     pub link_cap_mib_per_sec: f64,
+    /// Bytes every process reads.
     pub dataset_bytes: u64,
+    /// Objects in the dataset.
     pub objects: usize,
+    /// Processes reading it at once.
     pub processes: usize,
+    /// Each process with a cache of its own.
     pub own_caches: Mode,
+    /// Every process reading through one daemon.
     pub daemon: Mode,
     /// Delivered throughput through the daemon over own caches.
     pub daemon_vs_own: f64,

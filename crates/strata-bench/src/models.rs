@@ -63,23 +63,39 @@ impl ModelsBench {
 /// What it measured. Rates in MiB/s, times in seconds.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelsBenchReport {
+    /// When it ran (UTC).
     pub date: String,
+    /// The machine's limits, measured in the same run.
     pub machine: MachineLimits,
+    /// The S3 server behind the link.
     pub server: BenchServer,
+    /// The emulated link.
     pub link: LinkProfile,
+    /// The link's cap, MiB/s.
     pub link_cap_mib_per_sec: f64,
+    /// Bytes of the model.
     pub model_bytes: u64,
+    /// Files in it.
     pub files: usize,
+    /// Tensors in it.
     pub tensors: usize,
+    /// Seconds the pull took.
     pub pull_secs: f64,
+    /// The pull's rate, MiB/s.
     pub pull_mib_per_sec: f64,
+    /// That over the link's cap.
     pub pull_of_cap: f64,
+    /// Seconds until the first tensor was on disk.
     pub first_tensor_secs: f64,
+    /// One GET per file in turn, MiB/s.
     pub naive_mib_per_sec: f64,
     /// The whole model at the naive rate, one file after another.
     pub naive_projected_secs: f64,
+    /// The pull over the naive way.
     pub pull_vs_naive: f64,
+    /// Processes pulling the same model at once.
     pub processes: usize,
+    /// Seconds until all of them had it.
     pub processes_secs: f64,
     /// Bytes that crossed the link while the processes pulled.
     pub processes_link_bytes: u64,

@@ -34,10 +34,13 @@ use crate::train::{TrainBench, Workload};
 /// Settings of the calibration benchmark.
 #[derive(Debug, Clone)]
 pub struct PlanBench {
+    /// The MLPerf workloads to compare.
     pub workloads: Vec<Workload>,
+    /// The layouts to compare (shards, raw).
     pub layouts: Vec<strata_dataset::Layout>,
     /// Dataset size per workload; None: 2 GiB (4 GiB for unet3d, whose samples are 140 MB).
     pub dataset_size: Option<u64>,
+    /// Bytes per shard.
     pub shard_size: u64,
     /// One accelerator's demand as a fraction of the link cap. Default: 0.25.
     pub per_accelerator: f64,
@@ -47,7 +50,9 @@ pub struct PlanBench {
     pub profile: LinkProfile,
     /// Relative error allowed. Default: 0.15.
     pub tolerance: f64,
+    /// Where the datasets are generated (kept between runs); default a temporary directory.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Where the caches live; default a temporary directory.
     pub work_dir: Option<std::path::PathBuf>,
 }
 
@@ -74,36 +79,56 @@ impl Default for PlanBench {
 /// One prediction against one measurement.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Comparison {
+    /// The workload.
     pub workload: String,
+    /// The layout.
     pub layout: String,
+    /// Emulated accelerators.
     pub accelerators: u32,
     /// Samples per step (after [`enough_steps`]) and epochs, each read from the link.
     pub batch: u64,
+    /// Epochs run.
     pub epochs: u32,
     /// What the accelerators ask over what the plan says the link supplies.
     pub demand_over_supply: f64,
+    /// Utilization the planner predicted.
     pub predicted_au: f64,
+    /// Utilization measured.
     pub measured_au: f64,
+    /// Throughput the planner predicted, MiB/s.
     pub predicted_mib_per_sec: f64,
+    /// Throughput measured, MiB/s.
     pub measured_mib_per_sec: f64,
+    /// (predicted − measured) / measured utilization.
     pub au_error: f64,
+    /// (predicted − measured) / measured throughput.
     pub throughput_error: f64,
+    /// Both errors within the tolerance.
     pub within: bool,
 }
 
 /// What the calibration benchmark found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlanBenchReport {
+    /// When it ran (UTC).
     pub date: String,
+    /// The machine's limits, measured in the same run.
     pub machine: MachineLimits,
+    /// The emulated link.
     pub link: LinkProfile,
+    /// The link's cap, MiB/s.
     pub link_cap_mib_per_sec: f64,
+    /// The relative error allowed.
     pub tolerance: f64,
+    /// The probes that calibrated the planner.
     pub probes: Vec<ProbeReport>,
+    /// One row per workload, layout and size.
     pub rows: Vec<Comparison>,
     /// Largest relative errors over all rows.
     pub worst_au_error: f64,
+    /// The largest throughput error.
     pub worst_throughput_error: f64,
+    /// Every row within the tolerance.
     pub passed: bool,
 }
 

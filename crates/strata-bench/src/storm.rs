@@ -44,10 +44,13 @@ pub struct StormRun {
     pub mode: String,
     /// Seconds until the last writer finished.
     pub secs: f64,
+    /// Writers whose checkpoint committed.
     pub committed: u32,
+    /// Writers that failed.
     pub failed: u32,
     /// 503 SlowDown answers for overload.
     pub slowdowns: u64,
+    /// Requests the store saw.
     pub requests: u64,
     /// Committed bytes / seconds, MiB/s.
     pub mib_per_sec: f64,
@@ -58,15 +61,23 @@ pub struct StormRun {
 /// What the benchmark measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StormBenchReport {
+    /// When it ran (UTC).
     pub date: String,
+    /// The machine's limits, measured in the same run.
     pub machine: MachineLimits,
+    /// Writer processes.
     pub writers: u32,
+    /// Bytes each writer saves.
     pub bytes_per_writer: u64,
+    /// Requests in flight above which the store answers 503 SlowDown.
     pub overload_above: usize,
+    /// Drains uploading at once under paced admission.
     pub max_writers: u32,
+    /// The link's cap, MiB/s.
     pub link_cap_mib_per_sec: f64,
     /// All bytes / the link cap: no schedule can finish sooner.
     pub ideal_secs: f64,
+    /// The naive and the paced run.
     pub runs: Vec<StormRun>,
 }
 

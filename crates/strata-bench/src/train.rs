@@ -58,6 +58,7 @@ pub const READ_CONCURRENCY: usize = 32;
 /// An MLPerf Storage workload (H100 profile).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Workload {
+    /// `resnet50`, `unet3d` or `cosmoflow`.
     pub name: &'static str,
     /// Mean sample size in bytes.
     pub sample_mean: u64,
@@ -125,6 +126,7 @@ impl Workload {
 /// Settings of the training benchmark.
 #[derive(Debug, Clone)]
 pub struct TrainBench {
+    /// The workload emulated.
     pub workload: Workload,
     /// Emulated accelerators; 0 skips the training phase. Default: 4.
     pub accelerators: u32,
@@ -187,12 +189,19 @@ impl TrainBench {
 /// One read of a whole epoch as fast as the reader goes.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditRow {
+    /// `raw, one GET per sample`, `shards`, ...
     pub name: String,
+    /// Samples read.
     pub samples: u64,
+    /// Bytes read.
     pub bytes: u64,
+    /// Seconds the epoch took.
     pub secs: f64,
+    /// The rate, MiB/s.
     pub mib_per_sec: f64,
+    /// The rate over the link's cap.
     pub link_fraction: f64,
+    /// Requests that crossed the link.
     pub link_requests: u64,
 }
 
@@ -208,29 +217,45 @@ pub struct Step {
 /// One emulated training run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainRun {
+    /// `shards` or `raw`.
     pub layout: String,
+    /// Emulated accelerators.
     pub accelerators: u32,
+    /// Epochs run.
     pub epochs: u32,
+    /// Steps per accelerator.
     pub steps: u64,
+    /// Samples consumed.
     pub samples: u64,
+    /// Bytes consumed.
     pub bytes: u64,
+    /// Wall seconds.
     pub secs: f64,
     /// Accelerator utilization: compute time over wall time, averaged over accelerators.
     pub au: f64,
     /// AU leaving out each accelerator's first step (the cold fill); pass/fail uses it.
     pub au_steady: f64,
+    /// Utilization reached the workload's passing mark.
     pub passed: bool,
+    /// Samples per second over all accelerators.
     pub samples_per_sec: f64,
+    /// Bytes consumed per second, MiB/s.
     pub mib_per_sec: f64,
+    /// That over the link's cap.
     pub link_fraction: f64,
     /// What the accelerators would read at full speed, as a fraction of the link cap.
     pub demand_fraction: f64,
+    /// Requests that crossed the link.
     pub link_requests: u64,
+    /// Blocks served from DRAM.
     pub dram_hits: u64,
+    /// Blocks served from NVMe.
     pub nvme_hits: u64,
+    /// Blocks fetched from the store.
     pub store_fetches: u64,
     /// Mean and 95th-percentile wait per step, seconds.
     pub wait_mean: f64,
+    /// 95th percentile of the wait per step, seconds.
     pub wait_p95: f64,
     /// Accelerator 0's steps, for the waterfall.
     pub waterfall: Vec<Step>,
@@ -239,37 +264,58 @@ pub struct TrainRun {
 /// Second-epoch hit ratio of one policy.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PolicyRun {
+    /// The policy's name.
     pub policy: &'static str,
+    /// Blocks read through the cache.
     pub blocks_read: u64,
+    /// Blocks fetched from the store.
     pub blocks_fetched: u64,
+    /// 1 − fetched / read.
     pub hit_ratio: f64,
 }
 
 /// What the training benchmark measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainBenchReport {
+    /// When it ran (UTC).
     pub date: String,
+    /// The machine's limits, measured in the same run.
     pub machine: MachineLimits,
+    /// The workload emulated.
     pub workload: Workload,
+    /// Compute time scale applied to the workload's step (1: MLPerf's H100 figures).
     pub compute_scale: f64,
     /// Samples per step after scaling.
     pub batch: u64,
+    /// Compute seconds per step after the scale.
     pub compute_secs_per_step: f64,
+    /// The emulated link.
     pub link: LinkProfile,
+    /// The link's cap, MiB/s.
     pub link_cap_mib_per_sec: f64,
+    /// Bytes of the dataset.
     pub dataset_bytes: u64,
+    /// Samples in it.
     pub samples: u64,
+    /// Shards in it.
     pub shards: u64,
+    /// Seconds it took to generate, if this run generated it.
     pub generated_secs: Option<f64>,
+    /// The access-pattern audit's epochs.
     pub audit: Vec<AuditRow>,
     /// Shuffled shards over sequential shards (target ≥ 0.9).
     pub shuffled_over_sequential: Option<f64>,
+    /// The training runs.
     pub training: Vec<TrainRun>,
+    /// The cache size as a fraction of the dataset in the policy runs.
     pub cache_fraction: f64,
+    /// Each eviction policy on shuffled epochs.
     pub policies: Vec<PolicyRun>,
+    /// The accelerator counts tried by the find-max search.
     pub find_max: Vec<TrainRun>,
     /// The largest passing N and its demand as a fraction of the link cap.
     pub max_accelerators: Option<u32>,
+    /// The most demand (as a fraction of the link) that still passed.
     pub max_demand_fraction: Option<f64>,
 }
 

@@ -56,8 +56,11 @@ pub struct Row {
     pub direction: &'static str,
     /// `strata` (parallel engine) or `single-stream`.
     pub method: &'static str,
+    /// Bytes moved.
     pub bytes: u64,
+    /// Seconds it took.
     pub secs: f64,
+    /// The rate, MiB/s.
     pub mib_per_sec: f64,
     /// Throughput / the emulator's total cap (emulated rows).
     pub of_link_cap: Option<f64>,
@@ -68,12 +71,19 @@ pub struct Row {
 /// What the benchmark measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TransferBenchReport {
+    /// When it ran (UTC).
     pub date: String,
+    /// Bytes of the object.
     pub object_bytes: u64,
+    /// The emulated link.
     pub profile: LinkProfile,
+    /// The machine's limits, measured in the same run.
     pub machine: MachineLimits,
+    /// Part size, bytes.
     pub part_size: u64,
+    /// Parts in flight.
     pub concurrency: usize,
+    /// One row per way of moving the object.
     pub rows: Vec<Row>,
     /// Emulator statistics after the run.
     pub emulator: strata_testkit::StatsSnapshot,

@@ -99,9 +99,13 @@ pub enum CacheError {
     /// The source returned the wrong number of bytes.
     #[error("{object:?} block {index}: the source returned {got} bytes, expected {want}")]
     ShortBlock {
+        /// The object version read.
         object: ObjectVersion,
+        /// The block's index in the object.
         index: u64,
+        /// Bytes the source returned.
         got: usize,
+        /// Bytes the block holds.
         want: u64,
     },
     /// The cache directory could not be used.
@@ -115,8 +119,11 @@ pub enum CacheError {
 /// it waits for the disk instead (and is counted with the prefetches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
+    /// A read a caller waits for.
     Demand,
+    /// A read ahead of the caller, from a plan or a sequential pattern.
     Prefetch,
+    /// A warm-up: stores every block, waiting for the disk.
     Hydrate,
 }
 
@@ -143,10 +150,15 @@ pub struct BlockCache {
 /// Counters of every tier and of the fetches behind them.
 #[derive(Debug, Clone, Default)]
 pub struct CacheStats {
+    /// The DRAM tier's counters, if it has one.
     pub dram: Option<TierSnapshot>,
+    /// The NVMe tier's counters, if it has one.
     pub nvme: Option<TierSnapshot>,
+    /// Blocks fetched from the source for demand reads.
     pub demand_fetches: u64,
+    /// Blocks fetched from the source ahead of the reader (prefetches and warm-ups).
     pub prefetch_fetches: u64,
+    /// Bytes fetched from the source.
     pub fetched_bytes: u64,
     /// Readers that found a fetch of their block in flight and shared it.
     pub shared_fetches: u64,

@@ -97,8 +97,11 @@ pub fn object_hash(store: &str, path: &str) -> u64 {
 /// The identity of one block: hashes of its object and version, and its index.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct BlockId {
+    /// Hash of the store and the object's path.
     pub object: u64,
+    /// Hash of the object's version (its ETag).
     pub version: u32,
+    /// The block's index in the object.
     pub index: u64,
 }
 

@@ -111,8 +111,11 @@ impl EvictionPolicy for Auto {
 /// Which policy to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyKind {
+    /// Least recently used.
     Lru,
+    /// S3-FIFO: a small probationary queue, a main queue and a ghost queue (scan-resistant).
     S3Fifo,
+    /// Next use: evicts the block used farthest in the planned future (Belady).
     NextUse,
     /// S3-FIFO until a reader gives the tier its plan ([`EvictionPolicy::plan`]), then
     /// next-use. The default: a scan-resistant policy for reads nobody plans, and Belady's

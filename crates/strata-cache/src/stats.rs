@@ -19,12 +19,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct TierStats {
     /// `dram` or `nvme`, the metrics label.
     pub tier: &'static str,
+    /// Reads the tier answered.
     pub hits: AtomicU64,
+    /// Reads the tier did not hold.
     pub misses: AtomicU64,
     /// Payload bytes served from the tier.
     pub bytes_read: AtomicU64,
     /// Payload bytes stored in the tier.
     pub bytes_written: AtomicU64,
+    /// Blocks evicted to make room.
     pub evictions: AtomicU64,
     /// Damaged block files found and dropped.
     pub corrupt: AtomicU64,
@@ -92,13 +95,21 @@ impl TierStats {
 /// A snapshot of [`TierStats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TierSnapshot {
+    /// Reads the tier answered.
     pub hits: u64,
+    /// Reads the tier did not hold.
     pub misses: u64,
+    /// Bytes read from the tier.
     pub bytes_read: u64,
+    /// Bytes written to the tier.
     pub bytes_written: u64,
+    /// Blocks evicted to make room.
     pub evictions: u64,
+    /// Blocks that failed their checks and were fetched again.
     pub corrupt: u64,
+    /// Blocks passed through unstored because writes fell behind.
     pub pass_through: u64,
+    /// Blocks the tier declined (full, or below its free-space floor).
     pub declined: u64,
 }
 

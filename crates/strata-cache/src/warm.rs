@@ -38,8 +38,11 @@ pub async fn objects_named(
 /// What a warm-up did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct WarmReport {
+    /// Objects warmed.
     pub objects: usize,
+    /// Blocks read through the cache.
     pub blocks: u64,
+    /// Bytes of the objects.
     pub bytes: u64,
     /// Bytes fetched from the source (the rest was already cached).
     pub fetched_bytes: u64,
@@ -48,6 +51,7 @@ pub struct WarmReport {
     pub not_cached_blocks: u64,
     /// Why the NVMe tier declined the last of them.
     pub not_cached_reason: Option<String>,
+    /// Seconds the warm-up took.
     pub elapsed_secs: f64,
 }
 
@@ -131,6 +135,7 @@ pub struct PageCacheReport {
     pub resident_bytes: u64,
     /// Blocks of the objects that the NVMe tier does not hold (not warmed, or evicted).
     pub missing_blocks: u64,
+    /// Seconds the load took.
     pub elapsed_secs: f64,
 }
 

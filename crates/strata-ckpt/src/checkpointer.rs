@@ -39,6 +39,7 @@ pub struct CkptStats {
     pub saves: u64,
     /// Mean and last stall of `save`, seconds.
     pub mean_stall_secs: f64,
+    /// The last save's stall, seconds.
     pub last_stall_secs: f64,
     /// Drains that committed.
     pub drains: u64,
@@ -46,6 +47,7 @@ pub struct CkptStats {
     pub failed_drains: u64,
     /// Mean and last time from save to commit, seconds.
     pub mean_drain_secs: f64,
+    /// The last drain's time from save to commit, seconds.
     pub last_drain_secs: f64,
 }
 

@@ -20,7 +20,9 @@ use crate::manifest::{Checksummer, FileEntry, MAX_MANIFEST_BYTES, Manifest, Rank
 /// What an item holds: bytes in memory, or a file to copy.
 #[derive(Debug, Clone)]
 pub enum ItemData {
+    /// Bytes in memory.
     Bytes(Bytes),
+    /// A file on disk, read (or copied) by the save.
     File(PathBuf),
 }
 
@@ -29,6 +31,7 @@ pub enum ItemData {
 pub struct Item {
     /// A relative path, see [`crate::manifest::validate_name`].
     pub name: String,
+    /// The item's bytes.
     pub data: ItemData,
 }
 

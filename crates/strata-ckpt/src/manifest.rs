@@ -57,11 +57,17 @@ pub struct FileEntry {
 /// One rank's files: the marker a rank writes when its part is durable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RankPart {
+    /// [`FORMAT_VERSION`] of the writer.
     pub format: u32,
+    /// The step.
     pub step: u64,
+    /// The rank that saved this part.
     pub rank: u32,
+    /// Ranks saving the step.
     pub world_size: u32,
+    /// Checksum chunk size, bytes.
     pub chunk_size: u64,
+    /// The rank's files with their checksums.
     pub files: Vec<FileEntry>,
     /// When the rank saved it (Unix milliseconds).
     pub saved_unix_ms: i64,
@@ -80,9 +86,13 @@ pub enum Tier {
 /// The commit record of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// [`FORMAT_VERSION`] of the writer.
     pub format: u32,
+    /// The step.
     pub step: u64,
+    /// Ranks that saved it.
     pub world_size: u32,
+    /// Checksum chunk size, bytes (every rank's).
     pub chunk_size: u64,
     /// When it was committed (Unix milliseconds).
     pub committed_unix_ms: i64,

@@ -12,6 +12,7 @@ use crate::manifest::{FileEntry, MAX_MANIFEST_BYTES, Manifest, RankPart};
 /// A checkpoint root in an object store.
 #[derive(Clone)]
 pub struct RemoteTier {
+    /// The checkpoint root in the store.
     pub loc: Location,
 }
 

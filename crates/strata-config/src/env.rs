@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use crate::error::ConfigError;
 
+/// A variable lookup: the value of a name, if set.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// Where environment variables are read from: the process's environment, or a fixed map in
 /// tests. An empty value counts as unset. Cheap to clone.
 #[derive(Clone)]
 pub struct Env {
-    get: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    get: Arc<Lookup>,
 }
 
 impl std::fmt::Debug for Env {

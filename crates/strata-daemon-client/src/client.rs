@@ -28,28 +28,50 @@ use crate::wire::{JobReport, WarmStatus};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// The daemon could not be reached.
     #[error("cannot reach the Strata daemon at {addr}: {source} (is `strata serve` running?)")]
     Connect {
+        /// The daemon's address.
         addr: String,
+        /// The cause.
         #[source]
         source: std::io::Error,
     },
+    /// The address does not parse.
     #[error("daemon address {addr:?}: {reason}")]
-    Address { addr: String, reason: String },
+    Address {
+        /// The address given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The daemon answered with an error.
     #[error("the daemon answered {status} for {what}: {message}")]
     Status {
+        /// The HTTP status.
         status: StatusCode,
+        /// The object or operation asked for.
         what: String,
+        /// The daemon's message.
         message: String,
     },
+    /// The connection failed mid-request.
     #[error("talking to the daemon at {addr}: {source}")]
     Http {
+        /// The daemon's address.
         addr: String,
+        /// The cause.
         #[source]
         source: hyper::Error,
     },
+    /// The daemon's answer does not have the expected shape.
     #[error("the daemon's answer for {what} is malformed: {reason}")]
-    Malformed { what: String, reason: String },
+    Malformed {
+        /// The object or operation asked for.
+        what: String,
+        /// What is wrong with the answer.
+        reason: String,
+    },
 }
 
 impl ClientError {
@@ -90,8 +112,11 @@ impl std::fmt::Debug for DaemonClient {
 
 /// An answer.
 pub struct Answer {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The response headers.
     pub headers: HeaderMap,
+    /// The whole body.
     pub body: Bytes,
 }
 

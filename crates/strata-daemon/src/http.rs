@@ -9,10 +9,13 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use strata_store::{ErrorKind, StoreError};
 
+/// Any error a body or handler can fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every response body: a whole buffer or a stream of blocks.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+/// A request as hyper hands it over.
 pub type Req = http::Request<hyper::body::Incoming>;
+/// A response with a boxed body.
 pub type Resp = Response<Body>;
 
 /// A whole body.
@@ -49,15 +52,18 @@ pub fn query(req: &Req) -> HashMap<String, String> {
 /// Why a request failed, as the client will be told.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
     /// A stable short code (S3's where there is one: `NoSuchKey`, `InvalidRange`, …).
     pub code: &'static str,
+    /// What went wrong, for people.
     pub message: String,
     /// The metrics label of the error kind.
     pub kind: &'static str,
 }
 
 impl ApiError {
+    /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -66,9 +72,11 @@ impl ApiError {
             kind: "request",
         }
     }
+    /// 400 Bad Request.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidArgument", message)
     }
+    /// 404 with `code` (e.g. `NoSuchKey`).
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
-use strata_cache::{BlockCache, CacheConfig, ObjectVersion, Why};
+use strata_cache::{BlockCache, ObjectVersion, Why};
 use strata_store::{ObjectInfo, Store, StoreError, StoreUrl};
 use tokio::sync::Semaphore;
 
@@ -27,23 +27,30 @@ const RESPONSE_WINDOW: usize = FETCH_CONCURRENCY;
 /// What the daemon knows of an object: its cache identity and listing facts.
 #[derive(Debug, Clone)]
 pub struct Resolved {
+    /// The store the URL names.
     pub store: Store,
+    /// The object's identity in the cache (store, path, ETag, size).
     pub object: ObjectVersion,
+    /// What HEAD said.
     pub info: ObjectInfo,
 }
 
 /// The node: shared by every connection.
 pub struct Node {
+    /// The daemon's settings.
     pub config: DaemonConfig,
+    /// The node's block cache.
     pub cache: Arc<BlockCache>,
     stores: Mutex<HashMap<String, Store>>,
     heads: Mutex<HashMap<String, (Instant, Resolved)>>,
     /// Blocks held by response bodies, over all clients (`response_memory / block_size`).
     responses: Arc<Semaphore>,
     response_blocks: usize,
+    /// What jobs on the node reported.
     pub jobs: Jobs,
     /// Hydrations started by `strata warm --daemon` ([`crate::warm`]).
     pub warmups: crate::warm::Warmups,
+    /// When the daemon started.
     pub started: Instant,
     /// Client reads marked as prefetches (`x-strata-why: prefetch`) in flight.
     pub prefetch_in_flight: std::sync::atomic::AtomicU64,

@@ -17,9 +17,11 @@ use crate::{api, auth, local, metrics, pages, s3};
 
 /// A running daemon.
 pub struct Server {
+    /// The node served.
     pub node: Arc<Node>,
     /// The TCP address it listens on (the port is known even when 0 was asked).
     pub addr: SocketAddr,
+    /// The Unix socket served too, if any.
     pub socket: Option<PathBuf>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }

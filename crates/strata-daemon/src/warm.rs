@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
 use strata_cache::ObjectVersion;
 
 use crate::http::{ApiError, Req, Resp, json, query};

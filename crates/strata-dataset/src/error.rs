@@ -15,24 +15,48 @@ pub enum DatasetError {
     Cache(String),
     /// An input of the packer could not be read.
     #[error("cannot read input {path}: {cause}")]
-    Input { path: String, cause: String },
+    Input {
+        /// The input.
+        path: String,
+        /// The cause.
+        cause: String,
+    },
     /// Writing an output failed.
     #[error("cannot write {path}: {cause}")]
-    Output { path: String, cause: String },
+    Output {
+        /// The output.
+        path: String,
+        /// The cause.
+        cause: String,
+    },
     /// A shard is damaged or does not parse.
     #[error("shard {shard}: {cause}")]
-    Shard { shard: String, cause: String },
+    Shard {
+        /// The shard.
+        shard: String,
+        /// What is wrong with it.
+        cause: String,
+    },
     /// A sample failed its checksum or does not match its index.
     #[error("shard {shard}, sample {sample} ({key}): {cause}")]
     Sample {
+        /// The shard.
         shard: String,
+        /// The sample's position in the shard.
         sample: u64,
+        /// The sample's key.
         key: String,
+        /// What is wrong with it.
         cause: String,
     },
     /// The manifest is missing, unreadable, or disagrees with the shards.
     #[error("manifest {path}: {cause}")]
-    Manifest { path: String, cause: String },
+    Manifest {
+        /// The manifest.
+        path: String,
+        /// What is wrong with it.
+        cause: String,
+    },
     /// A setting is out of range.
     #[error("{0}")]
     Invalid(String),

@@ -108,7 +108,12 @@ pub enum IndexError {
     TfRecord(#[from] TfRecordError),
     /// A sample repeats an extension (WebDataset cannot represent it).
     #[error("sample {key:?} has two members with extension {ext:?}")]
-    DuplicateMember { key: String, ext: String },
+    DuplicateMember {
+        /// The sample's key.
+        key: String,
+        /// The member's extension.
+        ext: String,
+    },
 }
 
 /// Splits a member name into (key, extension) the way WebDataset does.

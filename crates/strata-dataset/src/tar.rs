@@ -19,10 +19,20 @@ pub const MAX_EXTENSION: u64 = 64 << 10;
 pub enum TarError {
     /// The header at `offset` is damaged.
     #[error("bad tar header at byte {offset}: {why}")]
-    BadHeader { offset: u64, why: String },
+    BadHeader {
+        /// Offset of the header in the shard.
+        offset: u64,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The archive ends inside a header or a member's data.
     #[error("truncated tar: the data ends at byte {at} inside {inside}")]
-    Truncated { at: u64, inside: String },
+    Truncated {
+        /// Where the shard ends.
+        at: u64,
+        /// What was being read there.
+        inside: String,
+    },
 }
 
 /// One regular file of the archive.

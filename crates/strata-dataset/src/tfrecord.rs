@@ -13,16 +13,30 @@ pub const MAX_RECORD: u64 = 1 << 30;
 pub enum TfRecordError {
     /// The length field's CRC does not match.
     #[error("TFRecord at byte {offset}: length checksum mismatch")]
-    LengthCrc { offset: u64 },
+    LengthCrc {
+        /// Offset of the record.
+        offset: u64,
+    },
     /// The data's CRC does not match.
     #[error("TFRecord at byte {offset}: data checksum mismatch")]
-    DataCrc { offset: u64 },
+    DataCrc {
+        /// Offset of the record.
+        offset: u64,
+    },
     /// The length is larger than [`MAX_RECORD`].
     #[error("TFRecord at byte {offset}: length {len} is over the limit")]
-    TooLong { offset: u64, len: u64 },
+    TooLong {
+        /// Offset of the record.
+        offset: u64,
+        /// The length it claims, bytes.
+        len: u64,
+    },
     /// The file ends inside a record.
     #[error("truncated TFRecord: the data ends inside the record at byte {offset}")]
-    Truncated { offset: u64 },
+    Truncated {
+        /// Where the file ends.
+        offset: u64,
+    },
 }
 
 /// The masked CRC32C TFRecord uses.

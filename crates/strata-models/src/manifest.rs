@@ -17,6 +17,7 @@ pub struct ModelFile {
     pub size: u64,
     /// The source object's size and ETag.
     pub source_size: u64,
+    /// The source object's ETag when it was pulled.
     pub e_tag: Option<String>,
     /// CRC32C of the file on disk.
     pub crc32c: u32,
@@ -36,6 +37,7 @@ pub struct ModelManifest {
     pub version: String,
     /// Tensor selectors (names or prefixes); empty for the whole model.
     pub selectors: Vec<String>,
+    /// The files, in the source's order.
     pub files: Vec<ModelFile>,
     /// When the pull finished (Unix ms).
     pub pulled_unix_ms: i64,

@@ -22,10 +22,15 @@ pub struct Model {
 /// One tensor: its dtype, shape and bytes, borrowed from the model's memory map.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorView<'a> {
+    /// The tensor's name.
     pub name: &'a str,
+    /// The file holding it.
     pub file: &'a str,
+    /// Its element type.
     pub dtype: Dtype,
+    /// Its shape.
     pub shape: &'a [u64],
+    /// Its bytes, mapped from the file (little-endian, row-major).
     pub data: &'a [u8],
 }
 

@@ -40,6 +40,7 @@ const RAMP_BYTES: u64 = 16 << 20;
 pub struct TensorReady {
     /// The file, as named in the model directory.
     pub file: String,
+    /// The tensor, with its offsets in the local file.
     pub tensor: TensorInfo,
     /// Seconds since the pull started.
     pub secs: f64,
@@ -66,10 +67,15 @@ pub struct PullOptions {
 /// What a pull did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PullReport {
+    /// The model's URL.
     pub source: String,
+    /// The published model directory.
     pub dir: PathBuf,
+    /// The version (a hash of every file's name, size and ETag, and the selection).
     pub version: String,
+    /// Files in the model.
     pub files: usize,
+    /// Tensors in the model.
     pub tensors: usize,
     /// Bytes of the model on disk.
     pub bytes: u64,
@@ -81,6 +87,7 @@ pub struct PullReport {
     pub already_cached: bool,
     /// Another process pulled it while this one waited for the lock.
     pub waited_for_other: bool,
+    /// Seconds the call took.
     pub elapsed_secs: f64,
     /// From the start of the call until the first tensor's bytes were on disk.
     pub first_tensor_secs: Option<f64>,
@@ -396,7 +403,7 @@ impl Pull<'_> {
         })
     }
 
-    /// 3. The plan: every safetensors header read side by side (two round trips each) and
+    /// Step 3, the plan: every safetensors header read side by side (two round trips each) and
     /// checked, the tensors a selection keeps, and the segments to fetch. The model's first
     /// [`RAMP_BYTES`] go in 1 MiB reads: with every read in flight sharing the link, small
     /// first reads put the first tensors on disk early.
@@ -481,7 +488,7 @@ impl Pull<'_> {
         Ok(files)
     }
 
-    /// 4a. The partial directory with every file at its size (a subset's header written),
+    /// Step 4a: the partial directory with every file at its size (a subset's header written),
     /// and the journal: segments an interrupted pull wrote whose bytes still match their
     /// CRC32C are kept; the rest are to fetch.
     fn open_partial(&self, files: &[PlannedFile]) -> Result<Partial> {
@@ -545,7 +552,7 @@ impl Pull<'_> {
         })
     }
 
-    /// 4b. Every segment still to fetch, `parts_in_flight` at once (default 32) in file
+    /// Step 4b: every segment still to fetch, `parts_in_flight` at once (default 32) in file
     /// order, each pinned to the ETag it was planned with, written at its offset and
     /// journaled; returns their CRC32Cs.
     async fn fetch_segments(
@@ -601,7 +608,7 @@ impl Pull<'_> {
             .await
     }
 
-    /// 5. Every file fsynced, the manifest (sizes, ETags, CRC32C) written last and fsynced,
+    /// Step 5: every file fsynced, the manifest (sizes, ETags, CRC32C) written last and fsynced,
     /// and the directory renamed into place: the model appears complete or not at all.
     fn publish(&self, files: &[PlannedFile], partial: Partial) -> Result<(PathBuf, ModelManifest)> {
         let dir = &partial.dir;

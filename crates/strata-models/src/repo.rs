@@ -26,7 +26,9 @@ pub struct ModelRepo {
 /// A published model found in the repository.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CachedModel {
+    /// The model directory.
     pub dir: PathBuf,
+    /// Its manifest.
     pub manifest: ModelManifest,
 }
 

@@ -19,25 +19,45 @@ pub const MAX_HEADER_BYTES: u64 = 100 << 20;
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Dtype {
+    /// Boolean, 1 byte.
     BOOL,
+    /// Unsigned 8-bit integer.
     U8,
+    /// Signed 8-bit integer.
     I8,
+    /// 8-bit float, 5 exponent and 2 mantissa bits.
     F8_E5M2,
+    /// 8-bit float, 4 exponent and 3 mantissa bits.
     F8_E4M3,
+    /// 8-bit exponent-only scale (MX formats).
     F8_E8M0,
+    /// 4-bit float, two per byte.
     F4,
+    /// 6-bit float, 2 exponent and 3 mantissa bits.
     F6_E2M3,
+    /// 6-bit float, 3 exponent and 2 mantissa bits.
     F6_E3M2,
+    /// Signed 16-bit integer.
     I16,
+    /// Unsigned 16-bit integer.
     U16,
+    /// IEEE half precision.
     F16,
+    /// bfloat16.
     BF16,
+    /// Signed 32-bit integer.
     I32,
+    /// Unsigned 32-bit integer.
     U32,
+    /// IEEE single precision.
     F32,
+    /// IEEE double precision.
     F64,
+    /// Signed 64-bit integer.
     I64,
+    /// Unsigned 64-bit integer.
     U64,
+    /// Complex of two single-precision floats.
     C64,
 }
 
@@ -114,11 +134,15 @@ impl Dtype {
 /// One tensor of a file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TensorInfo {
+    /// The tensor's name.
     pub name: String,
+    /// Its element type.
     pub dtype: Dtype,
+    /// Its shape.
     pub shape: Vec<u64>,
     /// Byte range in the file (absolute: the data start is added).
     pub start: u64,
+    /// End of its bytes in the file (exclusive), bytes.
     pub end: u64,
 }
 

@@ -25,6 +25,7 @@ use crate::scenario::Checkpoint;
 /// One way of saving.
 #[derive(Debug, Clone, Serialize)]
 pub struct Strategy {
+    /// `direct` (every node to the shared store at once) or `staged` (to local NVMe, drained behind).
     pub name: &'static str,
     /// Seconds training waits per checkpoint.
     pub stall: f64,
@@ -34,7 +35,9 @@ pub struct Strategy {
     pub writers_at_once: u32,
     /// PUT requests per second asked of the store while saving.
     pub put_rate_asked: f64,
+    /// Young's interval √(2δM), seconds.
     pub young: f64,
+    /// Daly's interval, seconds.
     pub daly: f64,
     /// The interval to use: Daly's, or the drain time when the drain is longer (a drain
     /// must finish before the next checkpoint starts one), seconds.
@@ -47,7 +50,9 @@ pub struct Strategy {
     pub lost_secs: f64,
     /// The interval in use, if given: its waste and run time.
     pub interval_waste: Option<f64>,
+    /// The run time at the interval in use, seconds.
     pub interval_run_secs: Option<f64>,
+    /// What the figures warn about (a drain longer than the interval, a cost large against the MTBF).
     pub warnings: Vec<String>,
 }
 
@@ -56,13 +61,16 @@ pub struct Strategy {
 pub struct CheckpointPlan {
     /// Bytes each node writes.
     pub shard: f64,
+    /// The job's MTBF (node MTBF / nodes), seconds.
     pub job_mtbf: f64,
     /// The storm: all nodes at once, seconds.
     pub storm_secs: f64,
     /// Whether the storm asks more PUTs per second than the store serves (it answers 503
     /// SlowDown, and retries make it worse).
     pub storm_overloads: bool,
+    /// Every node writing to the shared store at once.
     pub direct: Strategy,
+    /// Saving to local NVMe and draining behind, when the scenario has NVMe.
     pub staged: Option<Strategy>,
     /// Waste at intervals from a tenth to ten times the recommended one, widened to half and
     /// twice the interval in use (for the Young–Daly plot): (interval seconds, waste) of the

@@ -121,6 +121,8 @@ impl PriceBook {
     }
 }
 
+#[allow(missing_docs)] // Raw* mirror the `[cost]` section of a scenario file key for key; docs/planner.md documents each.
+/// The `[cost]` section as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCost {
@@ -129,6 +131,8 @@ pub struct RawCost {
     pub data: Vec<RawData>,
 }
 
+#[allow(missing_docs)] // Raw* mirror the `[[cost.data]]` items key for key; docs/planner.md documents each.
+/// One `[[cost.data]]` item as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawData {
@@ -146,6 +150,8 @@ pub struct RawData {
     pub reads_per_month: Option<Quantity>,
 }
 
+#[allow(missing_docs)] // Raw* mirror the `[[cost.data.transitions]]` keys; docs/planner.md documents each.
+/// One lifecycle transition as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTransition {
@@ -156,26 +162,34 @@ pub struct RawTransition {
 /// One lifecycle step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transition {
+    /// Age of the bytes when they move, days.
     pub after_days: f64,
+    /// The storage class they move to.
     pub class: String,
 }
 
 /// One stored item, validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Data {
+    /// The item's name, for the tables.
     pub name: String,
     /// Bytes stored in month 0.
     pub size: f64,
     /// Bytes added every month.
     pub inflow: f64,
+    /// The storage class the bytes start in.
     pub class: String,
     /// Bytes per object (to count objects for transitions and PUTs). Default: 64 MiB.
     pub object_size: f64,
+    /// The lifecycle transitions, by age.
     pub transitions: Vec<Transition>,
+    /// Age at which the bytes are deleted, days; none: kept.
     pub expire_days: Option<f64>,
+    /// GET requests per month.
     pub gets_per_month: f64,
     /// Default: the inflow's objects.
     pub puts_per_month: f64,
+    /// Bytes read per month (retrieval fees of cold classes).
     pub reads_per_month: f64,
 }
 
@@ -184,6 +198,7 @@ pub struct Data {
 pub struct Cost {
     /// Months to price. Default: 12.
     pub months: u32,
+    /// The items priced.
     pub data: Vec<Data>,
 }
 
@@ -310,22 +325,32 @@ impl Cost {
 /// One month of one item.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MonthCost {
+    /// The month, from 0.
     pub month: u32,
     /// Bytes stored, by class.
     pub stored: BTreeMap<String, f64>,
+    /// USD for storage.
     pub storage: f64,
+    /// USD for requests.
     pub requests: f64,
+    /// USD for lifecycle transitions.
     pub transitions: f64,
+    /// USD for retrieval.
     pub retrieval: f64,
+    /// USD for monitoring (intelligent tiering).
     pub monitoring: f64,
+    /// USD in all.
     pub total: f64,
 }
 
 /// One item over the months.
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemCost {
+    /// The item.
     pub name: String,
+    /// Month by month.
     pub months: Vec<MonthCost>,
+    /// USD over the months.
     pub total: f64,
     /// The same item kept in its first class all along, for comparison.
     pub total_without_lifecycle: f64,
@@ -334,10 +359,13 @@ pub struct ItemCost {
 /// The cost plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct CostPlan {
+    /// Each item's costs.
     pub items: Vec<ItemCost>,
     /// Sum over items, month by month.
     pub monthly: Vec<f64>,
+    /// USD over the items and months.
     pub total: f64,
+    /// The same with every item kept in its first class.
     pub total_without_lifecycle: f64,
 }
 

@@ -38,15 +38,19 @@ pub struct IntervalAdvice {
     pub cost_secs: f64,
     /// MTBF of one node, seconds.
     pub node_mtbf_secs: f64,
+    /// Nodes in the job.
     pub nodes: u64,
     /// MTBF of the job (node MTBF / nodes), seconds.
     pub job_mtbf_secs: f64,
+    /// Young's interval √(2δM), seconds.
     pub young_secs: f64,
+    /// Daly's interval, seconds.
     pub daly_secs: f64,
     /// Expected waste at Daly's interval (fraction).
     pub waste_at_daly: f64,
     /// The interval in use, if given, and its expected waste.
     pub interval_secs: Option<f64>,
+    /// Expected waste at the interval in use (fraction), if given.
     pub waste_at_interval: Option<f64>,
     /// The measured drain time (save to durable in the store), if known.
     pub drain_secs: Option<f64>,

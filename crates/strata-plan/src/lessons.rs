@@ -36,9 +36,11 @@ pub const TEN_MINUTES: f64 = 600.0;
 pub struct Lesson {
     /// `audit`, `sizing` or `checkpoint`.
     pub key: &'static str,
+    /// The question, with the scenario's figures.
     pub question: String,
     /// What a student may answer; `answer` is one of them.
     pub choices: Vec<&'static str>,
+    /// The planner's answer: one of `choices`.
     pub answer: &'static str,
     /// The figures behind the answer, in a sentence or three.
     pub because: String,

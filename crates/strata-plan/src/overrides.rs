@@ -13,6 +13,7 @@ use crate::sizing::Knobs;
 pub struct Overrides {
     /// Nodes of accelerators (the checkpoint section keeps its own count).
     pub nodes: Option<u32>,
+    /// Epochs of the dataset.
     pub epochs: Option<u32>,
     /// The source tier's per-node read bandwidth.
     pub download: Option<String>,
@@ -22,7 +23,9 @@ pub struct Overrides {
     pub buffer: Option<String>,
     /// The NVMe cache per node.
     pub cache_size: Option<String>,
+    /// How samples are stored.
     pub layout: Option<Layout>,
+    /// How they are shuffled.
     pub shuffle: Option<Shuffle>,
     /// The checkpoint interval in use.
     pub checkpoint_interval: Option<String>,

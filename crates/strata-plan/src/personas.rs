@@ -24,10 +24,15 @@ pub const NAMES: [&str; 4] = [
 /// A persona's crisis and answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Persona {
+    /// `cloud-titan`, `edge-guardian`, `mobile-nomad` or `tiny-pioneer`.
     pub key: &'static str,
+    /// The persona's name.
     pub title: &'static str,
+    /// Who they are.
     pub role: &'static str,
+    /// Their fixed mission.
     pub mission: &'static str,
+    /// The storage crisis they face.
     pub crisis: &'static str,
     /// Figures not in the seeds, stated.
     pub assumptions: Vec<String>,
@@ -273,6 +278,7 @@ pub struct MobileNomad {
     pub flash_bandwidth: f64,
     /// Flash read latency p50 and worst stall, seconds. Default: 100 µs, 20 ms.
     pub flash_latency: f64,
+    /// The worst stall of a flash read, seconds. Default: 20 ms.
     pub flash_stall: f64,
     /// Frames per second. Default: 60.
     pub fps: f64,

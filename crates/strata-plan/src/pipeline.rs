@@ -41,6 +41,7 @@ use crate::scenario::{Layout, Scenario, Shuffle, Tier, TierKind};
 pub struct Stage {
     /// `compute`, `source`, `cache` or `buffer`.
     pub role: &'static str,
+    /// The tier that serves it.
     pub tier: String,
     /// Bytes/s this stage must move to keep the accelerators busy.
     pub required: f64,
@@ -53,10 +54,13 @@ pub struct Stage {
 /// One epoch.
 #[derive(Debug, Clone, Serialize)]
 pub struct Epoch {
+    /// The epoch, from 0.
     pub epoch: u32,
     /// Fraction of the epoch's bytes read from the NVMe cache.
     pub hit_ratio: f64,
+    /// Wall seconds of the epoch.
     pub secs: f64,
+    /// Compute over wall time in the epoch.
     pub utilization: f64,
 }
 
@@ -69,6 +73,7 @@ pub struct IoWall {
     pub shuffled_bytes_per_sec: f64,
     /// Epoch seconds (with compute overlapped) each way.
     pub sequential_epoch_secs: f64,
+    /// Epoch seconds reading one sample at a time at random.
     pub shuffled_epoch_secs: f64,
     /// sequential / shuffled throughput.
     pub factor: f64,
@@ -79,21 +84,26 @@ pub struct IoWall {
 pub struct PipelinePlan {
     /// Bytes/s one node's accelerators consume at full speed.
     pub node_demand: f64,
+    /// Bytes/s all nodes consume at full speed.
     pub cluster_demand: f64,
     /// Bytes per request from the source.
     pub request_size: f64,
+    /// Whether the source is read at random offsets (one sample per request).
     pub random: bool,
     /// Requests in flight per node after the buffer's limit.
     pub depth: u32,
     /// Bytes each node reads per epoch.
     pub node_epoch_bytes: f64,
+    /// Compute seconds per epoch.
     pub compute_secs_per_epoch: f64,
     /// Seconds until the first batch can start: one request's latency plus its bytes at
     /// its share of the source (`depth` requests share the download), once per run.
     pub first_batch_secs: f64,
+    /// The stages in the steady epoch.
     pub stages: Vec<Stage>,
     /// The stage that sets the pace in the steady epoch (`compute` when the accelerators do).
     pub bottleneck: String,
+    /// Every epoch.
     pub epochs: Vec<Epoch>,
     /// Compute time over wall time, the whole run (first batch and last step included).
     pub utilization: f64,
@@ -106,6 +116,7 @@ pub struct PipelinePlan {
     pub samples_per_sec: f64,
     /// Bytes per second delivered to one node's accelerators, averaged over the run.
     pub node_bytes_per_sec: f64,
+    /// Sequential against shuffled reading.
     pub io_wall: IoWall,
 }
 

@@ -17,11 +17,17 @@ use crate::units::{bytes, rate, secs};
 /// Everything the planner says about a scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// The scenario planned.
     pub scenario: Scenario,
+    /// The data pipeline, when the scenario has a dataset.
     pub pipeline: Option<PipelinePlan>,
+    /// Balanced tierings, when it has a dataset.
     pub sizing: Option<Sizing>,
+    /// The checkpoint plan, when it has a `[checkpoint]` section.
     pub checkpoint: Option<CheckpointPlan>,
+    /// The monthly cost, when it has a `[cost]` section.
     pub cost: Option<CostPlan>,
+    /// Local-first or cloud-native, with reasons.
     pub recommendation: Recommendation,
     /// The workbench's three lessons, answered for this scenario.
     pub lessons: Vec<Lesson>,

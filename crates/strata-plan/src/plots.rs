@@ -23,8 +23,11 @@ fn pct(v: f64) -> String {
 /// One flow of a Sankey diagram: from column node `from` to `to`, `value` bytes/s.
 #[derive(Debug, Clone)]
 pub struct Flow {
+    /// Index of the source node.
     pub from: usize,
+    /// Index of the target node.
     pub to: usize,
+    /// Bytes/s along the link.
     pub value: f64,
 }
 

@@ -25,7 +25,9 @@ use crate::units;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeKind {
+    /// A directory on a device.
     Device,
+    /// An object store prefix.
     Object,
 }
 
@@ -34,13 +36,17 @@ pub enum ProbeKind {
 pub struct ProbeReport {
     /// The path or URL probed (credentials never appear: URLs carry none).
     pub target: String,
+    /// Device or object store.
     pub kind: ProbeKind,
+    /// When it ran (UTC).
     pub date: String,
     /// Whether reads and writes bypassed the page cache (O_DIRECT).
     pub direct: bool,
     /// Bytes of the test file (device) or of the test objects together (object).
     pub bytes: u64,
+    /// Seconds it took.
     pub secs: f64,
+    /// Every measured point.
     pub points: Vec<CurvePoint>,
     /// Best sequential (device) or large-object (object) read, bytes/s.
     pub sequential_read: f64,
@@ -52,6 +58,7 @@ pub struct ProbeReport {
     /// The same with the deepest queue measured (what parallel reads recover).
     #[serde(default)]
     pub sequential_over_random_deep: f64,
+    /// What the probe could not do as asked (no O_DIRECT, a small disk).
     pub notes: Vec<String>,
 }
 

@@ -20,6 +20,7 @@ use crate::units;
 pub struct Recommendation {
     /// `local-first`, `cloud-native`, or `neither`.
     pub choice: String,
+    /// Why, in sentences.
     pub reasons: Vec<String>,
 }
 

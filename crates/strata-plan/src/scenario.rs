@@ -84,6 +84,7 @@ pub enum Layout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Shuffle {
+    /// In order.
     None,
     /// Shards in shuffled order, samples shuffled in a bounded window (Strata's default):
     /// the I/O stays sequential.
@@ -137,6 +138,8 @@ pub enum TierKind {
 
 // ---------- the file as written ----------
 
+#[allow(missing_docs)] // Raw* mirror the scenario file key for key; docs/planner.md documents each key.
+/// A scenario file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
@@ -153,6 +156,8 @@ pub struct RawScenario {
     pub prices: Option<toml::Table>,
 }
 
+#[allow(missing_docs)] // see RawScenario.
+/// `[dataset]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDataset {
@@ -164,6 +169,8 @@ pub struct RawDataset {
     pub epochs: Option<f64>,
 }
 
+#[allow(missing_docs)] // see RawScenario.
+/// `[accelerators]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccelerators {
@@ -175,6 +182,8 @@ pub struct RawAccelerators {
     pub target_utilization: Option<f64>,
 }
 
+#[allow(missing_docs)] // see RawScenario.
+/// One `[[tier]]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTier {
@@ -192,6 +201,8 @@ pub struct RawTier {
     pub price_class: Option<String>,
 }
 
+#[allow(missing_docs)] // see RawScenario.
+/// `[pipeline]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPipeline {
@@ -201,6 +212,8 @@ pub struct RawPipeline {
     pub cache: Option<Quantity>,
 }
 
+#[allow(missing_docs)] // see RawScenario.
+/// `[checkpoint]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCheckpoint {
@@ -229,20 +242,28 @@ pub struct RawCheckpoint {
 /// The dataset, validated. Bytes and counts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Dataset {
+    /// Bytes of the whole dataset.
     pub size: f64,
+    /// Bytes per sample (mean).
     pub sample_size: f64,
+    /// How samples are stored.
     pub layout: Layout,
+    /// How they are shuffled.
     pub shuffle: Shuffle,
     /// Samples shuffled together by the window shuffle (Strata's reader default: 1024).
     pub window: u32,
+    /// Epochs of the run.
     pub epochs: u32,
 }
 
 /// The accelerators, validated.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Accelerators {
+    /// Nodes.
     pub nodes: u32,
+    /// Accelerators per node.
     pub per_node: u32,
+    /// Samples per accelerator per step.
     pub batch: u32,
     /// Compute seconds per step.
     pub step_time: f64,
@@ -265,11 +286,17 @@ pub use crate::tier::Curve;
 /// A storage tier, validated. Bandwidths are bytes/s per node unless named `shared_`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Tier {
+    /// The tier's name, for reports.
     pub name: String,
+    /// What it is.
     pub kind: TierKind,
+    /// Read bandwidth per node, bytes/s.
     pub read_bandwidth: f64,
+    /// Write bandwidth per node, bytes/s.
     pub write_bandwidth: f64,
+    /// Read bandwidth of the whole tier shared by all nodes, bytes/s.
     pub shared_read_bandwidth: Option<f64>,
+    /// Write bandwidth of the whole tier shared by all nodes, bytes/s.
     pub shared_write_bandwidth: Option<f64>,
     /// Seconds to first byte.
     pub latency: f64,
@@ -281,6 +308,7 @@ pub struct Tier {
     pub request_rate: Option<f64>,
     /// Bytes (per node for nvme and dram).
     pub capacity: Option<f64>,
+    /// Its class in the price book.
     pub price_class: Option<String>,
     /// Measured figures that replace the parametric model (from `--calibrate`).
     pub curve: Option<Curve>,
@@ -302,30 +330,50 @@ pub struct Pipeline {
 /// The checkpoint section, validated.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Checkpoint {
+    /// Bytes of the whole checkpoint (all nodes' shards).
     pub size: f64,
+    /// Nodes saving it.
     pub nodes: u32,
+    /// MTBF of one node, seconds.
     pub node_mtbf: f64,
+    /// Seconds to restart after a failure.
     pub restart: f64,
+    /// A node's local (NVMe) write bandwidth for staging, bytes/s.
     pub local_write_bandwidth: Option<f64>,
+    /// A node's bandwidth to the shared store, bytes/s.
     pub node_write_bandwidth: f64,
+    /// The shared store's write bandwidth for all nodes, bytes/s.
     pub shared_write_bandwidth: f64,
+    /// PUT requests per second the store serves.
     pub put_rate: Option<f64>,
+    /// Bytes per PUT (multipart part).
     pub part_size: f64,
+    /// Seconds of work the job must do.
     pub work: f64,
+    /// The interval in use, seconds, if any.
     pub interval: Option<f64>,
 }
 
 /// A scenario, validated: every number finite and in range.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Scenario {
+    /// The scenario's name.
     pub name: String,
+    /// What it describes.
     pub description: String,
+    /// The training data, if any.
     pub dataset: Option<Dataset>,
+    /// The accelerators, if any.
     pub accelerators: Option<Accelerators>,
+    /// The storage tiers, source first.
     pub tiers: Vec<Tier>,
+    /// The node's pipeline knobs.
     pub pipeline: Pipeline,
+    /// The checkpoints, if any.
     pub checkpoint: Option<Checkpoint>,
+    /// The stored items to price, if any.
     pub cost: Option<crate::cost::Cost>,
+    /// Prices: the embedded book with the scenario's overrides.
     #[serde(skip)]
     pub prices: crate::cost::PriceBook,
 }

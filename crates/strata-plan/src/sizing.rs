@@ -16,19 +16,23 @@ use crate::scenario::{Scenario, TierKind};
 pub struct Tiering {
     /// NVMe cache per node, bytes.
     pub cache: f64,
+    /// The cache as a fraction of the dataset.
     pub cache_fraction: f64,
     /// The smallest per-node download bandwidth that reaches the target; None when no
     /// bandwidth does (another stage is the wall).
     pub download: Option<f64>,
     /// DRAM the reads in flight need at that bandwidth, bytes.
     pub buffer: Option<f64>,
+    /// Predicted utilization at that download bandwidth.
     pub utilization: Option<f64>,
 }
 
 /// The frontier and the pick.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sizing {
+    /// The utilization sized for.
     pub target: f64,
+    /// One tiering per cache size tried.
     pub options: Vec<Tiering>,
     /// Index into `options` of the balanced tiering: the smallest cache whose download need
     /// fits the node's current link; else the one that needs the least download bandwidth.

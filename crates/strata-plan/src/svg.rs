@@ -14,7 +14,9 @@ pub fn esc(s: &str) -> String {
 
 /// An SVG document being drawn.
 pub struct Svg {
+    /// Width, pixels.
     pub width: f64,
+    /// Height, pixels.
     pub height: f64,
     body: String,
 }
@@ -25,6 +27,7 @@ pub const COLORS: [&str; 8] = [
 ];
 
 impl Svg {
+    /// An empty canvas.
     pub fn new(width: f64, height: f64) -> Self {
         Self {
             width,
@@ -33,6 +36,7 @@ impl Svg {
         }
     }
 
+    /// A rectangle, with a tooltip when `title` is given.
     pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str, title: Option<&str>) {
         let _ = write!(
             self.body,
@@ -46,6 +50,7 @@ impl Svg {
         self.body.push_str("</rect>\n");
     }
 
+    /// A line.
     #[allow(clippy::too_many_arguments)]
     pub fn line(
         &mut self,
@@ -68,6 +73,7 @@ impl Svg {
         );
     }
 
+    /// A polyline through `pts`.
     pub fn polyline(&mut self, pts: &[(f64, f64)], stroke: &str, width: f64, dash: bool) {
         if pts.is_empty() {
             return;
@@ -85,6 +91,7 @@ impl Svg {
         );
     }
 
+    /// A circle, with a tooltip when `title` is given.
     pub fn circle(&mut self, cx: f64, cy: f64, r: f64, fill: &str, title: Option<&str>) {
         let _ = write!(
             self.body,
@@ -96,6 +103,7 @@ impl Svg {
         self.body.push_str("</circle>\n");
     }
 
+    /// A path (SVG path data), with a tooltip when `title` is given.
     pub fn path(&mut self, d: &str, fill: &str, opacity: f64, title: Option<&str>) {
         let _ = write!(
             self.body,
@@ -142,15 +150,20 @@ impl Svg {
 /// One series of a line chart.
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// The legend's name.
     pub name: String,
+    /// (x, y) points.
     pub points: Vec<(f64, f64)>,
+    /// Drawn dashed.
     pub dashed: bool,
     /// Draw a dot at each point, with a tooltip from `labels` when given.
     pub dots: bool,
+    /// Labels drawn at the points, in order.
     pub labels: Vec<String>,
 }
 
 impl Series {
+    /// A solid series.
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Self {
             name: name.into(),
@@ -165,25 +178,36 @@ impl Series {
 /// A vertical (x) or horizontal (y) reference line with a label.
 #[derive(Debug, Clone)]
 pub struct Marker {
+    /// A vertical line at x, if given.
     pub x: Option<f64>,
+    /// A horizontal line at y, if given.
     pub y: Option<f64>,
+    /// The marker's label.
     pub label: String,
 }
 
 /// A line chart.
 #[derive(Debug, Clone, Default)]
 pub struct LineChart {
+    /// The plot's title.
     pub title: String,
+    /// The x axis's label.
     pub x_label: String,
+    /// The y axis's label.
     pub y_label: String,
+    /// Logarithmic x axis.
     pub log_x: bool,
+    /// Logarithmic y axis.
     pub log_y: bool,
+    /// The series drawn.
     pub series: Vec<Series>,
+    /// The markers drawn.
     pub markers: Vec<Marker>,
     /// Fixed y range, else from the data.
     pub y_range: Option<(f64, f64)>,
     /// Formats tick values.
     pub x_fmt: Option<fn(f64) -> String>,
+    /// How y ticks are written (default: three significant digits).
     pub y_fmt: Option<fn(f64) -> String>,
 }
 

@@ -36,13 +36,16 @@ pub struct CurvePoint {
     pub iops: f64,
     /// Latency percentiles of one request, seconds.
     pub p50: f64,
+    /// 95th percentile latency, seconds.
     pub p95: f64,
+    /// 99th percentile latency, seconds.
     pub p99: f64,
 }
 
 /// Measured figures of one tier.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Curve {
+    /// The measured points.
     pub points: Vec<CurvePoint>,
 }
 

@@ -27,6 +27,7 @@ pub enum ConditionalCreate {
 /// What [`Store::probe`] found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Capabilities {
+    /// Whether the store enforces put-if-absent.
     pub conditional_create: ConditionalCreate,
 }
 

@@ -71,15 +71,28 @@ impl ErrorKind {
 pub enum StoreError {
     /// A URL could not be parsed or names an unsupported scheme.
     #[error("invalid URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// An object key is unsafe or invalid (for example `../x` when writing into a directory).
     #[error("invalid object key {key:?}: {reason}")]
-    InvalidKey { key: String, reason: String },
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// The configuration (file, environment or flags) is invalid.
     #[error("invalid configuration: {reason}")]
-    Config { reason: String },
+    Config {
+        /// What is wrong with the backend's settings.
+        reason: String,
+    },
 
     /// A request to the store failed; if the cause was transient, after all retries.
     #[error("{op} {url} failed: {}{cause}", attempts_note(*attempts, *elapsed))]
@@ -103,16 +116,22 @@ pub enum StoreError {
         "GET {url} failed: the object changed while it was read (ETag {expected} became {found}); retry the copy"
     )]
     Changed {
+        /// The object.
         url: String,
+        /// The ETag the read was pinned to.
         expected: String,
+        /// The ETag the store has now.
         found: String,
     },
 
     /// A local file could not be read or written.
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done, e.g. `write`.
         op: &'static str,
+        /// The file.
         path: String,
+        /// The cause.
         #[source]
         source: std::io::Error,
     },

@@ -14,10 +14,15 @@ use std::time::Duration;
 
 use crate::error::ErrorKind;
 
+/// Counter: requests sent, every attempt (label `op`).
 pub const REQUESTS: &str = "strata_store_requests_total";
+/// Histogram: seconds per request (label `op`).
 pub const REQUEST_SECONDS: &str = "strata_store_request_seconds";
+/// Counter: retries (labels `op`, `kind`).
 pub const RETRIES: &str = "strata_store_retries_total";
+/// Counter: failed attempts (labels `op`, `kind`).
 pub const ERRORS: &str = "strata_store_errors_total";
+/// Counter: bytes moved (label `direction`: `read` or `written`).
 pub const BYTES: &str = "strata_store_bytes_total";
 
 pub(crate) fn record_request(op: &'static str, took: Duration) {

@@ -54,6 +54,7 @@ impl From<ObjectMeta> for ObjectInfo {
 /// One level of a listing: objects directly under a prefix, and the common prefixes below.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Listing {
+    /// The objects directly under the prefix.
     pub objects: Vec<ObjectInfo>,
     /// Common prefixes ("directories"), without a trailing `/`.
     pub prefixes: Vec<String>,

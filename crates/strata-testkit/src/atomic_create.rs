@@ -17,6 +17,7 @@ pub struct AtomicCreates<T> {
 }
 
 impl<T> AtomicCreates<T> {
+    /// Wraps `inner`.
     pub fn new(inner: T) -> Self {
         Self {
             inner,

@@ -42,6 +42,7 @@ pub fn small_parts() -> TransferConfig {
     }
 }
 
+/// PUT, GET and HEAD agree on bytes, size and ETag.
 pub async fn put_get_head(store: &Store, p: &str) {
     let root = store.root();
     for (i, len) in [0usize, 1, 1000, 300_000].into_iter().enumerate() {
@@ -76,6 +77,7 @@ pub async fn put_get_head(store: &Store, p: &str) {
     );
 }
 
+/// Ranged GETs return exactly the bytes asked for, and a stale ETag is refused.
 pub async fn ranged_get(store: &Store, p: &str) {
     let root = store.root();
     let key = format!("{p}/obj");
@@ -116,6 +118,7 @@ pub async fn ranged_get(store: &Store, p: &str) {
     }
 }
 
+/// Listings honour the prefix and the delimiter.
 pub async fn list_prefix_and_delimiter(store: &Store, p: &str) {
     let root = store.root();
     let keys = ["a/1", "a/2", "b/1", "c", "cc/x"];
@@ -170,6 +173,7 @@ pub async fn list_prefix_and_delimiter(store: &Store, p: &str) {
     assert!(none.is_empty(), "{root}: empty prefix");
 }
 
+/// A deleted object is gone, and deleting it again is no error.
 pub async fn delete(store: &Store, p: &str) {
     let root = store.root();
     let key = format!("{p}/gone");
@@ -193,6 +197,7 @@ pub async fn delete(store: &Store, p: &str) {
         .unwrap_or_else(|e| panic!("{root}: deleting a missing object must succeed: {e}"));
 }
 
+/// A multipart upload reads back bit-exact with its CRC32C.
 pub async fn multipart(store: &Store, p: &str) {
     let root = store.root();
     let key = format!("{p}/big");
@@ -235,6 +240,7 @@ pub async fn multipart(store: &Store, p: &str) {
     );
 }
 
+/// The parallel download engine writes the object bit-exact.
 pub async fn download_to_file(store: &Store, p: &str) {
     let root = store.root();
     let key = format!("{p}/obj");
@@ -259,6 +265,7 @@ pub async fn download_to_file(store: &Store, p: &str) {
     assert_eq!(leftovers.len(), 1, "{root}: temp files left behind");
 }
 
+/// Conditional create: eight racing creates of one key, one winner where the store enforces it (`expect`).
 pub async fn conditional_create(store: &Store, p: &str, expect: Expect) {
     let root = store.root();
     let key = format!("{p}/marker");
@@ -326,6 +333,7 @@ pub async fn conditional_create(store: &Store, p: &str, expect: Expect) {
     );
 }
 
+/// A missing object is `NotFound` for every operation, with its URL in the message.
 pub async fn missing_objects(store: &Store, p: &str) {
     let root = store.root();
     let key = format!("{p}/never-written");

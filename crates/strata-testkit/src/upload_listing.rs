@@ -30,6 +30,7 @@ pub struct ListsUploads<T> {
 }
 
 impl<T> ListsUploads<T> {
+    /// Wraps `inner`, whose files live under `root`.
     pub fn new(inner: T, root: PathBuf) -> Self {
         Self {
             inner: Arc::new(inner),

@@ -12,14 +12,19 @@ use crate::manifest::{Manifest, Tier};
 /// A checkpoint as `list` sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckpointInfo {
+    /// The step.
     pub step: u64,
     /// A valid manifest exists (on some tier).
     pub complete: bool,
     /// Tiers holding a valid manifest.
     pub tiers: Vec<Tier>,
+    /// Ranks that saved it (0 when incomplete).
     pub world_size: u32,
+    /// Files over all ranks.
     pub files: usize,
+    /// Bytes over all ranks.
     pub bytes: u64,
+    /// When the manifest was committed (Unix milliseconds).
     pub committed_unix_ms: Option<i64>,
 }
 

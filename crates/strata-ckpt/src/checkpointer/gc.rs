@@ -17,9 +17,11 @@ use crate::remote::RemoteTier;
 pub struct GcReport {
     /// Incomplete steps removed, per tier.
     pub incomplete_local: Vec<u64>,
+    /// Incomplete steps removed from the store.
     pub incomplete_remote: Vec<u64>,
     /// Complete steps removed by the retention rules, per tier.
     pub retired_local: Vec<u64>,
+    /// Complete steps the retention rules removed from the store.
     pub retired_remote: Vec<u64>,
     /// Objects deleted from the store.
     pub objects_deleted: usize,

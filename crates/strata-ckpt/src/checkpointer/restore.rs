@@ -15,14 +15,17 @@ use crate::manifest::{Manifest, Tier};
 /// What `load` returned.
 #[derive(Debug, Clone)]
 pub struct Restored {
+    /// The step restored.
     pub step: u64,
     /// Where this rank's files came from.
     pub tier: Tier,
+    /// Its manifest.
     pub manifest: Manifest,
     /// This rank's items, by name, verified.
     pub items: Vec<(String, Bytes)>,
     /// Checkpoints skipped on the way (newer ones that were corrupt), with the cause.
     pub warnings: Vec<String>,
+    /// Seconds the load took.
     pub secs: f64,
 }
 

@@ -36,6 +36,7 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
 impl ObjectProbe {
+    /// The default probe (`quick`: fewer points, shorter).
     pub fn new(quick: bool) -> Self {
         if quick {
             Self {
