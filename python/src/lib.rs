@@ -154,7 +154,7 @@ impl SampleReader {
 /// over the node's cache in the daemon).
 #[pyfunction]
 #[pyo3(signature = (url, *, seed=0, epoch=0, shuffle="window", window=1024, ranks=1, rank=0, workers=1, worker=0, consumed=0, drop_last=false, cache_dir=None, daemon=None))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // One per keyword argument of the Python call.
 fn open_reader(
     py: Python<'_>,
     url: &str,
@@ -388,7 +388,7 @@ fn ckpt_config(
 /// (durable-local: fsynced locally; snapshot: staged in memory); the drain runs on.
 #[pyfunction]
 #[pyo3(signature = (root, local, step, files, *, rank=0, world=1, mode=None))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // One per keyword argument of the Python call.
 fn ckpt_save(
     py: Python<'_>,
     root: Option<&str>,

@@ -8,6 +8,7 @@
 //! next-use, and a sweep of block sizes for the cold read.
 
 use crate::error::BenchError;
+use crate::workdir::WorkDir;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -423,22 +424,36 @@ fn simulate_after(
 }
 
 impl CacheBench {
+    /// The block-size sweep of the cold read, on a quarter of the dataset each: (block
+    /// size, MiB/s, fraction of the link cap).
+    async fn sweep(
+        &self,
+        dir: &std::path::Path,
+        linked: &Store,
+        objects: &[ObjectVersion],
+        cap: f64,
+    ) -> Result<Vec<(u64, f64, f64)>, BenchError> {
+        let mut sweep = Vec::new();
+        // Block-size sweep of the cold read, on a quarter of the dataset each.
+        for &b in &self.sweep {
+            let d = dir.join(format!("sweep-{b}"));
+            let cache = BlockCache::open(&cache_cfg(&d, b, 0, self.size, self.concurrency))?;
+            let t = Instant::now();
+            let n = read_all(&cache, linked, &objects[..2], self.concurrency, false).await?;
+            let m = mib(n, t.elapsed().as_secs_f64());
+            sweep.push((b, m, m / cap));
+            cache.flush().await;
+            drop(cache);
+            let _ = std::fs::remove_dir_all(&d);
+        }
+        Ok(sweep)
+    }
+
     /// Runs the benchmark (blocking; it starts its own servers and runtime).
     pub fn run(&self) -> Result<CacheBenchReport, BenchError> {
         let machine = MachineLimits::measure();
-        let tmp;
-        let dir = match &self.work_dir {
-            Some(d) => {
-                std::fs::create_dir_all(d)?;
-                d.clone()
-            }
-            None => {
-                tmp = tempfile::Builder::new()
-                    .prefix("strata-bench-cache-")
-                    .tempdir()?;
-                tmp.path().to_path_buf()
-            }
-        };
+        let work = WorkDir::new(self.work_dir.as_deref(), "strata-bench-cache-")?;
+        let dir = work.path().to_path_buf();
         let mut device = 0.0f64;
         let mut page_cache_drop = CacheDrop::Fadvise;
         let mut rounds = Vec::new();
@@ -454,20 +469,7 @@ impl CacheBench {
         let mut phases = Vec::new();
         let mut sweep = Vec::new();
         rt.block_on(async {
-            let mut objects = Vec::new();
-            for i in 0..8u64 {
-                let key = format!("dataset/part-{i}");
-                direct
-                    .put(&key, Bytes::from(data::bytes(i, per_object as usize)))
-                    .await?;
-                let info = direct.head(&key).await?;
-                objects.push(ObjectVersion::new(
-                    &linked.root().to_string(),
-                    &key,
-                    info.e_tag.as_deref().unwrap_or(""),
-                    info.size,
-                ));
-            }
+            let objects = put_dataset(&direct, &linked, per_object).await?;
             let total = per_object * 8;
             let cache_dir = dir.join("cache");
             let mut phase = |name, secs: f64, limit_name, limit: f64, target, reqs| {
@@ -580,34 +582,10 @@ impl CacheBench {
             );
             cache.flush().await;
             drop(cache);
-            // Block-size sweep of the cold read, on a quarter of the dataset each.
-            for &b in &self.sweep {
-                let d = dir.join(format!("sweep-{b}"));
-                let cache = BlockCache::open(&cache_cfg(&d, b, 0, self.size, self.concurrency))?;
-                let t = Instant::now();
-                let n = read_all(&cache, &linked, &objects[..2], self.concurrency, false).await?;
-                let m = mib(n, t.elapsed().as_secs_f64());
-                sweep.push((b, m, m / cap));
-                cache.flush().await;
-                drop(cache);
-                let _ = std::fs::remove_dir_all(&d);
-            }
+            sweep = self.sweep(&dir, &linked, &objects, cap).await?;
             Ok::<_, BenchError>(())
         })?;
-        // Shuffled epochs with the cache at half the blocks.
-        let big = policy::shuffled_epochs(20_000, 5, 11);
-        let small = policy::shuffled_epochs(1_000, 4, 12);
-        let mut policies = Vec::new();
-        for kind in [PolicyKind::Lru, PolicyKind::S3Fifo, PolicyKind::NextUse] {
-            let d = dir.join(format!("replay-{kind:?}"));
-            policies.push(PolicyRow {
-                policy: kind.build().name(),
-                simulated: simulate_after(kind, &big, 10_000, 20_000),
-                replayed: replay(&d, kind, &small, 500, 1_000),
-                dram: replay_dram(kind, &big, 10_000, 20_000),
-            });
-            let _ = std::fs::remove_dir_all(&d);
-        }
+        let policies = policy_rows(&dir);
         Ok(CacheBenchReport {
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             dataset_bytes: per_object * 8,
@@ -623,4 +601,48 @@ impl CacheBench {
             sweep,
         })
     }
+}
+
+/// Eight objects of `per_object` bytes written through `direct`, as versions read through
+/// `linked` (the same server behind the emulated link).
+async fn put_dataset(
+    direct: &Store,
+    linked: &Store,
+    per_object: u64,
+) -> Result<Vec<ObjectVersion>, BenchError> {
+    let mut objects = Vec::new();
+    for i in 0..8u64 {
+        let key = format!("dataset/part-{i}");
+        direct
+            .put(&key, Bytes::from(data::bytes(i, per_object as usize)))
+            .await?;
+        let info = direct.head(&key).await?;
+        objects.push(ObjectVersion::new(
+            &linked.root().to_string(),
+            &key,
+            info.e_tag.as_deref().unwrap_or(""),
+            info.size,
+        ));
+    }
+    Ok(objects)
+}
+
+/// Shuffled epochs with the cache at half the blocks: each policy simulated, replayed
+/// through the NVMe tier in `dir`, and through the DRAM tier.
+fn policy_rows(dir: &std::path::Path) -> Vec<PolicyRow> {
+    // Shuffled epochs with the cache at half the blocks.
+    let big = policy::shuffled_epochs(20_000, 5, 11);
+    let small = policy::shuffled_epochs(1_000, 4, 12);
+    let mut policies = Vec::new();
+    for kind in [PolicyKind::Lru, PolicyKind::S3Fifo, PolicyKind::NextUse] {
+        let d = dir.join(format!("replay-{kind:?}"));
+        policies.push(PolicyRow {
+            policy: kind.build().name(),
+            simulated: simulate_after(kind, &big, 10_000, 20_000),
+            replayed: replay(&d, kind, &small, 500, 1_000),
+            dram: replay_dram(kind, &big, 10_000, 20_000),
+        });
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    policies
 }

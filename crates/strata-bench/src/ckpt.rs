@@ -15,6 +15,7 @@
 //! 6. Restore from the local tier, page cache dropped: throughput against the read bandwidth.
 
 use crate::error::BenchError;
+use crate::workdir::WorkDir;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -130,18 +131,8 @@ impl CkptBench {
         let layer = server.config_layer_through(&emu);
         let sc = StoreConfig::from_layer(&layer)?;
         let store = Store::open(&server.url(""), &sc)?;
-        let tmp;
-        let work = match &self.work_dir {
-            Some(d) => {
-                std::fs::create_dir_all(d)
-                    .map_err(|e| BenchError::Failed(format!("{}: {e}", d.display())))?;
-                d.clone()
-            }
-            None => {
-                tmp = tempfile::tempdir()?;
-                tmp.path().to_path_buf()
-            }
-        };
+        let work_dir = WorkDir::new(self.work_dir.as_deref(), "strata-bench-ckpt-")?;
+        let work = work_dir.path().to_path_buf();
         let files = self.files.max(1);
         let per = (self.size / files as u64).max(1);
         let items: Vec<(String, Bytes)> = (0..files)
@@ -199,29 +190,26 @@ impl CkptBench {
                     .map(|(n, b)| Item::bytes(n.clone(), b.clone()))
                     .collect::<Vec<_>>()
             };
-            let err = |e: strata_ckpt::CkptError| e.to_string();
             // 2 and 4: snapshot.
-            let ck = Checkpointer::open(cfg(SaveMode::Snapshot, Some(work.join("snap"))))
-                .map_err(err)?;
-            let h = ck.save(1, as_items()).await.map_err(err)?;
+            let ck = Checkpointer::open(cfg(SaveMode::Snapshot, Some(work.join("snap"))))?;
+            let h = ck.save(1, as_items()).await?;
             let snapshot_cold = h.stall.as_secs_f64();
-            let drain1 = h.wait().await.map_err(err)?;
+            let drain1 = h.wait().await?;
             // Training saves again and again: the second snapshot copies into the staging
             // memory the first one mapped.
-            let h = ck.save(3, as_items()).await.map_err(err)?;
+            let h = ck.save(3, as_items()).await?;
             let snapshot_stall = h.stall.as_secs_f64();
-            let drain2 = h.wait().await.map_err(err)?;
+            let drain2 = h.wait().await?;
             ck.close().await;
             // 3: durable-local.
             let local2 = work.join("durable");
-            let ck = Checkpointer::open(cfg(SaveMode::DurableLocal, Some(local2.clone())))
-                .map_err(err)?;
-            let h = ck.save(2, as_items()).await.map_err(err)?;
+            let ck = Checkpointer::open(cfg(SaveMode::DurableLocal, Some(local2.clone())))?;
+            let h = ck.save(2, as_items()).await?;
             let durable_stall = h.stall.as_secs_f64();
             let write_after = probe_write()?;
             let _ = std::fs::remove_file(&probe);
             let write_secs = (write_before + write_after) / 2.0;
-            h.wait().await.map_err(err)?;
+            h.wait().await?;
             ck.close().await;
             // The naive upload: one PUT of a sample.
             let sample = self.single_sample.min(per) as usize;
@@ -231,8 +219,8 @@ impl CkptBench {
                 .await?;
             let single = mib(sample as u64, t.elapsed().as_secs_f64());
             // 5: restore from the store alone.
-            let other = Checkpointer::open(cfg(SaveMode::Snapshot, None)).map_err(err)?;
-            let r = other.load(Some(2)).await.map_err(err)?;
+            let other = Checkpointer::open(cfg(SaveMode::Snapshot, None))?;
+            let r = other.load(Some(2)).await?;
             if r.tier != Tier::Remote || r.items.len() != files {
                 return Err(BenchError::Failed(format!(
                     "restore from the store: {:?}",
@@ -243,9 +231,8 @@ impl CkptBench {
             drop(r);
             // 6: restore from the local tier, page cache dropped.
             drop_page_cache(&local2);
-            let ck = Checkpointer::open(cfg(SaveMode::DurableLocal, Some(local2.clone())))
-                .map_err(err)?;
-            let r = ck.load(Some(2)).await.map_err(err)?;
+            let ck = Checkpointer::open(cfg(SaveMode::DurableLocal, Some(local2.clone())))?;
+            let r = ck.load(Some(2)).await?;
             if r.tier != Tier::Local {
                 return Err(BenchError::Failed(format!(
                     "restore from the local tier came from {:?}",

@@ -16,6 +16,7 @@ pub mod server;
 pub mod storm;
 pub mod train;
 pub mod transfer;
+pub mod workdir;
 
 pub use cache::{CacheBench, CacheBenchReport};
 pub use ckpt::{CkptBench, CkptBenchReport};

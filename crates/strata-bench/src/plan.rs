@@ -316,7 +316,17 @@ impl PlanBench {
                             strata_dataset::Layout::Raw => None,
                         };
                         let run = t
-                            .train(&rig, name, ds.clone(), cache, n, epochs, None)
+                            .train(
+                                &rig,
+                                ds.clone(),
+                                cache,
+                                crate::train::RunSpec {
+                                    layout: name,
+                                    accelerators: n,
+                                    epochs,
+                                    limit: None,
+                                },
+                            )
                             .await?;
                         let _ = std::fs::remove_dir_all(rig.work.join(format!("calib-{n}")));
                         let pm = plan.node_bytes_per_sec / MIB;

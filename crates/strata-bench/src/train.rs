@@ -31,6 +31,7 @@
 //! state, because a real run of hours amortizes the fill that a 20-second trial cannot.
 
 use crate::error::BenchError;
+use crate::workdir::WorkDir;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -325,7 +326,7 @@ pub(crate) struct Rig {
     pub(crate) linked: Store,
     pub(crate) direct: Store,
     pub(crate) work: PathBuf,
-    _tmp: Vec<tempfile::TempDir>,
+    _dirs: [WorkDir; 2],
 }
 
 impl TrainBench {
@@ -359,24 +360,9 @@ impl TrainBench {
     }
 
     pub(crate) fn rig(&self) -> Result<Rig, BenchError> {
-        let mut tmp = Vec::new();
-        let mut dir = |given: &Option<PathBuf>, prefix: &str| -> Result<PathBuf, BenchError> {
-            match given {
-                Some(d) => {
-                    std::fs::create_dir_all(d)
-                        .map_err(|e| BenchError::Failed(format!("{}: {e}", d.display())))?;
-                    Ok(d.clone())
-                }
-                None => {
-                    let t = tempfile::Builder::new().prefix(prefix).tempdir()?;
-                    let p = t.path().to_path_buf();
-                    tmp.push(t);
-                    Ok(p)
-                }
-            }
-        };
-        let data = dir(&self.data_dir, "strata-bench-train-data-")?;
-        let work = dir(&self.work_dir, "strata-bench-train-")?;
+        let data_dir = WorkDir::new(self.data_dir.as_deref(), "strata-bench-train-data-")?;
+        let work_dir = WorkDir::new(self.work_dir.as_deref(), "strata-bench-train-")?;
+        let (data, work) = (data_dir.path().to_path_buf(), work_dir.path().to_path_buf());
         let server = S3Server::start_in(&data);
         let emu = LinkEmulator::start(server.addr(), self.profile.clone());
         let direct = Store::open(&server.url(""), &server.store_config())?;
@@ -389,7 +375,7 @@ impl TrainBench {
             linked,
             direct,
             work,
-            _tmp: tmp,
+            _dirs: [data_dir, work_dir],
         })
     }
 
@@ -514,18 +500,21 @@ impl TrainBench {
         })
     }
 
-    /// Runs N accelerators for `epochs` (or until `limit` seconds pass).
-    #[allow(clippy::too_many_arguments)]
+    /// Runs `spec.accelerators` accelerators on `ds` for `spec.epochs` (or until
+    /// `spec.limit` seconds pass), reading through `cache` when given.
     pub(crate) async fn train(
         &self,
         rig: &Rig,
-        layout: &str,
         ds: Arc<Dataset>,
         cache: Option<Arc<BlockCache>>,
-        n: u32,
-        epochs: u32,
-        limit: Option<f64>,
+        spec: RunSpec<'_>,
     ) -> Result<TrainRun, BenchError> {
+        let RunSpec {
+            layout,
+            accelerators: n,
+            epochs,
+            limit,
+        } = spec;
         let compute = Duration::from_secs_f64(self.step_secs());
         let batch = self.batch() as usize;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u64>>(2 * n as usize);
@@ -533,35 +522,7 @@ impl TrainBench {
         let start = Instant::now();
         let deadline = limit.map(|s| start + Duration::from_secs_f64(s));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let workers: Vec<_> = (0..n)
-            .map(|_| {
-                let rx = rx.clone();
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let t0 = Instant::now();
-                    let mut steps = Vec::new();
-                    let mut bytes = 0u64;
-                    let mut samples = 0u64;
-                    loop {
-                        let t = Instant::now();
-                        let got = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
-                        let Some(b) = got else { break };
-                        let wait = t.elapsed().as_secs_f64();
-                        samples += b.len() as u64;
-                        bytes += b.iter().sum::<u64>();
-                        std::thread::sleep(compute);
-                        steps.push(Step {
-                            wait,
-                            compute: compute.as_secs_f64(),
-                        });
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                    }
-                    (steps, samples, bytes, Instant::now(), t0)
-                })
-            })
-            .collect();
+        let workers = accelerators(n, compute, rx, stop.clone());
         let r0 = rig.emu.stats().requests;
         let s0 = cache.as_ref().map(|c| c.stats());
         // STRATA_BENCH_TRACE=1: the link's rate, the samples delivered and the cache's
@@ -633,37 +594,15 @@ impl TrainBench {
                 ds.manifest.bytes
             );
         }
-        let mut all_steps = Vec::new();
-        let mut waterfall = Vec::new();
-        let (mut samples, mut bytes) = (0u64, 0u64);
-        let mut end = start;
-        let mut per_acc_compute = Vec::new();
-        let mut steady = Vec::new();
-        for (i, w) in workers.into_iter().enumerate() {
-            let (steps, s, b, e, t0) = w.join().map_err(|_| "an accelerator thread panicked")?;
-            samples += s;
-            bytes += b;
-            end = end.max(e);
-            per_acc_compute.push(steps.iter().map(|x| x.compute).sum::<f64>());
-            if let Some(first) = steps.first() {
-                let wall = (e - t0).as_secs_f64() - first.wait - first.compute;
-                let compute: f64 = steps[1..].iter().map(|x| x.compute).sum();
-                if steps.len() > 1 && wall > 0.0 {
-                    steady.push(compute / wall);
-                }
-            }
-            if i == 0 {
-                waterfall = steps.clone();
-            }
-            all_steps.extend(steps);
-        }
-        let secs = (end - start).as_secs_f64();
-        let au = per_acc_compute.iter().sum::<f64>() / (n as f64 * secs.max(1e-9));
-        let au_steady = if steady.is_empty() {
-            au
-        } else {
-            steady.iter().sum::<f64>() / steady.len() as f64
-        };
+        let Joined {
+            all_steps,
+            waterfall,
+            samples,
+            bytes,
+            secs,
+            au,
+            au_steady,
+        } = join_accelerators(workers, start)?;
         let mut waits: Vec<f64> = all_steps.iter().map(|s| s.wait).collect();
         waits.sort_by(f64::total_cmp);
         let p95 = waits
@@ -833,8 +772,18 @@ impl TrainBench {
                     strata_dataset::Layout::Raw => ("raw", raw.clone(), None),
                 };
                 training.push(
-                    self.train(&rig, name, ds, cache, self.accelerators, self.epochs, None)
-                        .await?,
+                    self.train(
+                        &rig,
+                        ds,
+                        cache,
+                        RunSpec {
+                            layout: name,
+                            accelerators: self.accelerators,
+                            epochs: self.epochs,
+                            limit: None,
+                        },
+                    )
+                    .await?,
                 );
             }
             let mut policies = Vec::new();
@@ -869,12 +818,14 @@ impl TrainBench {
                     let run = self
                         .train(
                             &rig,
-                            "shards",
                             shards.clone(),
                             Some(c),
-                            n,
-                            u32::MAX,
-                            Some(self.trial_secs),
+                            RunSpec {
+                                layout: "shards",
+                                accelerators: n,
+                                epochs: u32::MAX,
+                                limit: Some(self.trial_secs),
+                            },
                         )
                         .await?;
                     let _ = std::fs::remove_dir_all(rig.work.join(format!("max-{n}")));
@@ -920,6 +871,52 @@ impl TrainBench {
 }
 
 impl TrainBenchReport {
+    /// The access-pattern audit's rows.
+    fn audit_table(&self, s: &mut String) {
+        if !self.audit.is_empty() {
+            s.push_str("\naudit: one epoch as fast as it reads, cold\n");
+            s.push_str(&format!(
+                "{:<28} {:>9} {:>10} {:>9} {:>10} {:>9}\n",
+                "read", "samples", "bytes", "MiB/s", "link frac", "requests"
+            ));
+            for r in &self.audit {
+                s.push_str(&format!(
+                    "{:<28} {:>9} {:>10} {:>9.1} {:>10.2} {:>9}\n",
+                    r.name,
+                    r.samples,
+                    format_size(r.bytes),
+                    r.mib_per_sec,
+                    r.link_fraction,
+                    r.link_requests
+                ));
+            }
+            if let Some(r) = self.shuffled_over_sequential {
+                s.push_str(&format!(
+                    "shuffled / sequential shards: {r:.2} (target ≥ 0.90)\n"
+                ));
+            }
+        }
+    }
+
+    /// Run `r`'s I/O waterfall: accelerator 0's first steps, waits against compute.
+    fn waterfall(&self, r: &TrainRun, s: &mut String) {
+        s.push_str(&format!(
+            "I/O waterfall, {} layout, accelerator 0 (first 12 steps; '.' = wait, '#' = compute, {:.3}s per char):\n",
+            r.layout,
+            self.compute_secs_per_step / 10.0
+        ));
+        let unit = (self.compute_secs_per_step / 10.0).max(1e-6);
+        for (i, st) in r.waterfall.iter().take(12).enumerate() {
+            let waits = ((st.wait / unit).round() as usize).min(60);
+            s.push_str(&format!(
+                "  step {i:>3} {}{} wait {:.3}s\n",
+                ".".repeat(waits),
+                "#".repeat(10),
+                st.wait
+            ));
+        }
+    }
+
     /// A table for people.
     pub fn to_table(&self) -> String {
         let w = &self.workload;
@@ -947,29 +944,7 @@ impl TrainBenchReport {
             self.link.name,
             self.link_cap_mib_per_sec,
         );
-        if !self.audit.is_empty() {
-            s.push_str("\naudit: one epoch as fast as it reads, cold\n");
-            s.push_str(&format!(
-                "{:<28} {:>9} {:>10} {:>9} {:>10} {:>9}\n",
-                "read", "samples", "bytes", "MiB/s", "link frac", "requests"
-            ));
-            for r in &self.audit {
-                s.push_str(&format!(
-                    "{:<28} {:>9} {:>10} {:>9.1} {:>10.2} {:>9}\n",
-                    r.name,
-                    r.samples,
-                    format_size(r.bytes),
-                    r.mib_per_sec,
-                    r.link_fraction,
-                    r.link_requests
-                ));
-            }
-            if let Some(r) = self.shuffled_over_sequential {
-                s.push_str(&format!(
-                    "shuffled / sequential shards: {r:.2} (target ≥ 0.90)\n"
-                ));
-            }
-        }
+        self.audit_table(&mut s);
         let row = |r: &TrainRun| {
             format!(
                 "{:<7} {:>4} {:>6} {:>7.1}% {:>8.1}% {:>5} {:>9.1} {:>8.1} {:>9.2} {:>9.2} {:>8.3} {:>8.3} {:>8} {:>8} {:>8}\n",
@@ -1015,21 +990,7 @@ impl TrainBenchReport {
                 s.push_str(&row(r));
             }
             for r in &self.training {
-                s.push_str(&format!(
-                    "I/O waterfall, {} layout, accelerator 0 (first 12 steps; '.' = wait, '#' = compute, {:.3}s per char):\n",
-                    r.layout,
-                    self.compute_secs_per_step / 10.0
-                ));
-                let unit = (self.compute_secs_per_step / 10.0).max(1e-6);
-                for (i, st) in r.waterfall.iter().take(12).enumerate() {
-                    let waits = ((st.wait / unit).round() as usize).min(60);
-                    s.push_str(&format!(
-                        "  step {i:>3} {}{} wait {:.3}s\n",
-                        ".".repeat(waits),
-                        "#".repeat(10),
-                        st.wait
-                    ));
-                }
+                self.waterfall(r, &mut s);
             }
         }
         let blocks = self.dataset_bytes.div_ceil(8 << 20);
@@ -1079,4 +1040,117 @@ impl TrainBenchReport {
         }
         s
     }
+}
+
+/// What to run: the layout's name for the report, accelerators, epochs, and an optional time
+/// limit in seconds.
+pub(crate) struct RunSpec<'a> {
+    pub(crate) layout: &'a str,
+    pub(crate) accelerators: u32,
+    pub(crate) epochs: u32,
+    pub(crate) limit: Option<f64>,
+}
+
+/// One emulated accelerator's result: its steps, samples and bytes consumed, when it ended
+/// and when it started.
+type AcceleratorRun = (Vec<Step>, u64, u64, Instant, Instant);
+
+/// The emulated accelerators: `n` threads that each take a batch, then compute for
+/// `compute`, until the batches end or `stop` is set.
+fn accelerators(
+    n: u32,
+    compute: Duration,
+    rx: Arc<std::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<u64>>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<AcceleratorRun>> {
+    (0..n)
+        .map(|_| {
+            let rx = rx.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let t0 = Instant::now();
+                let mut steps = Vec::new();
+                let mut bytes = 0u64;
+                let mut samples = 0u64;
+                loop {
+                    let t = Instant::now();
+                    let got = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
+                    let Some(b) = got else { break };
+                    let wait = t.elapsed().as_secs_f64();
+                    samples += b.len() as u64;
+                    bytes += b.iter().sum::<u64>();
+                    std::thread::sleep(compute);
+                    steps.push(Step {
+                        wait,
+                        compute: compute.as_secs_f64(),
+                    });
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+                (steps, samples, bytes, Instant::now(), t0)
+            })
+        })
+        .collect()
+}
+
+/// The accelerators' results put together.
+struct Joined {
+    all_steps: Vec<Step>,
+    /// The first accelerator's steps.
+    waterfall: Vec<Step>,
+    samples: u64,
+    bytes: u64,
+    secs: f64,
+    au: f64,
+    au_steady: f64,
+}
+
+/// Waits for the accelerators and puts their results together: utilization over the run,
+/// and in the steady state (the first step's wait left out).
+fn join_accelerators(
+    workers: Vec<std::thread::JoinHandle<AcceleratorRun>>,
+    start: Instant,
+) -> Result<Joined, BenchError> {
+    let n = workers.len();
+    let mut all_steps = Vec::new();
+    let mut waterfall = Vec::new();
+    let (mut samples, mut bytes) = (0u64, 0u64);
+    let mut end = start;
+    let mut per_acc_compute = Vec::new();
+    let mut steady = Vec::new();
+    for (i, w) in workers.into_iter().enumerate() {
+        let (steps, s, b, e, t0) = w.join().map_err(|_| "an accelerator thread panicked")?;
+        samples += s;
+        bytes += b;
+        end = end.max(e);
+        per_acc_compute.push(steps.iter().map(|x| x.compute).sum::<f64>());
+        if let Some(first) = steps.first() {
+            let wall = (e - t0).as_secs_f64() - first.wait - first.compute;
+            let compute: f64 = steps[1..].iter().map(|x| x.compute).sum();
+            if steps.len() > 1 && wall > 0.0 {
+                steady.push(compute / wall);
+            }
+        }
+        if i == 0 {
+            waterfall = steps.clone();
+        }
+        all_steps.extend(steps);
+    }
+    let secs = (end - start).as_secs_f64();
+    let au = per_acc_compute.iter().sum::<f64>() / (n as f64 * secs.max(1e-9));
+    let au_steady = if steady.is_empty() {
+        au
+    } else {
+        steady.iter().sum::<f64>() / steady.len() as f64
+    };
+    Ok(Joined {
+        all_steps,
+        waterfall,
+        samples,
+        bytes,
+        secs,
+        au,
+        au_steady,
+    })
 }

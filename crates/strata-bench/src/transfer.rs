@@ -8,6 +8,7 @@
 //! it takes seconds, not minutes; its rate does not depend on the length.
 
 use crate::error::BenchError;
+use crate::workdir::WorkDir;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -160,18 +161,8 @@ impl TransferBench {
     /// Runs the benchmark. Blocking: it starts its own servers and runtime.
     pub fn run(&self) -> Result<TransferBenchReport, BenchError> {
         let machine = MachineLimits::measure();
-        let tmp;
-        let dir = match &self.work_dir {
-            Some(d) => {
-                std::fs::create_dir_all(d)
-                    .map_err(|e| BenchError::Failed(format!("{}: {e}", d.display())))?;
-                d.clone()
-            }
-            None => {
-                tmp = tempfile::Builder::new().prefix("strata-bench-").tempdir()?;
-                tmp.path().to_path_buf()
-            }
-        };
+        let work = WorkDir::new(self.work_dir.as_deref(), "strata-bench-")?;
+        let dir = work.path().to_path_buf();
         let src = dir.join("source.bin");
         let crc = data::write_file(&src, 1, self.size)
             .map_err(|e| BenchError::Failed(format!("{}: {e}", src.display())))?;

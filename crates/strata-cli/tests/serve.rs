@@ -274,6 +274,73 @@ fn rss(pid: u32) -> u64 {
 /// one block per connection being written to its socket, and the metrics recorder.
 const MEMORY_MARGIN: u64 = 384 << 20;
 
+/// One client of the load test: random ranges of random objects until `deadline`, each
+/// checked against `objects`; a third read block files themselves, a third through the
+/// socket, a third through the S3 endpoint.
+async fn load_client(
+    client_no: u64,
+    objects: Arc<Vec<(String, Bytes)>>,
+    bytes: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+    base: String,
+    deadline: Instant,
+) -> Result<(), String> {
+    // A third read block files themselves, a third through the socket, a third
+    // through the S3 endpoint.
+    let c = DaemonClient::new(&base, None).unwrap();
+    let c = if client_no % 3 == 1 {
+        c.without_handoff()
+    } else {
+        c
+    };
+    let mut x = client_no * 7919 + 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    while Instant::now() < deadline {
+        let (key, data) = &objects[(next() % objects.len() as u64) as usize];
+        let len = data.len() as u64;
+        let start = next() % len;
+        let end = (start + 1 + next() % (6 << 20)).min(len);
+        let url = format!("s3://strata-test/{key}");
+        let got = if client_no % 3 == 2 {
+            let path = format!("/train/{}", key.trim_start_matches("data/load/"));
+            let h = format!("bytes={}-{}", start, end - 1);
+            c.request(
+                http::Method::GET,
+                &path,
+                &[("range", h)],
+                Bytes::new(),
+                &path,
+            )
+            .await
+            .map(|a| a.body)
+        } else {
+            match c.stat(&url).await {
+                Ok((size, etag)) => c.read_pinned(&url, &etag, size, start..end, false).await,
+                Err(e) => Err(e),
+            }
+        };
+        match got {
+            Ok(b) if b == data.slice(start as usize..end as usize) => {
+                bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(b) => {
+                return Err(format!(
+                    "{key} {start}..{end}: {} bytes, wrong content",
+                    b.len()
+                ));
+            }
+            Err(e) => return Err(format!("{key} {start}..{end}: {e}")),
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn thirty_two_clients_for_sixty_seconds() {
     let secs: u64 = std::env::var("STRATA_LOAD_SECS")
@@ -335,64 +402,9 @@ fn thirty_two_clients_for_sixty_seconds() {
                 reads.clone(),
                 d.base.clone(),
             );
-            tasks.push(tokio::spawn(async move {
-                // A third read block files themselves, a third through the socket, a third
-                // through the S3 endpoint.
-                let c = DaemonClient::new(&base, None).unwrap();
-                let c = if client_no % 3 == 1 {
-                    c.without_handoff()
-                } else {
-                    c
-                };
-                let mut x = client_no * 7919 + 1;
-                let mut next = move || {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x
-                };
-                while Instant::now() < deadline {
-                    let (key, data) = &objects[(next() % objects.len() as u64) as usize];
-                    let len = data.len() as u64;
-                    let start = next() % len;
-                    let end = (start + 1 + next() % (6 << 20)).min(len);
-                    let url = format!("s3://strata-test/{key}");
-                    let got = if client_no % 3 == 2 {
-                        let path = format!("/train/{}", key.trim_start_matches("data/load/"));
-                        let h = format!("bytes={}-{}", start, end - 1);
-                        c.request(
-                            http::Method::GET,
-                            &path,
-                            &[("range", h)],
-                            Bytes::new(),
-                            &path,
-                        )
-                        .await
-                        .map(|a| a.body)
-                    } else {
-                        match c.stat(&url).await {
-                            Ok((size, etag)) => {
-                                c.read_pinned(&url, &etag, size, start..end, false).await
-                            }
-                            Err(e) => Err(e),
-                        }
-                    };
-                    match got {
-                        Ok(b) if b == data.slice(start as usize..end as usize) => {
-                            bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
-                            reads.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(b) => {
-                            return Err(format!(
-                                "{key} {start}..{end}: {} bytes, wrong content",
-                                b.len()
-                            ));
-                        }
-                        Err(e) => return Err(format!("{key} {start}..{end}: {e}")),
-                    }
-                }
-                Ok(())
-            }));
+            tasks.push(tokio::spawn(load_client(
+                client_no, objects, bytes, reads, base, deadline,
+            )));
         }
         let mut errors = Vec::new();
         for t in tasks {

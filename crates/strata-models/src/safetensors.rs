@@ -16,7 +16,7 @@ use serde_json::Value;
 pub const MAX_HEADER_BYTES: u64 = 100 << 20;
 
 /// Element types, named as in headers. Sizes in bits (sub-byte types pack elements).
-#[allow(non_camel_case_types)]
+#[allow(non_camel_case_types)] // The names are the safetensors format's own (F8_E5M2, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Dtype {
     /// Boolean, 1 byte.

@@ -51,7 +51,7 @@ impl Svg {
     }
 
     /// A line.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // An SVG line's own attributes, in their order.
     pub fn line(
         &mut self,
         x1: f64,

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use strata_plan::scenario::Scenario;
 use strata_plan::sizing::{Knobs, utilization};
 
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // One argument per figure the property tests vary.
 fn scenario(
     size_gb: f64,
     sample_kb: f64,

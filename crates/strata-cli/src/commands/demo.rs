@@ -156,23 +156,7 @@ pub async fn run(args: &DemoArgs, s: &Settings) -> Result<()> {
         "8. The plan for this machine: probe this disk, then size resnet50 (MLPerf, H100) on it",
     );
     let machine = machine_plan(&dir).await?;
-    if !s.json {
-        println!(
-            "   probed {} in {:.1}s: sequential read {}, 4 KiB random reads one at a time {:.0}× slower",
-            dir.display(),
-            machine.probe.secs,
-            strata_units::format::rate(machine.probe.sequential_read),
-            machine.probe.sequential_over_random
-        );
-        for line in machine.plan.to_text().lines() {
-            println!("   {line}");
-        }
-        if let Some(n) = machine.accelerators {
-            println!(
-                "   this disk streams shards fast enough for {n:.1} H100-class accelerator(s) on resnet50"
-            );
-        }
-    }
+    machine.say(&dir, say);
     say.line("");
     say.line(
         "Next: strata ls -H strata-demo/store/dataset/ · strata bench train · strata bench ckpt · strata bench models · strata plan --persona cloud-titan · strata probe DIR · strata --help",
@@ -379,6 +363,30 @@ struct MachinePlan {
     probe: strata_plan::probe::ProbeReport,
     plan: strata_plan::Plan,
     accelerators: Option<f64>,
+}
+
+impl MachinePlan {
+    /// Step 8's lines: the probe, the plan, and what this disk could feed.
+    fn say(&self, dir: &std::path::Path, say: Say) {
+        if say.json {
+            return;
+        }
+        println!(
+            "   probed {} in {:.1}s: sequential read {}, 4 KiB random reads one at a time {:.0}× slower",
+            dir.display(),
+            self.probe.secs,
+            strata_units::format::rate(self.probe.sequential_read),
+            self.probe.sequential_over_random
+        );
+        for line in self.plan.to_text().lines() {
+            println!("   {line}");
+        }
+        if let Some(n) = self.accelerators {
+            println!(
+                "   this disk streams shards fast enough for {n:.1} H100-class accelerator(s) on resnet50"
+            );
+        }
+    }
 }
 
 /// A short probe of the demo's disk (64 MiB, 16 points of 0.15 s) and the plan built on it.
