@@ -21,7 +21,11 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+/// The format's version, the last two characters of the magic.
+pub const VERSION: u32 = 1;
 const MAGIC: &[u8; 8] = b"STRBLK01";
+/// The magic without its version.
+const MAGIC_STEM: &[u8; 6] = b"STRBLK";
 /// Fixed part of the header: magic, header length, offset, length, CRC, key length.
 const FIXED: usize = 8 + 4 + 8 + 8 + 4 + 4;
 /// Longest key text accepted (S3 keys are at most 1 KiB; stores and ETags are short).
@@ -186,8 +190,16 @@ pub fn read_with(
 /// Verifies a whole block file held in memory.
 pub fn decode(file: Bytes, key_text: &str) -> Result<Block, BlockError> {
     let bad = |why: &str| Err(BlockError::Corrupt(why.to_string()));
-    if file.len() < FIXED + 4 || &file[..8] != MAGIC {
+    if file.len() < FIXED + 4 || &file[..6] != MAGIC_STEM {
         return bad("bad magic or too short");
+    }
+    if &file[..8] != MAGIC {
+        // Another version of the format: a cache directory shared with another build of
+        // Strata. The block is dropped and fetched again, never misread.
+        let v = String::from_utf8_lossy(&file[6..8]).into_owned();
+        return Err(BlockError::Corrupt(format!(
+            "block file version {v:?} (this build reads {VERSION:02})"
+        )));
     }
     let u32_at = |i: usize| u32::from_le_bytes(file[i..i + 4].try_into().expect("4 bytes"));
     let u64_at = |i: usize| u64::from_le_bytes(file[i..i + 8].try_into().expect("8 bytes"));

@@ -89,6 +89,25 @@ impl Manifest {
         }
     }
 
+    /// A manifest of tar shards with `counts[i]` samples of `sample_bytes` bytes each, named
+    /// `shard-000000.tar`, ...: a dataset's shape without its bytes, for plans, tests and
+    /// benchmarks (a plan depends on the counts alone).
+    pub fn synthetic(counts: &[u64], sample_bytes: u64) -> Self {
+        Self::new(
+            Layout::Shards,
+            counts
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| ShardInfo {
+                    path: format!("shard-{i:06}.tar"),
+                    format: crate::index::ShardFormat::Tar,
+                    samples: c,
+                    bytes: c * sample_bytes,
+                })
+                .collect(),
+        )
+    }
+
     /// Serialized form (pretty JSON).
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("a manifest serializes");

@@ -229,23 +229,9 @@ fn window_order(starts: &[u64], spec: PlanSpec) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::ShardFormat;
-    use crate::manifest::{Layout, ShardInfo};
 
     pub(crate) fn manifest(counts: &[u64]) -> Manifest {
-        Manifest::new(
-            Layout::Shards,
-            counts
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| ShardInfo {
-                    path: format!("shard-{i:06}.tar"),
-                    format: ShardFormat::Tar,
-                    samples: c,
-                    bytes: c * 1000,
-                })
-                .collect(),
-        )
+        Manifest::synthetic(counts, 1000)
     }
 
     fn is_permutation(order: &[u64], n: u64) -> bool {

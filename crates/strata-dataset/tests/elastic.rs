@@ -1,25 +1,12 @@
 //! Resume and elasticity: an epoch stopped after k steps and resumed with another world size
 //! visits every sample exactly once (padding aside), with equal counts per rank in each run.
 
-use strata_dataset::index::ShardFormat;
-use strata_dataset::manifest::{Layout, Manifest, ShardInfo};
+use strata_dataset::manifest::Manifest;
 use strata_dataset::plan::{Plan, PlanSpec, ShuffleMode};
 use strata_dataset::{Partition, Remainder, ResumeState, World};
 
 fn manifest(counts: &[u64]) -> Manifest {
-    Manifest::new(
-        Layout::Shards,
-        counts
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| ShardInfo {
-                path: format!("s{i}.tar"),
-                format: ShardFormat::Tar,
-                samples: c,
-                bytes: c,
-            })
-            .collect(),
-    )
+    Manifest::synthetic(counts, 1)
 }
 
 /// Runs `steps` lockstep steps (one sample per rank each) of world `ranks × workers`, starting

@@ -2,25 +2,12 @@
 //! Strata would visit samples in another order for the same seed, which silently changes
 //! training runs: bump `PLAN_VERSION` and say so in the release notes instead.
 
-use strata_dataset::index::ShardFormat;
-use strata_dataset::manifest::{Layout, Manifest, ShardInfo};
+use strata_dataset::manifest::Manifest;
 use strata_dataset::plan::{Plan, PlanSpec, ShuffleMode};
 use strata_dataset::{Partition, Remainder, World};
 
 fn manifest() -> Manifest {
-    Manifest::new(
-        Layout::Shards,
-        [5u64, 3, 6, 4]
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| ShardInfo {
-                path: format!("shard-{i:06}.tar"),
-                format: ShardFormat::Tar,
-                samples: c,
-                bytes: c * 100,
-            })
-            .collect(),
-    )
+    Manifest::synthetic(&[5, 3, 6, 4], 100)
 }
 
 fn order(mode: ShuffleMode, seed: u64, epoch: u64, window: u64, streams: u32) -> Vec<u64> {

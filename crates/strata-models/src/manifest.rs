@@ -8,6 +8,13 @@ use crate::error::{ModelError, Result};
 /// The manifest's file name inside a model directory.
 pub const MANIFEST: &str = ".strata-model.json";
 
+/// The manifest's format. Manifests written before the field existed are format 1.
+pub const FORMAT_VERSION: u32 = 1;
+
+fn format_1() -> u32 {
+    1
+}
+
 /// One file of a pulled model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelFile {
@@ -31,6 +38,9 @@ pub struct ModelFile {
 /// A pulled model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelManifest {
+    /// [`FORMAT_VERSION`] of the writer (1 when absent: the first format had no field).
+    #[serde(default = "format_1")]
+    pub format: u32,
     /// The URL it was pulled from.
     pub source: String,
     /// Hash of the files' names, sizes and ETags and of the selection.
@@ -53,9 +63,19 @@ impl ModelManifest {
     pub fn read(dir: &std::path::Path) -> Result<Self> {
         let p = dir.join(MANIFEST);
         let text = std::fs::read(&p).map_err(|e| ModelError::io(&p, e))?;
-        serde_json::from_slice(&text).map_err(|e| ModelError::Corrupt {
+        let m: Self = serde_json::from_slice(&text).map_err(|e| ModelError::Corrupt {
             file: p.display().to_string(),
             cause: format!("unreadable manifest: {e}"),
-        })
+        })?;
+        if m.format != FORMAT_VERSION {
+            return Err(ModelError::Corrupt {
+                file: p.display().to_string(),
+                cause: format!(
+                    "manifest format {} (this build reads format {FORMAT_VERSION}); pull the model again",
+                    m.format
+                ),
+            });
+        }
+        Ok(m)
     }
 }

@@ -636,6 +636,7 @@ impl Pull<'_> {
             });
         }
         let manifest = ModelManifest {
+            format: crate::manifest::FORMAT_VERSION,
             source: self.source.to_string(),
             version: self.version.to_string(),
             selectors: self.opts.tensors.clone(),

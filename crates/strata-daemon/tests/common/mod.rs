@@ -170,3 +170,57 @@ pub async fn try_raw(
     let body = body.collect().await?.to_bytes();
     Ok((parts.status.as_u16(), parts.headers, body))
 }
+
+/// One request and what the daemon must answer: the status, and text the body must hold
+/// (empty: anything) and must not hold (empty: nothing checked).
+pub struct Case<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+    pub status: u16,
+    pub contains: &'a str,
+    pub lacks: &'a str,
+    /// What the case is about, for the failure message.
+    pub why: &'a str,
+}
+
+impl Default for Case<'_> {
+    fn default() -> Self {
+        Self {
+            method: "GET",
+            path: "/",
+            headers: &[],
+            body: b"",
+            status: 200,
+            contains: "",
+            lacks: "",
+            why: "",
+        }
+    }
+}
+
+/// Sends every case to the daemon at `base` and checks its answer; a failure names the case.
+pub async fn expect_all(base: &str, cases: &[Case<'_>]) {
+    for c in cases {
+        let (st, _, body) = raw(base, c.method, c.path, c.headers, c.body).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(st, c.status, "{} {} ({}): {text}", c.method, c.path, c.why);
+        assert!(
+            text.contains(c.contains),
+            "{} {} ({}): the body lacks {:?}: {text}",
+            c.method,
+            c.path,
+            c.why,
+            c.contains
+        );
+        assert!(
+            c.lacks.is_empty() || !text.contains(c.lacks),
+            "{} {} ({}): the body holds {:?}",
+            c.method,
+            c.path,
+            c.why,
+            c.lacks
+        );
+    }
+}

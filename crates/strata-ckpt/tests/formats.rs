@@ -1,0 +1,86 @@
+//! The checkpoint's commit records are promises: a `MANIFEST.json` and a rank marker written
+//! by format 1 are read by every later build (a checkpoint saved before an upgrade restores
+//! after it), or refused with a message that names the format (never misread).
+//! `tests/golden/` holds format 1's files;
+//! `STRATA_BLESS=1 cargo test -p strata-ckpt --test formats` rewrites them after a deliberate
+//! format change (with a new format number).
+
+use std::path::PathBuf;
+
+use strata_ckpt::manifest::{
+    FORMAT_VERSION, FileEntry, Manifest, ManifestError, RankPart, Tier, checksums,
+};
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+/// Reads a golden file, writing `fresh` there first in bless mode.
+fn read_golden(name: &str, fresh: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    let path = golden(name);
+    if std::env::var_os("STRATA_BLESS").is_some() {
+        std::fs::write(&path, fresh()).unwrap();
+    }
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Rank 0's part of step 42: two files, 1 MiB chunks, a fixed time.
+fn part() -> RankPart {
+    let file = |name: &str, len: usize| {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let (crc32c, chunks) = checksums(&data, 1 << 20);
+        FileEntry {
+            name: name.into(),
+            size: len as u64,
+            crc32c,
+            chunks,
+        }
+    };
+    RankPart {
+        format: FORMAT_VERSION,
+        step: 42,
+        rank: 0,
+        world_size: 1,
+        chunk_size: 1 << 20,
+        files: vec![file("tensors.safetensors", 3 << 19), file("state.json", 17)],
+        saved_unix_ms: 1_764_000_000_000,
+    }
+}
+
+/// The same JSON with `format` set to `to`.
+fn with_format(bytes: &[u8], to: u32) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    v["format"] = to.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[test]
+fn a_format_1_manifest_still_reads_and_writes_the_same_bytes() {
+    let bytes = read_golden("MANIFEST-v1.json", || {
+        let mut m = Manifest::from_parts(42, 1, vec![part()], vec![Tier::Remote]).unwrap();
+        m.committed_unix_ms = 1_764_000_000_500;
+        m.to_json()
+    });
+    let m = Manifest::from_json(&bytes).expect("a format 1 manifest reads");
+    assert_eq!((m.format, m.step, m.world_size), (1, 42, 1));
+    assert_eq!(m.parts[0], part());
+    assert_eq!(m.to_json(), bytes, "the manifest format changed");
+    assert_eq!(FORMAT_VERSION, 1);
+    match Manifest::from_json(&with_format(&bytes, 2)) {
+        Err(e @ ManifestError::Format { found: 2, reads: 1 }) => {
+            assert_eq!(e.to_string(), "format 2 (this Strata reads format 1)")
+        }
+        other => panic!("a format 2 manifest must be refused by its format: {other:?}"),
+    }
+}
+
+#[test]
+fn a_format_1_rank_marker_still_reads_and_writes_the_same_bytes() {
+    let bytes = read_golden("rank-v1.json", || part().to_json());
+    let p = RankPart::from_json(&bytes).expect("a format 1 marker reads");
+    assert_eq!(p, part());
+    assert_eq!(p.to_json(), bytes, "the marker format changed");
+    assert!(RankPart::from_json(&with_format(&bytes, 2)).is_err());
+}
