@@ -614,8 +614,6 @@ async fn pages_and_the_planner_api() {
                 .contains("default-src 'self'")
         );
     }
-    let (st, _, _) = raw(&rig.base, "GET", "/static/nope.js", &[], b"").await;
-    assert_eq!(st, 404);
     // The default scenario's plan, then with a slider moved.
     let (st, _, body) = raw(&rig.base, "POST", "/api/plan", &[], b"{}").await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
@@ -654,33 +652,51 @@ async fn pages_and_the_planner_api() {
         u1 < u0 * 0.5,
         "less download bandwidth, less utilization: {u0} → {u1}"
     );
-    // Bad knobs and scenarios name the field.
-    let req = serde_json::json!({"overrides": {"buffer": "lots"}});
-    let (st, _, body) = raw(
+    // Bad knobs and scenarios name the field; what is not there is a 404.
+    let bad_knob = serde_json::json!({"overrides": {"buffer": "lots"}}).to_string();
+    let bad_scenario = serde_json::json!({"scenario": "[dataset]\nsize = \"-1 GB\"\n"}).to_string();
+    expect_all(
         &rig.base,
-        "POST",
-        "/api/plan",
-        &[],
-        req.to_string().as_bytes(),
+        &[
+            Case {
+                path: "/static/nope.js",
+                status: 404,
+                why: "a file the pages do not have",
+                ..Case::default()
+            },
+            Case {
+                method: "POST",
+                path: "/api/plan",
+                body: bad_knob.as_bytes(),
+                status: 400,
+                contains: "buffer",
+                why: "a knob that is not a size",
+                ..Case::default()
+            },
+            Case {
+                method: "POST",
+                path: "/api/plan",
+                body: bad_scenario.as_bytes(),
+                status: 400,
+                contains: "dataset",
+                why: "a negative dataset size",
+                ..Case::default()
+            },
+            Case {
+                path: "/api/personas/nobody",
+                status: 404,
+                why: "a persona that does not exist",
+                ..Case::default()
+            },
+            Case {
+                path: "/api/scenario",
+                contains: "[accelerators]",
+                why: "the default scenario's text",
+                ..Case::default()
+            },
+        ],
     )
     .await;
-    assert_eq!(st, 400);
-    assert!(String::from_utf8_lossy(&body).contains("buffer"));
-    let req = serde_json::json!({"scenario": "[dataset]\nsize = \"-1 GB\"\n"});
-    let (st, _, body) = raw(
-        &rig.base,
-        "POST",
-        "/api/plan",
-        &[],
-        req.to_string().as_bytes(),
-    )
-    .await;
-    assert_eq!(st, 400);
-    assert!(
-        String::from_utf8_lossy(&body).contains("dataset"),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
     // Too large: 413, or the connection closed while the client still wrote the body.
     let big = vec![b' '; 2 << 20];
     match common::try_raw(&rig.base, "POST", "/api/plan", &[], &big).await {
@@ -703,11 +719,6 @@ async fn pages_and_the_planner_api() {
             "{name}"
         );
     }
-    let (st, _, _) = raw(&rig.base, "GET", "/api/personas/nobody", &[], b"").await;
-    assert_eq!(st, 404);
-    let (st, _, body) = raw(&rig.base, "GET", "/api/scenario", &[], b"").await;
-    assert_eq!(st, 200);
-    assert!(String::from_utf8_lossy(&body).contains("[accelerators]"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
