@@ -10,9 +10,7 @@ use strata_cache::block_file::{self, BlockError, VERSION};
 use strata_cache::key::ObjectVersion;
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
+    strata_testkit::golden::path(env!("CARGO_MANIFEST_DIR"), name)
 }
 
 fn key() -> String {

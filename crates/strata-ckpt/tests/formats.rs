@@ -5,25 +5,13 @@
 //! `STRATA_BLESS=1 cargo test -p strata-ckpt --test formats` rewrites them after a deliberate
 //! format change (with a new format number).
 
-use std::path::PathBuf;
-
 use strata_ckpt::manifest::{
     FORMAT_VERSION, FileEntry, Manifest, ManifestError, RankPart, Tier, checksums,
 };
+use strata_testkit::golden;
 
-fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
-
-/// Reads a golden file, writing `fresh` there first in bless mode.
 fn read_golden(name: &str, fresh: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
-    let path = golden(name);
-    if std::env::var_os("STRATA_BLESS").is_some() {
-        std::fs::write(&path, fresh()).unwrap();
-    }
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    golden::read(env!("CARGO_MANIFEST_DIR"), name, fresh)
 }
 
 /// Rank 0's part of step 42: two files, 1 MiB chunks, a fixed time.
@@ -50,10 +38,8 @@ fn part() -> RankPart {
 }
 
 /// The same JSON with `format` set to `to`.
-fn with_format(bytes: &[u8], to: u32) -> Vec<u8> {
-    let mut v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
-    v["format"] = to.into();
-    serde_json::to_vec(&v).unwrap()
+fn with_format(bytes: &[u8], to: u64) -> Vec<u8> {
+    golden::with_number(bytes, "format", to)
 }
 
 #[test]

@@ -4,34 +4,19 @@
 //! `STRATA_BLESS=1 cargo test -p strata-dataset --test formats` rewrites them after a
 //! deliberate format change (with a new version number).
 
-use std::path::PathBuf;
-
 use strata_dataset::error::FormatError;
 use strata_dataset::index::{INDEX_VERSION, ShardFormat, ShardIndex};
 use strata_dataset::manifest::{MANIFEST_VERSION, Manifest};
 use strata_dataset::tar::TarWriter;
+use strata_testkit::golden;
 
-fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
-
-/// Reads a golden file, writing `fresh` there first in bless mode.
 fn read_golden(name: &str, fresh: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
-    let path = golden(name);
-    if std::env::var_os("STRATA_BLESS").is_some() {
-        std::fs::write(&path, fresh()).unwrap();
-    }
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    golden::read(env!("CARGO_MANIFEST_DIR"), name, fresh)
 }
 
 /// A version-1 file with its version number replaced by `to`.
-fn with_version(bytes: &[u8], to: u32) -> Vec<u8> {
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["version"] = to.into();
-    serde_json::to_vec(&v).unwrap()
+fn with_version(bytes: &[u8], to: u64) -> Vec<u8> {
+    golden::with_number(bytes, "version", to)
 }
 
 #[test]

@@ -10,9 +10,7 @@ use strata_models::ModelError;
 use strata_models::manifest::{FORMAT_VERSION, MANIFEST, ModelManifest};
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
+    strata_testkit::golden::path(env!("CARGO_MANIFEST_DIR"), name)
 }
 
 /// `text` as a model directory's manifest.

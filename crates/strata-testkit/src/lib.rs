@@ -19,6 +19,7 @@ pub mod conformance;
 pub mod data;
 pub mod emulator;
 pub mod garage;
+pub mod golden;
 mod pass_through;
 pub mod runtime;
 pub mod s3_server;
