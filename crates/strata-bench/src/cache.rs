@@ -17,8 +17,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use strata_cache::nvme::{NvmeConfig, NvmeTier};
 use strata_cache::policy::{self, EvictionPolicy, PolicyKind};
 use strata_cache::{BlockCache, CacheConfig, ObjectVersion};
-use strata_store::{Store, StoreConfig};
-use strata_testkit::{LinkEmulator, LinkProfile, S3Endpoint, S3Server, data};
+use strata_store::Store;
+use strata_testkit::{LinkProfile, Linked, S3Server, data};
 use strata_units::format_size;
 
 use crate::machine::{CacheDrop, MachineLimits, drop_page_cache, mib};
@@ -457,19 +457,15 @@ impl CacheBench {
         let mut device = 0.0f64;
         let mut page_cache_drop = CacheDrop::Fadvise;
         let mut rounds = Vec::new();
-        let server = S3Server::start();
-        let emu = LinkEmulator::start(server.addr(), self.profile.clone());
-        let direct = Store::open(&server.url(""), &server.store_config())?;
-        let mut cfg: StoreConfig = server.store_config();
-        cfg.s3.endpoint = Some(emu.endpoint());
-        let linked = Store::open(&server.url(""), &cfg)?;
+        let rig = Linked::start(Box::new(S3Server::start()), self.profile.clone())?;
+        let (emu, direct, linked) = (&rig.emu, &rig.direct, &rig.linked);
         let rt = crate::machine::runtime()?;
         let cap = self.profile.cap_mib_per_sec();
         let per_object = self.size / 8;
         let mut phases = Vec::new();
         let mut sweep = Vec::new();
         rt.block_on(async {
-            let objects = put_dataset(&direct, &linked, per_object).await?;
+            let objects = put_dataset(direct, linked, per_object).await?;
             let total = per_object * 8;
             let cache_dir = dir.join("cache");
             let mut phase = |name, secs: f64, limit_name, limit: f64, target, reqs| {
@@ -501,7 +497,7 @@ impl CacheBench {
             // The time ends when the reader has every byte; the last blocks may still be
             // being written behind (flushed right after).
             let t = Instant::now();
-            read_all(&cache, &linked, &objects, self.concurrency, false).await?;
+            read_all(&cache, linked, &objects, self.concurrency, false).await?;
             phase(
                 "cold",
                 t.elapsed().as_secs_f64(),
@@ -533,7 +529,7 @@ impl CacheBench {
                         drop_page_cache(&cache_dir);
                         let cache = open(0)?;
                         let t = Instant::now();
-                        read_all(&cache, &linked, &objects, self.concurrency, false).await?;
+                        read_all(&cache, linked, &objects, self.concurrency, false).await?;
                         let secs = t.elapsed().as_secs_f64();
                         best = best.min(secs);
                         warm = mib(total, secs);
@@ -568,10 +564,10 @@ impl CacheBench {
             );
             // DRAM-warm: fill DRAM from NVMe, then read again, copying out.
             let cache = open(self.size + self.size / 4)?;
-            read_all(&cache, &linked, &objects, self.concurrency, false).await?;
+            read_all(&cache, linked, &objects, self.concurrency, false).await?;
             let r0 = emu.stats().requests;
             let t = Instant::now();
-            read_all(&cache, &linked, &objects, self.concurrency, true).await?;
+            read_all(&cache, linked, &objects, self.concurrency, true).await?;
             phase(
                 "dram-warm",
                 t.elapsed().as_secs_f64(),
@@ -582,7 +578,7 @@ impl CacheBench {
             );
             cache.flush().await;
             drop(cache);
-            sweep = self.sweep(&dir, &linked, &objects, cap).await?;
+            sweep = self.sweep(&dir, linked, &objects, cap).await?;
             Ok::<_, BenchError>(())
         })?;
         let policies = policy_rows(&dir);

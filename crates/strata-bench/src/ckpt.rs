@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_ckpt::{AdmissionKind, Checkpointer, CkptConfig, Item, SaveMode, Tier};
-use strata_store::{Location, Store, StoreConfig};
-use strata_testkit::{LinkEmulator, LinkProfile, data};
+use strata_store::Location;
+use strata_testkit::{LinkProfile, Linked, data};
 use strata_units::format_size;
 
 use crate::machine::{CacheDrop, MachineLimits, drop_page_cache, mib};
@@ -125,12 +125,8 @@ impl CkptBench {
     /// Runs it.
     pub fn run(&self) -> Result<CkptBenchReport, BenchError> {
         let machine = MachineLimits::measure();
-        let server = self.server.start()?;
-        let emu = LinkEmulator::start(server.addr(), self.profile.clone());
-        let cap = self.profile.cap_mib_per_sec();
-        let layer = server.config_layer_through(&emu);
-        let sc = StoreConfig::from_layer(&layer)?;
-        let store = Store::open(&server.url(""), &sc)?;
+        let rig = Linked::start(self.server.start()?, self.profile.clone())?;
+        let (store, cap) = (&rig.linked, rig.cap_mib_per_sec);
         let work_dir = WorkDir::new(self.work_dir.as_deref(), "strata-bench-ckpt-")?;
         let work = work_dir.path().to_path_buf();
         let files = self.files.max(1);

@@ -20,8 +20,7 @@ use std::process::Child;
 use std::time::Instant;
 
 use bytes::Bytes;
-use strata_store::Store;
-use strata_testkit::{LinkEmulator, LinkProfile};
+use strata_testkit::{LinkProfile, Linked};
 use strata_units::format_size;
 
 use crate::machine::{MachineLimits, mib};
@@ -115,10 +114,8 @@ impl DaemonBench {
     /// Runs it.
     pub fn run(&self) -> Result<DaemonBenchReport, BenchError> {
         let machine = MachineLimits::measure();
-        let server = self.server.start()?;
-        let emu = LinkEmulator::start(server.addr(), self.profile.clone());
-        let cap = self.profile.cap_mib_per_sec();
-        let direct = Store::open(&server.url(""), &server.store_config())?;
+        let rig = Linked::start(self.server.start()?, self.profile.clone())?;
+        let (server, emu, direct, cap) = (&rig.server, &rig.emu, &rig.direct, rig.cap_mib_per_sec);
         let tmp = tempfile::tempdir()?;
         let rt = crate::machine::runtime()?;
         let n = self.objects.max(1);
@@ -195,7 +192,7 @@ impl DaemonBench {
             })
         };
         let own = run("own in-process caches", &|i| {
-            let mut c = strata_command(&self.exe, &*server, &emu.endpoint());
+            let mut c = strata_command(&self.exe, &**server, &emu.endpoint());
             c.arg("--quiet")
                 .arg("--cache")
                 .arg(tmp.path().join(format!("own-{i}")))
@@ -205,7 +202,7 @@ impl DaemonBench {
             c
         })?;
         // The daemon, with an empty cache.
-        let mut d = strata_command(&self.exe, &*server, &emu.endpoint());
+        let mut d = strata_command(&self.exe, &**server, &emu.endpoint());
         d.arg("--json")
             .arg("--cache")
             .arg(tmp.path().join("daemon"))
@@ -218,7 +215,7 @@ impl DaemonBench {
             .map_err(|e| BenchError::Failed(format!("strata serve said {line:?}: {e}")))?;
         let base = format!("http://{}", v["listen"].as_str().unwrap_or_default());
         let via = run("through the daemon", &|_| {
-            let mut c = strata_command(&self.exe, &*server, &emu.endpoint());
+            let mut c = strata_command(&self.exe, &**server, &emu.endpoint());
             c.args(["--quiet", "cat", "--daemon", &base]).args(&urls);
             c
         })?;

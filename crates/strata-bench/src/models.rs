@@ -19,8 +19,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use strata_models::{ModelRepo, PullOptions, synth};
-use strata_store::{Store, StoreConfig};
-use strata_testkit::{LinkEmulator, LinkProfile};
+use strata_testkit::{LinkProfile, Linked};
 use strata_units::format_size;
 
 use crate::machine::{MachineLimits, mib};
@@ -109,14 +108,9 @@ impl ModelsBench {
     /// Runs it.
     pub fn run(&self) -> Result<ModelsBenchReport, BenchError> {
         let machine = MachineLimits::measure();
-        let server = self.server.start()?;
-        let emu = LinkEmulator::start(server.addr(), self.profile.clone());
-        let cap = self.profile.cap_mib_per_sec();
-        let direct = Store::open(&server.url(""), &server.store_config())?;
-        let through = Store::open(
-            &server.url(""),
-            &StoreConfig::from_layer(&server.config_layer_through(&emu))?,
-        )?;
+        let rig = Linked::start(self.server.start()?, self.profile.clone())?;
+        let (server, emu, cap) = (&rig.server, &rig.emu, rig.cap_mib_per_sec);
+        let (direct, through) = (&rig.direct, &rig.linked);
         let tmp = tempfile::tempdir()?;
         let rt = crate::machine::runtime()?;
         let shards = self.shards.max(1);
@@ -146,7 +140,7 @@ impl ModelsBench {
         let repo = ModelRepo::open(&tmp.path().join("one"))?;
         let r = rt.block_on(strata_models::pull(
             &repo,
-            &through,
+            through,
             &url,
             &PullOptions::default(),
         ))?;
@@ -172,7 +166,7 @@ impl ModelsBench {
         let t = Instant::now();
         let children: Vec<_> = (0..self.processes.max(1))
             .map(|_| {
-                strata_command(&self.exe, &*server, &emu.endpoint())
+                strata_command(&self.exe, &**server, &emu.endpoint())
                     .args(["--quiet", "--json", "--cache"])
                     .arg(&shared)
                     .args(["models", "pull", &url.to_string()])

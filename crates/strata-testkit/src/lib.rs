@@ -20,6 +20,7 @@ pub mod data;
 pub mod emulator;
 pub mod garage;
 pub mod golden;
+pub mod linked;
 mod pass_through;
 pub mod runtime;
 pub mod s3_server;
@@ -28,5 +29,6 @@ pub mod upload_listing;
 
 pub use emulator::{LinkEmulator, LinkProfile, StatsSnapshot};
 pub use garage::{GarageError, GarageServer};
+pub use linked::Linked;
 pub use s3_server::{S3Endpoint, S3Server};
 pub use small_fs::SmallFs;
