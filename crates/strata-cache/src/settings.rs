@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use strata_config::{ConfigError, Env, Section, SizeValue, overlay_fields};
+use strata_config::{ConfigError, Env, Section, SizeValue, choice, overlay_fields};
 
 use crate::cache::CacheConfig;
 use crate::nvme::NvmeConfig;
@@ -100,17 +100,15 @@ impl Section for CacheSettings {
                 format!("{min_free_fraction} must be in [0, 1)"),
             ));
         }
-        let policy = match l.policy.as_deref().unwrap_or("auto") {
-            "auto" => PolicyKind::Auto,
-            "s3fifo" => PolicyKind::S3Fifo,
-            "lru" => PolicyKind::Lru,
-            p => {
-                return Err(ConfigError::invalid(
-                    "cache.policy",
-                    format!("{p:?}: use auto, s3fifo or lru"),
-                ));
-            }
-        };
+        let policy = choice(
+            l.policy.as_deref().unwrap_or("auto"),
+            "cache.policy",
+            &[
+                ("auto", PolicyKind::Auto),
+                ("s3fifo", PolicyKind::S3Fifo),
+                ("lru", PolicyKind::Lru),
+            ],
+        )?;
         Ok(CacheSettings {
             dir: l
                 .dir

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use strata_config::{ConfigError, DurationValue, Env, Section, SizeValue, overlay_fields};
+use strata_config::{ConfigError, DurationValue, Env, Section, SizeValue, choice, overlay_fields};
 use strata_store::{Location, StoreConfig, StoreUrl};
 
 use crate::admission::AdmissionKind;
@@ -136,41 +136,47 @@ impl Section for CkptSettings {
         let duration = |v: &Option<DurationValue>, setting: &str| {
             v.as_ref().map(|v| v.duration(setting)).transpose()
         };
-        let mode = match l.mode.as_deref() {
-            None => None,
-            Some("durable-local") => Some(SaveMode::DurableLocal),
-            Some("snapshot") => Some(SaveMode::Snapshot),
-            Some(m) => {
-                return Err(ConfigError::invalid(
+        let mode = l
+            .mode
+            .as_deref()
+            .map(|m| {
+                choice(
+                    m,
                     "ckpt.mode",
-                    format!("{m:?}: use durable-local or snapshot"),
-                ));
-            }
-        };
-        let admission = match l.admission.as_deref() {
-            None => None,
-            Some("auto") => Some(AdmissionKind::Auto),
-            Some("leases") => Some(AdmissionKind::Leases),
-            Some("slots") => Some(AdmissionKind::Slots),
-            Some("off") => Some(AdmissionKind::Off),
-            Some(k) => {
-                return Err(ConfigError::invalid(
+                    &[
+                        ("durable-local", SaveMode::DurableLocal),
+                        ("snapshot", SaveMode::Snapshot),
+                    ],
+                )
+            })
+            .transpose()?;
+        let admission = l
+            .admission
+            .as_deref()
+            .map(|k| {
+                choice(
+                    k,
                     "ckpt.admission",
-                    format!("{k:?}: use auto, leases, slots or off"),
-                ));
-            }
-        };
-        let on_corrupt = match l.on_corrupt.as_deref() {
-            None => None,
-            Some("fallback") => Some(OnCorrupt::Fallback),
-            Some("fail") => Some(OnCorrupt::Fail),
-            Some(o) => {
-                return Err(ConfigError::invalid(
+                    &[
+                        ("auto", AdmissionKind::Auto),
+                        ("leases", AdmissionKind::Leases),
+                        ("slots", AdmissionKind::Slots),
+                        ("off", AdmissionKind::Off),
+                    ],
+                )
+            })
+            .transpose()?;
+        let on_corrupt = l
+            .on_corrupt
+            .as_deref()
+            .map(|o| {
+                choice(
+                    o,
                     "ckpt.on_corrupt",
-                    format!("{o:?}: use fallback or fail"),
-                ));
-            }
-        };
+                    &[("fallback", OnCorrupt::Fallback), ("fail", OnCorrupt::Fail)],
+                )
+            })
+            .transpose()?;
         let lease_root = l
             .lease_root
             .as_deref()

@@ -71,4 +71,4 @@ pub use overlay::Overlay;
 pub use secret::Secret;
 pub use section::{SECTIONS, Section};
 pub use sources::Sources;
-pub use value::{DurationValue, SizeValue};
+pub use value::{DurationValue, SizeValue, choice};

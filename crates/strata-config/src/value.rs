@@ -73,9 +73,38 @@ impl From<&str> for DurationValue {
     }
 }
 
+/// The value that `text` names among `options` (name, value); an error names the setting and
+/// lists the names, e.g. `ckpt.mode: "fast": use durable-local or snapshot`.
+pub fn choice<T: Copy>(text: &str, setting: &str, options: &[(&str, T)]) -> Result<T, ConfigError> {
+    if let Some((_, v)) = options.iter().find(|(name, _)| *name == text) {
+        return Ok(*v);
+    }
+    let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+    let list = match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    Err(ConfigError::invalid(
+        setting,
+        format!("{text:?}: use {list}"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_choice_lists_the_names() {
+        let opts = [("auto", 0), ("leases", 1), ("off", 2)];
+        assert_eq!(choice("leases", "x", &opts).unwrap(), 1);
+        let e = choice("polite", "ckpt.admission", &opts).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ckpt.admission: \"polite\": use auto, leases or off"
+        );
+    }
 
     #[test]
     fn values_name_the_setting() {
