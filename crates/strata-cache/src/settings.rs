@@ -67,12 +67,6 @@ pub struct CacheSettings {
     pub policy: PolicyKind,
 }
 
-impl Default for CacheSettings {
-    fn default() -> Self {
-        Self::resolve(&CacheLayer::default()).expect("the defaults are valid")
-    }
-}
-
 impl Section for CacheSettings {
     const NAME: &'static str = "cache";
     type Layer = CacheLayer;

@@ -30,7 +30,7 @@ use crate::error::{CkptError, Result};
 use crate::local::{Item, LocalTier};
 use crate::manifest::{Manifest, Tier};
 use crate::remote::RemoteTier;
-use save::{DrainProgress as Progress, Job, STAGING_UNIT};
+use save::{Job, STAGING_UNIT};
 
 /// Timings the checkpointer measured on itself (for the Young–Daly advice).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -160,7 +160,7 @@ impl Checkpointer {
         let stall = t.elapsed();
         inner.record_stall(stall);
         let (done_tx, done_rx) = watch::channel(None);
-        let progress = Arc::new(Progress::default());
+        let progress = Arc::new(DrainProgress::default());
         let job = Job {
             step,
             started: t,

@@ -119,6 +119,17 @@ fn positive<T: PartialOrd + Default + Copy>(
     }
 }
 
+/// [`choice`] of a setting that may be unset.
+fn optional<T: Copy>(
+    v: &Option<String>,
+    setting: &str,
+    options: &[(&str, T)],
+) -> Result<Option<T>, ConfigError> {
+    v.as_deref()
+        .map(|t| choice(t, setting, options))
+        .transpose()
+}
+
 impl Section for CkptSettings {
     const NAME: &'static str = "ckpt";
     type Layer = CkptLayer;
@@ -136,47 +147,29 @@ impl Section for CkptSettings {
         let duration = |v: &Option<DurationValue>, setting: &str| {
             v.as_ref().map(|v| v.duration(setting)).transpose()
         };
-        let mode = l
-            .mode
-            .as_deref()
-            .map(|m| {
-                choice(
-                    m,
-                    "ckpt.mode",
-                    &[
-                        ("durable-local", SaveMode::DurableLocal),
-                        ("snapshot", SaveMode::Snapshot),
-                    ],
-                )
-            })
-            .transpose()?;
-        let admission = l
-            .admission
-            .as_deref()
-            .map(|k| {
-                choice(
-                    k,
-                    "ckpt.admission",
-                    &[
-                        ("auto", AdmissionKind::Auto),
-                        ("leases", AdmissionKind::Leases),
-                        ("slots", AdmissionKind::Slots),
-                        ("off", AdmissionKind::Off),
-                    ],
-                )
-            })
-            .transpose()?;
-        let on_corrupt = l
-            .on_corrupt
-            .as_deref()
-            .map(|o| {
-                choice(
-                    o,
-                    "ckpt.on_corrupt",
-                    &[("fallback", OnCorrupt::Fallback), ("fail", OnCorrupt::Fail)],
-                )
-            })
-            .transpose()?;
+        let mode = optional(
+            &l.mode,
+            "ckpt.mode",
+            &[
+                ("durable-local", SaveMode::DurableLocal),
+                ("snapshot", SaveMode::Snapshot),
+            ],
+        )?;
+        let admission = optional(
+            &l.admission,
+            "ckpt.admission",
+            &[
+                ("auto", AdmissionKind::Auto),
+                ("leases", AdmissionKind::Leases),
+                ("slots", AdmissionKind::Slots),
+                ("off", AdmissionKind::Off),
+            ],
+        )?;
+        let on_corrupt = optional(
+            &l.on_corrupt,
+            "ckpt.on_corrupt",
+            &[("fallback", OnCorrupt::Fallback), ("fail", OnCorrupt::Fail)],
+        )?;
         let lease_root = l
             .lease_root
             .as_deref()

@@ -15,8 +15,6 @@ pub struct Linked {
     pub direct: Store,
     /// The server, reached through the emulator.
     pub linked: Store,
-    /// The settings of `linked`.
-    pub linked_config: StoreConfig,
     /// The profile's total cap, MiB/s.
     pub cap_mib_per_sec: f64,
     /// The server (declared last: dropped after the emulator and the stores).
@@ -28,14 +26,13 @@ impl Linked {
     pub fn start(server: Box<dyn S3Endpoint>, profile: LinkProfile) -> Result<Self, StoreError> {
         let emu = LinkEmulator::start(server.addr(), profile.clone());
         let direct = Store::open(&server.url(""), &server.store_config())?;
-        let linked_config = StoreConfig::from_layer(&server.config_layer_through(&emu))
+        let through = StoreConfig::from_layer(&server.config_layer_through(&emu))
             .expect("a server's settings are valid");
-        let linked = Store::open(&server.url(""), &linked_config)?;
+        let linked = Store::open(&server.url(""), &through)?;
         Ok(Self {
             emu,
             direct,
             linked,
-            linked_config,
             cap_mib_per_sec: profile.cap_mib_per_sec(),
             server,
         })

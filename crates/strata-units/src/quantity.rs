@@ -36,20 +36,6 @@ impl Quantity {
         }
     }
 
-    /// Whole bytes ([`crate::parse_size`]); a number must be a whole number of bytes.
-    pub fn whole_bytes(&self) -> Result<u64, UnitError> {
-        match self {
-            Quantity::Number(n) if n.fract() == 0.0 && *n >= 0.0 && *n <= u64::MAX as f64 => {
-                Ok(*n as u64)
-            }
-            Quantity::Number(n) => Err(UnitError::NotFinite {
-                value: *n,
-                what: "whole number of bytes",
-            }),
-            Quantity::Text(t) => crate::parse_size(t),
-        }
-    }
-
     /// Bytes per second ([`crate::parse_rate`]).
     pub fn rate(&self) -> Result<f64, UnitError> {
         match self {
@@ -75,8 +61,7 @@ mod tests {
     fn numbers_are_checked() {
         assert!(Quantity::Number(-1.0).bytes().is_err());
         assert!(Quantity::Number(f64::NAN).secs().is_err());
-        assert_eq!(Quantity::Number(4096.0).whole_bytes().unwrap(), 4096);
-        assert!(Quantity::Number(1.5).whole_bytes().is_err());
-        assert_eq!(Quantity::from("8MiB").whole_bytes().unwrap(), 8 << 20);
+        assert_eq!(Quantity::Number(4096.0).bytes().unwrap(), 4096.0);
+        assert_eq!(Quantity::from("8MiB").bytes().unwrap(), (8 << 20) as f64);
     }
 }

@@ -70,12 +70,6 @@ impl TransferConfig {
     }
 }
 
-impl Default for TransferConfig {
-    fn default() -> Self {
-        Self::resolve(&TransferLayer::default()).expect("the defaults are valid")
-    }
-}
-
 /// A count of things in flight: 1 to 1024, else an error naming `setting`.
 pub(crate) fn count(v: Option<usize>, setting: &str, default: usize) -> Result<usize, ConfigError> {
     let v = v.unwrap_or(default);
