@@ -282,3 +282,32 @@ fn a_closed_stdout_ends_the_command_quietly() {
         "{status:?}: {err}"
     );
 }
+
+#[test]
+fn a_config_file_that_does_not_parse_never_prints_its_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        (
+            "unterminated",
+            "[s3]\nsecret_access_key = \"hunter2-very-secret\n",
+        ),
+        ("wrong-type", "[s3]\nsecret_access_key = 4242424242\n"),
+        (
+            "misspelt",
+            "[s3]\nsecret_acces_key = \"hunter2-very-secret\"\n",
+        ),
+        ("token", "[daemon]\ntoken = 12345678901234567890123\n"),
+    ] {
+        let f = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&f, text).unwrap();
+        let out = strata(None, &["--config", f.to_str().unwrap(), "ls", "/tmp"]);
+        let err = fails(&out, 6);
+        assert!(
+            err.contains(&format!("{name}.toml")) && err.contains("line 2"),
+            "{err}"
+        );
+        for secret in ["hunter2", "4242424242", "12345678901234567890123"] {
+            assert!(!err.contains(secret), "{name}: {err}");
+        }
+    }
+}

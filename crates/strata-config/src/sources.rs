@@ -104,10 +104,7 @@ impl Sources {
         let Some((path, text)) = &self.file else {
             return Ok(S::Layer::default());
         };
-        let parse = |e: toml::de::Error| ConfigError::Parse {
-            path: path.clone(),
-            message: e.to_string().trim().to_string(),
-        };
+        let parse = |e: toml::de::Error| parse_error(path, text, &e);
         let de = toml::Deserializer::parse(text).map_err(parse)?;
         let layer = SectionSeed::<S::Layer>(S::NAME, PhantomData)
             .deserialize(de)
@@ -148,10 +145,7 @@ fn default_path(env: &Env) -> Option<PathBuf> {
 fn check_sections(path: &Path, text: &str) -> Result<(), ConfigError> {
     let table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim().to_string(),
-        })?;
+        .map_err(|e: toml::de::Error| parse_error(path, text, &e))?;
     match table.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
         Some(name) => Err(ConfigError::UnknownSection {
             path: path.to_path_buf(),
@@ -159,6 +153,39 @@ fn check_sections(path: &Path, text: &str) -> Result<(), ConfigError> {
         }),
         None => Ok(()),
     }
+}
+
+/// A parse error that names the line and column but never quotes the file: the line may hold
+/// a secret (`secret_access_key = "…` unterminated, a token of the wrong type), and the
+/// parser's own message would print it. Values in serde's "invalid type" and "invalid
+/// value" messages are cut to their kind for the same reason.
+fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let at = match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: ")
+        }
+        None => String::new(),
+    };
+    ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: format!("{at}{}", scrub(e.message().trim())),
+    }
+}
+
+/// `invalid type: string "hunter2", expected a boolean` → `invalid type: string, expected a
+/// boolean`: the kind of the value stays, the value goes.
+fn scrub(message: &str) -> String {
+    for lead in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(lead) {
+            let kind = rest.split([' ', ',']).next().unwrap_or("");
+            let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+            return format!("{lead}{kind}{expected}");
+        }
+    }
+    message.to_string()
 }
 
 /// Deserializes one table of the document, skipping the others; errors keep the line of the
@@ -292,6 +319,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "$T_CONC=\"many\" is not a whole number");
+    }
+
+    #[test]
+    fn a_parse_error_names_the_line_but_never_prints_a_value() {
+        for (text, line) in [
+            ("[transfer]\nconcurrency = \"hunter2-secret\n", 2),
+            ("[transfer]\n\nconcurrency = 7hunter2secret\n", 3),
+            ("[transfer]\nconcurrency = \"hunter2-secret\"\n", 2),
+            ("[transfer]\npart_size = true\nconcurrency = -1\n", 3),
+        ] {
+            let (_d, f) = file(text);
+            let e = match Sources::load(Some(&f), Env::from_pairs(&[])) {
+                Err(e) => e,
+                Ok(s) => s.get::<Transfer>().unwrap_err(),
+            }
+            .to_string();
+            assert!(!e.contains("hunter2"), "{text:?}: {e}");
+            assert!(
+                e.contains(&format!("line {line}")) && e.contains("c.toml"),
+                "{text:?}: {e}"
+            );
+        }
     }
 
     #[test]
