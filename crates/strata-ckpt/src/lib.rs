@@ -17,6 +17,7 @@
 //! - **Retention and gc** (`retention`, [`Checkpointer::gc`]).
 
 pub mod admission;
+pub mod buffer;
 pub mod checkpointer;
 pub mod config;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod settings;
 pub mod staging;
 
 pub use admission::{AdmissionConfig, AdmissionKind};
+pub use buffer::Buffer;
 pub use checkpointer::{
     CheckpointInfo, Checkpointer, CkptStats, DrainReport, DrainTracker, GcReport, Restored,
     SaveHandle,

@@ -13,15 +13,19 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::buffer::Buffer;
 use crate::error::{CkptError, Result};
 use crate::layout;
 use crate::manifest::{Checksummer, FileEntry, MAX_MANIFEST_BYTES, Manifest, RankPart};
 
-/// What an item holds: bytes in memory, or a file to copy.
+/// What an item holds: bytes in memory, pieces of memory to join, or a file to copy.
 #[derive(Debug, Clone)]
 pub enum ItemData {
     /// Bytes in memory.
     Bytes(Bytes),
+    /// Pieces of memory that make the file one after another (a safetensors header, then
+    /// each tensor's own memory): written or staged with no copy into a joined buffer first.
+    Segments(Vec<Bytes>),
     /// A file on disk, read (or copied) by the save.
     File(PathBuf),
 }
@@ -42,6 +46,25 @@ impl Item {
             name: name.into(),
             data: ItemData::Bytes(data.into()),
         }
+    }
+
+    /// An item made of `segments`, one after another.
+    pub fn segments(name: impl Into<String>, segments: Vec<Bytes>) -> Self {
+        Self {
+            name: name.into(),
+            data: ItemData::Segments(segments),
+        }
+    }
+
+    /// The item's size in bytes (a file's from its metadata).
+    pub fn size(&self) -> Result<u64> {
+        Ok(match &self.data {
+            ItemData::Bytes(b) => b.len() as u64,
+            ItemData::Segments(s) => s.iter().map(|b| b.len() as u64).sum(),
+            ItemData::File(p) => fs::metadata(p)
+                .map_err(|e| CkptError::io("stat", p, e))?
+                .len(),
+        })
     }
 
     /// An item copied from the file at `path`.
@@ -178,17 +201,27 @@ impl LocalTier {
         steps
     }
 
-    /// Reads one file of a rank and checks it against its entry.
-    pub fn read_file(&self, step: u64, rank: u32, entry: &FileEntry, chunk: u64) -> Result<Bytes> {
+    /// Maps one file of a rank (copy-on-write, no copy) and checks it against its entry on
+    /// `threads` threads.
+    pub fn read_file(
+        &self,
+        step: u64,
+        rank: u32,
+        entry: &FileEntry,
+        chunk: u64,
+        threads: usize,
+    ) -> Result<Buffer> {
         let path = self.path(&layout::file_rel(step, rank, &entry.name));
-        let data = fs::read(&path).map_err(|e| CkptError::io("read", &path, e))?;
-        crate::manifest::verify(entry, &data, chunk).map_err(|cause| CkptError::Corrupt {
-            root: self.dir.display().to_string(),
-            step,
-            file: layout::file_rel(step, rank, &entry.name),
-            cause: cause.to_string(),
+        let data = Buffer::map(&path).map_err(|e| CkptError::io("read", &path, e))?;
+        crate::buffer::verify_parallel(entry, &data, chunk, threads).map_err(|cause| {
+            CkptError::Corrupt {
+                root: self.dir.display().to_string(),
+                step,
+                file: layout::file_rel(step, rank, &entry.name),
+                cause: cause.to_string(),
+            }
         })?;
-        Ok(Bytes::from(data))
+        Ok(data)
     }
 
     /// Deletes a step: the manifest first (so a crash midway leaves an incomplete step,
@@ -247,11 +280,63 @@ fn write_item(dir: &Path, item: &Item, chunk: u64) -> Result<FileEntry> {
     }
     let mut out = File::create(&dest).map_err(|e| CkptError::io("create", &dest, e))?;
     let mut sums = Checksummer::new(chunk);
-    let size = match &item.data {
+    let (size, sums) = match &item.data {
+        ItemData::Segments(segments) => write_segments(&mut out, &dest, segments, chunk)?,
+        data => (copy_into(&mut out, &dest, data, &mut sums)?, sums.finish()),
+    };
+    out.sync_all()
+        .map_err(|e| CkptError::io("fsync", &dest, e))?;
+    if parent != dir {
+        // Subdirectories are fsynced so their entries survive too.
+        let mut p = parent.as_path();
+        while p != dir {
+            sync_dir(p)?;
+            p = p.parent().expect("under dir");
+        }
+    }
+    let (crc32c, chunks) = sums;
+    Ok(FileEntry {
+        name: item.name.clone(),
+        size,
+        crc32c,
+        chunks,
+    })
+}
+
+/// Writes each segment once, from its own memory, while another thread checksums them;
+/// returns (size, checksums).
+fn write_segments(
+    out: &mut File,
+    dest: &Path,
+    segments: &[Bytes],
+    chunk: u64,
+) -> Result<(u64, (u32, Vec<u32>))> {
+    let size = segments.iter().map(|b| b.len() as u64).sum();
+    std::thread::scope(|s| {
+        let sums = s.spawn(|| {
+            let mut c = Checksummer::new(chunk);
+            for seg in segments {
+                c.update(seg);
+            }
+            c.finish()
+        });
+        let written = segments.iter().try_for_each(|seg| out.write_all(seg));
+        let sums = sums.join().map_err(|_| CkptError::Task {
+            what: "save",
+            cause: "the checksum thread panicked".into(),
+        })?;
+        written.map_err(|e| CkptError::io("write", dest, e))?;
+        Ok((size, sums))
+    })
+}
+
+/// Writes bytes or a file's contents into `out`, checksummed; returns the size.
+fn copy_into(out: &mut File, dest: &Path, data: &ItemData, sums: &mut Checksummer) -> Result<u64> {
+    Ok(match data {
         ItemData::Bytes(b) => {
             sums.update(b);
             out.write_all(b)
-                .map_err(|e| CkptError::io("write", &dest, e))?;
+                .map_err(|e| CkptError::io("write", dest, e))?;
             b.len() as u64
         }
         ItemData::File(src) => {
@@ -267,28 +352,12 @@ fn write_item(dir: &Path, item: &Item, chunk: u64) -> Result<FileEntry> {
                 }
                 sums.update(&buf[..got]);
                 out.write_all(&buf[..got])
-                    .map_err(|e| CkptError::io("write", &dest, e))?;
+                    .map_err(|e| CkptError::io("write", dest, e))?;
                 n += got as u64;
             }
             n
         }
-    };
-    out.sync_all()
-        .map_err(|e| CkptError::io("fsync", &dest, e))?;
-    if parent != dir {
-        // Subdirectories are fsynced so their entries survive too.
-        let mut p = parent.as_path();
-        while p != dir {
-            sync_dir(p)?;
-            p = p.parent().expect("under dir");
-        }
-    }
-    let (crc32c, chunks) = sums.finish();
-    Ok(FileEntry {
-        name: item.name.clone(),
-        size,
-        crc32c,
-        chunks,
+        ItemData::Segments(_) => unreachable!("written by write_segments"),
     })
 }
 

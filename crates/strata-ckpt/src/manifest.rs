@@ -292,10 +292,10 @@ pub fn checksums(data: &[u8], chunk: u64) -> (u32, Vec<u32>) {
     c.finish()
 }
 
-/// Computes [`checksums`] over data given in pieces of any size.
+/// Computes [`checksums`] over data given in pieces of any size. Each byte is read once: the
+/// whole file's CRC32C is combined from the chunks' CRCs at the end.
 pub struct Checksummer {
     chunk: u64,
-    whole: u32,
     current: u32,
     in_current: u64,
     chunks: Vec<u32>,
@@ -306,7 +306,6 @@ impl Checksummer {
     pub fn new(chunk: u64) -> Self {
         Self {
             chunk: chunk.max(1),
-            whole: 0,
             current: 0,
             in_current: 0,
             chunks: Vec::new(),
@@ -315,7 +314,6 @@ impl Checksummer {
 
     /// Adds the next bytes.
     pub fn update(&mut self, mut data: &[u8]) {
-        self.whole = crc32c::crc32c_append(self.whole, data);
         while !data.is_empty() {
             let take = ((self.chunk - self.in_current) as usize).min(data.len());
             self.current = crc32c::crc32c_append(self.current, &data[..take]);
@@ -331,11 +329,24 @@ impl Checksummer {
 
     /// (whole CRC32C, per-chunk CRC32Cs).
     pub fn finish(mut self) -> (u32, Vec<u32>) {
-        if self.in_current > 0 {
+        let last = if self.in_current > 0 {
             self.chunks.push(self.current);
-        }
-        (self.whole, self.chunks)
+            self.in_current
+        } else {
+            self.chunk
+        };
+        (whole_crc(&self.chunks, self.chunk, last), self.chunks)
     }
+}
+
+/// The CRC32C of a whole file from its chunks' CRCs: every chunk `chunk` bytes long but the
+/// last, which is `last` bytes long.
+pub fn whole_crc(chunks: &[u32], chunk: u64, last: u64) -> u32 {
+    let n = chunks.len();
+    chunks.iter().enumerate().fold(0u32, |acc, (i, &c)| {
+        let len = if i + 1 == n { last } else { chunk };
+        crc32c::crc32c_combine(acc, c, len as usize)
+    })
 }
 
 /// Checks `data` against `entry`; the error names the first bad chunk.
@@ -347,6 +358,7 @@ pub fn verify(entry: &FileEntry, data: &[u8], chunk: u64) -> Result<(), Manifest
             entry.size
         )));
     }
+    check_chunk_count(entry, chunk)?;
     for (i, (piece, want)) in data
         .chunks(chunk.max(1) as usize)
         .zip(&entry.chunks)
@@ -358,6 +370,43 @@ pub fn verify(entry: &FileEntry, data: &[u8], chunk: u64) -> Result<(), Manifest
                 "chunk {i} (bytes {}..{}): CRC32C {got:08x}, the manifest says {want:08x}",
                 i as u64 * chunk,
                 i as u64 * chunk + piece.len() as u64
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `entry` has one CRC per chunk of its size (a manifest with fewer would leave
+/// the bytes past its last chunk unchecked).
+pub fn check_chunk_count(entry: &FileEntry, chunk: u64) -> Result<(), ManifestError> {
+    let want = entry.size.div_ceil(chunk.max(1));
+    if entry.chunks.len() as u64 != want {
+        return Err(ManifestError::Invalid(format!(
+            "{} chunk checksums for {} bytes in chunks of {chunk}; expected {want}",
+            entry.chunks.len(),
+            entry.size
+        )));
+    }
+    Ok(())
+}
+
+/// Checks one chunk-aligned piece of a file: `piece` starts at chunk `first` of `entry`.
+pub fn verify_piece(
+    entry: &FileEntry,
+    first: usize,
+    piece: &[u8],
+    chunk: u64,
+) -> Result<(), ManifestError> {
+    for (k, bytes) in piece.chunks(chunk.max(1) as usize).enumerate() {
+        let i = first + k;
+        let want = entry.chunks.get(i).copied();
+        let got = crc32c::crc32c(bytes);
+        if want != Some(got) {
+            return Err(ManifestError::Invalid(format!(
+                "chunk {i} (bytes {}..{}): CRC32C {got:08x}, the manifest says {}",
+                i as u64 * chunk,
+                i as u64 * chunk + bytes.len() as u64,
+                want.map_or("nothing".to_string(), |w| format!("{w:08x}"))
             )));
         }
     }
@@ -377,6 +426,11 @@ mod tests {
             c.update(piece);
         }
         assert_eq!(c.finish(), whole);
+        assert_eq!(
+            whole.0,
+            crc32c::crc32c(&data),
+            "the combined CRC is the file's"
+        );
         assert_eq!(whole.1.len(), 100_003usize.div_ceil(4096));
         assert_eq!(checksums(&[], 4096), (0, vec![]));
     }

@@ -3,8 +3,10 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use futures::stream;
 use strata_store::{ErrorKind, Location, ProgressFn, TransferConfig, TransferReport};
 
+use crate::buffer::Buffer;
 use crate::error::{CkptError, Result};
 use crate::layout;
 use crate::manifest::{FileEntry, MAX_MANIFEST_BYTES, Manifest, RankPart};
@@ -138,7 +140,10 @@ impl RemoteTier {
             .await?)
     }
 
-    /// Reads one file (parallel ranged reads) and checks it against its entry.
+    /// Reads one file and checks it against its entry: chunk-aligned ranged reads in
+    /// parallel (`opts.concurrency` in flight), each written straight into its place in one
+    /// allocation and its chunks verified as it lands. No HEAD: the manifest gives the size,
+    /// and the checksums catch an object that changed.
     pub async fn read_file(
         &self,
         step: u64,
@@ -146,20 +151,49 @@ impl RemoteTier {
         entry: &FileEntry,
         chunk: u64,
         opts: &TransferConfig,
-    ) -> Result<Bytes> {
+    ) -> Result<Buffer> {
+        use futures::{StreamExt, TryStreamExt};
         let rel = layout::file_rel(step, rank, &entry.name);
-        let (data, _) = self
-            .loc
-            .store
-            .download_to_vec(&self.loc.key(&rel), opts)
-            .await?;
-        crate::manifest::verify(entry, &data, chunk).map_err(|cause| CkptError::Corrupt {
+        let key = self.loc.key(&rel);
+        let corrupt = |cause: String| CkptError::Corrupt {
             root: self.display(),
             step,
-            file: rel,
-            cause: cause.to_string(),
-        })?;
-        Ok(Bytes::from(data))
+            file: rel.clone(),
+            cause,
+        };
+        crate::manifest::check_chunk_count(entry, chunk).map_err(|e| corrupt(e.to_string()))?;
+        let size =
+            usize::try_from(entry.size).map_err(|_| corrupt("too large for memory".into()))?;
+        let chunk = chunk.max(1);
+        // Parts hold whole chunks, so each part is verified on its own.
+        let part = opts.download_part_size(entry.size).div_ceil(chunk).max(1) * chunk;
+        let mut buf = vec![0u8; size];
+        let store = &self.loc.store;
+        let key = key.as_str();
+        stream::iter(buf.chunks_mut(part as usize).enumerate())
+            .map(|(i, slot)| {
+                let start = i as u64 * part;
+                let corrupt = &corrupt;
+                async move {
+                    let range = start..start + slot.len() as u64;
+                    let body = store.get_range(key, range, None).await?;
+                    if body.len() != slot.len() {
+                        return Err(corrupt(format!(
+                            "bytes {start}..: {} bytes came, {} expected (the object is shorter than its manifest says)",
+                            body.len(),
+                            slot.len()
+                        )));
+                    }
+                    slot.copy_from_slice(&body);
+                    let first = (start / chunk) as usize;
+                    crate::manifest::verify_piece(entry, first, slot, chunk)
+                        .map_err(|e| corrupt(e.to_string()))
+                }
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .try_collect::<()>()
+            .await?;
+        Ok(Buffer::owned(buf))
     }
 
     /// Deletes a step: the manifest first, then its other objects.

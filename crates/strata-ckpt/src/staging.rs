@@ -58,15 +58,20 @@ impl StagingPool {
     /// Copies `src` into a staged buffer (reused when one of a fitting size is free; the
     /// copy runs on every core for large buffers).
     pub fn copy(&self, src: &[u8]) -> Bytes {
+        self.gather(&[src])
+    }
+
+    /// Copies `segments`, one after another, into one staged buffer (reused when one of a
+    /// fitting size is free), on every core for large totals.
+    pub fn gather(&self, segments: &[&[u8]]) -> Bytes {
+        let len: usize = segments.iter().map(|s| s.len()).sum();
         let reused = {
             let mut free = self.inner.free.lock().unwrap_or_else(|e| e.into_inner());
             // The smallest free buffer that fits, if it is not more than twice the size.
             let best = free
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| {
-                    b.capacity() >= src.len() && b.capacity() <= src.len().max(4096) * 2
-                })
+                .filter(|(_, b)| b.capacity() >= len && b.capacity() <= len.max(4096) * 2)
                 .min_by_key(|(_, b)| b.capacity())
                 .map(|(i, _)| i);
             best.map(|i| free.swap_remove(i))
@@ -74,12 +79,12 @@ impl StagingPool {
         let mut buf = reused.unwrap_or_default();
         // SAFETY-free sizing: `resize` writes only the bytes beyond the old length, and a
         // reused buffer is at full length already when it is the same size.
-        if buf.len() > src.len() {
-            buf.truncate(src.len());
+        if buf.len() > len {
+            buf.truncate(len);
         } else {
-            buf.resize(src.len(), 0);
+            buf.resize(len, 0);
         }
-        parallel_copy(&mut buf, src);
+        parallel_gather(&mut buf, segments);
         Bytes::from_owner(Staged {
             buf,
             pool: self.inner.clone(),
@@ -98,19 +103,37 @@ impl StagingPool {
     }
 }
 
-/// Copies with one thread per core for buffers of 64 MiB and more.
-fn parallel_copy(dst: &mut [u8], src: &[u8]) {
+/// Copies `segments` one after another into `dst` (their total length), with one thread per
+/// core for totals of 64 MiB and more: each thread fills an equal share of `dst` from the
+/// segments that overlap it.
+fn parallel_gather(dst: &mut [u8], segments: &[&[u8]]) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if src.len() < 64 << 20 || threads < 2 {
-        dst.copy_from_slice(src);
+    if dst.len() < 64 << 20 || threads < 2 {
+        gather_range(dst, 0, segments);
         return;
     }
-    let piece = src.len().div_ceil(threads);
+    let piece = dst.len().div_ceil(threads);
     std::thread::scope(|s| {
-        for (d, c) in dst.chunks_mut(piece).zip(src.chunks(piece)) {
-            s.spawn(move || d.copy_from_slice(c));
+        for (k, d) in dst.chunks_mut(piece).enumerate() {
+            s.spawn(move || gather_range(d, k * piece, segments));
         }
     });
+}
+
+/// Fills `dst`, which stands at byte `at` of the joined segments, from the segments.
+fn gather_range(dst: &mut [u8], at: usize, segments: &[&[u8]]) {
+    let (mut seg_start, mut filled) = (0usize, 0usize);
+    for seg in segments {
+        let seg_end = seg_start + seg.len();
+        let want = at + filled;
+        if filled < dst.len() && want < seg_end {
+            let from = want - seg_start;
+            let n = (seg.len() - from).min(dst.len() - filled);
+            dst[filled..filled + n].copy_from_slice(&seg[from..from + n]);
+            filled += n;
+        }
+        seg_start = seg_end;
+    }
 }
 
 #[cfg(test)]
@@ -142,10 +165,16 @@ mod tests {
     }
 
     #[test]
-    fn parallel_copy_is_exact() {
+    fn parallel_gather_is_exact() {
         let src: Vec<u8> = (0..(70u32 << 20)).map(|i| (i % 251) as u8).collect();
+        // Segments of odd sizes, an empty one among them, cut across the threads' shares.
+        let cuts = [0usize, 3, 3, 1 << 20, (35 << 20) + 7, src.len()];
+        let segments: Vec<&[u8]> = cuts.windows(2).map(|w| &src[w[0]..w[1]]).collect();
         let mut dst = vec![0u8; src.len()];
-        parallel_copy(&mut dst, &src);
+        parallel_gather(&mut dst, &segments);
         assert!(dst == src);
+        let mut small = vec![0u8; 10];
+        gather_range(&mut small, 0, &[&src[..4], &src[4..10]]);
+        assert_eq!(small, src[..10]);
     }
 }

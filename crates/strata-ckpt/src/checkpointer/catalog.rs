@@ -102,7 +102,7 @@ impl Inner {
                     }
                     for f in &part.files {
                         n += 1;
-                        if let Err(e) = l.read_file(step, rank, f, m.chunk_size) {
+                        if let Err(e) = l.read_file(step, rank, f, m.chunk_size, 2) {
                             bad.push(e.to_string());
                         }
                     }

@@ -127,12 +127,33 @@ impl Inner {
             .store(part.bytes(), std::sync::atomic::Ordering::Relaxed);
         let t_up = Instant::now();
         let staged_items = staged.as_ref().map(|(items, _)| items.as_slice());
-        let upload = self
-            .upload_part(remote, &part, staged_items, &job.progress)
-            .await;
+        // A snapshot goes up from memory while its local copy is written alongside (on the
+        // blocking pool), instead of the upload reading back a local copy written first.
+        let local_copy = match (&staged, &self.local) {
+            (Some((items, _)), Some(_)) => Some(self.write_staged_locally(step, items.clone())),
+            _ => None,
+        };
+        let (upload, local_copy) = futures::join!(
+            self.upload_part(remote, &part, staged_items, &job.progress),
+            async {
+                match local_copy {
+                    Some(f) => Some(f.await),
+                    None => None,
+                }
+            }
+        );
         held.release().await;
         let last_complete_secs = upload?;
         drop(staged);
+        let local_copy_ok = match local_copy {
+            Some(Err(e)) => {
+                // The store will hold the checkpoint: a failed local copy costs the fast
+                // restore, not the checkpoint.
+                tracing::warn!("checkpoint step {step}: local copy: {e}; the store's copy stands");
+                false
+            }
+            _ => true,
+        };
         let upload_secs = t_up.elapsed().as_secs_f64();
         // 5. The commit (rank 0), or waiting for it (the others).
         let t_commit = Instant::now();
@@ -143,7 +164,7 @@ impl Inner {
         };
         let commit_secs = t_commit.elapsed().as_secs_f64();
         // 6. The local copy of the manifest says the store holds it too; retention.
-        self.after_commit(manifest).await?;
+        self.after_commit(manifest, local_copy_ok).await?;
         Ok(DrainReport {
             step,
             bytes: part.bytes(),
@@ -158,26 +179,19 @@ impl Inner {
         })
     }
 
-    /// Where the part's bytes come from during the upload: the local tier (staged items are
-    /// written there first when there is one), or staging memory (no local tier; the part's
-    /// checksums computed from it).
+    /// Where the part's bytes come from during the upload: the local tier (durable-local
+    /// mode), or staging memory (snapshot mode: the part's checksums computed from it). A
+    /// snapshot without a store is written to the local tier here.
     async fn place(&self, step: u64, payload: Payload) -> Result<(RankPart, Option<Staged>)> {
         match payload {
             Payload::Local(p) => Ok((p, None)),
-            Payload::Staged(items, permit) => match &self.local {
-                Some(local) => {
-                    let local = local.clone();
-                    let shape = self.shape();
-                    let part = blocking("drain", move || {
-                        let items: Vec<Item> =
-                            items.into_iter().map(|(n, b)| Item::bytes(n, b)).collect();
-                        write_local(&local, step, shape, &items)
-                    })
-                    .await?;
+            Payload::Staged(items, permit) => match (&self.local, &self.remote) {
+                (Some(_), None) => {
+                    let part = self.write_staged_locally(step, items).await?;
                     drop(permit);
                     Ok((part, None))
                 }
-                None => {
+                _ => {
                     let chunk = self.cfg.chunk_size;
                     let files = items
                         .iter()
@@ -204,6 +218,21 @@ impl Inner {
                 }
             },
         }
+    }
+
+    /// Writes staged items to the local tier as this rank's part.
+    async fn write_staged_locally(
+        &self,
+        step: u64,
+        items: Vec<(String, Bytes)>,
+    ) -> Result<RankPart> {
+        let local = self.local.clone().expect("called with a local tier");
+        let shape = self.shape();
+        blocking("drain", move || {
+            let items: Vec<Item> = items.into_iter().map(|(n, b)| Item::bytes(n, b)).collect();
+            write_local(&local, step, shape, &items)
+        })
+        .await
     }
 
     /// Uploads the part's files and then its marker; returns the seconds the store took to
@@ -307,8 +336,8 @@ impl Inner {
 
     /// After the commit: the local tier's manifest says the store holds the step too, and
     /// retention runs (in the store too on rank 0).
-    async fn after_commit(&self, manifest: Manifest) -> Result<()> {
-        if let Some(local) = &self.local {
+    async fn after_commit(&self, manifest: Manifest, local_copy_ok: bool) -> Result<()> {
+        if let Some(local) = self.local.as_ref().filter(|_| local_copy_ok) {
             let mut m = manifest;
             m.tiers = vec![Tier::Local, Tier::Remote];
             let local = local.clone();

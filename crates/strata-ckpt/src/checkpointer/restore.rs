@@ -3,17 +3,17 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::{Inner, blocking};
+use crate::buffer::Buffer;
 use crate::config::OnCorrupt;
 use crate::error::{CkptError, Result};
 use crate::local::LocalTier;
 use crate::manifest::{Manifest, Tier};
 
 /// What `load` returned.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Restored {
     /// The step restored.
     pub step: u64,
@@ -21,8 +21,9 @@ pub struct Restored {
     pub tier: Tier,
     /// Its manifest.
     pub manifest: Manifest,
-    /// This rank's items, by name, verified.
-    pub items: Vec<(String, Bytes)>,
+    /// This rank's items, by name, verified: mapped from the local tier or read from the
+    /// store into memory, with no copy after.
+    pub items: Vec<(String, Buffer)>,
     /// Checkpoints skipped on the way (newer ones that were corrupt), with the cause.
     pub warnings: Vec<String>,
     /// Seconds the load took.
@@ -31,8 +32,11 @@ pub struct Restored {
 
 impl Restored {
     /// The item called `name`.
-    pub fn get(&self, name: &str) -> Option<&Bytes> {
-        self.items.iter().find(|(n, _)| n == name).map(|(_, b)| b)
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.items
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| &b[..])
     }
 }
 
@@ -84,7 +88,10 @@ impl Inner {
     }
 
     /// `Ok(None)`: no valid manifest on any tier. `Err`: complete but unreadable.
-    async fn load_step(&self, step: u64) -> Result<Option<(Manifest, Tier, Vec<(String, Bytes)>)>> {
+    async fn load_step(
+        &self,
+        step: u64,
+    ) -> Result<Option<(Manifest, Tier, Vec<(String, Buffer)>)>> {
         let rank = self.cfg.rank;
         let mut local_err = None;
         if let Some(local) = &self.local
@@ -131,7 +138,7 @@ impl Inner {
                 }
             })
             .collect();
-        let items: Vec<(String, Bytes)> = stream::iter(reads)
+        let items: Vec<(String, Buffer)> = stream::iter(reads)
             .buffered(self.cfg.drain.files_in_flight.max(1))
             .try_collect()
             .await?;
@@ -139,21 +146,23 @@ impl Inner {
     }
 }
 
-fn read_part_local(l: &LocalTier, m: &Manifest, rank: u32) -> Result<Vec<(String, Bytes)>> {
+fn read_part_local(l: &LocalTier, m: &Manifest, rank: u32) -> Result<Vec<(String, Buffer)>> {
     let part = m.part(rank).ok_or_else(|| {
         CkptError::Invalid(format!(
             "checkpoint step {} has {} rank(s); this is rank {rank}",
             m.step, m.world_size
         ))
     })?;
-    // Files are read (and checked) side by side, a few threads at a time: one reader does
-    // not keep an NVMe device busy.
+    // Files are mapped and checked side by side, a few threads at a time (one reader does
+    // not keep an NVMe device busy); a file checks on as many threads as the readers leave.
     const READERS: usize = 4;
-    let mut out: Vec<Option<Result<Bytes>>> = (0..part.files.len()).map(|_| None).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.div_ceil(part.files.len().clamp(1, READERS)).max(2);
+    let mut out: Vec<Option<Result<Buffer>>> = (0..part.files.len()).map(|_| None).collect();
     for (files, slots) in part.files.chunks(READERS).zip(out.chunks_mut(READERS)) {
         std::thread::scope(|s| {
             for (f, slot) in files.iter().zip(slots.iter_mut()) {
-                s.spawn(move || *slot = Some(l.read_file(m.step, rank, f, m.chunk_size)));
+                s.spawn(move || *slot = Some(l.read_file(m.step, rank, f, m.chunk_size, threads)));
             }
         });
     }

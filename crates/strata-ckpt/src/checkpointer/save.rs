@@ -165,12 +165,7 @@ impl Inner {
     ) -> Result<(Payload, u64)> {
         let mut total = 0u64;
         for it in &items {
-            total += match &it.data {
-                ItemData::Bytes(b) => b.len() as u64,
-                ItemData::File(p) => std::fs::metadata(p)
-                    .map_err(|e| CkptError::io("stat", p, e))?
-                    .len(),
-            };
+            total += it.size()?;
         }
         if total > self.cfg.staging_bytes {
             return Err(CkptError::Invalid(format!(
@@ -193,6 +188,10 @@ impl Inner {
                     // The copy is the snapshot: the caller may change its buffers as soon as
                     // save returns.
                     ItemData::Bytes(b) => pool.copy(&b),
+                    ItemData::Segments(segs) => {
+                        let slices: Vec<&[u8]> = segs.iter().map(|b| &b[..]).collect();
+                        pool.gather(&slices)
+                    }
                     ItemData::File(p) => {
                         Bytes::from(std::fs::read(&p).map_err(|e| CkptError::io("read", &p, e))?)
                     }

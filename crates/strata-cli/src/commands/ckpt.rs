@@ -251,22 +251,30 @@ async fn restore(a: &CkptRestoreArgs, s: &Settings) -> Result<()> {
     };
     // The ranks to restore: one, or all of the checkpoint's.
     let probe = ck.load(want).await?;
-    let step = probe.step;
+    let (step, tier, secs, world) = (
+        probe.step,
+        probe.tier,
+        probe.secs,
+        probe.manifest.world_size,
+    );
     let ranks: Vec<u32> = match a.rank {
         Some(r) => vec![r],
-        None => (0..probe.manifest.world_size).collect(),
+        None => (0..world).collect(),
     };
     let mut files = 0;
     let mut bytes = 0u64;
-    let mut warnings = probe.warnings.clone();
+    let mut warnings = Vec::new();
+    // The probe's load is the checkpointer's own rank's: used, not loaded again.
+    let mut probe = Some(probe);
     for &rank in &ranks {
-        let r = if rank == 0 {
-            probe.clone()
-        } else {
-            let mut cfg = base.clone();
-            cfg.rank = rank;
-            cfg.world_size = probe.manifest.world_size;
-            Checkpointer::open(cfg)?.load(Some(step)).await?
+        let r = match probe.take() {
+            Some(p) if rank == base.rank => p,
+            _ => {
+                let mut cfg = base.clone();
+                cfg.rank = rank;
+                cfg.world_size = world;
+                Checkpointer::open(cfg)?.load(Some(step)).await?
+            }
         };
         warnings.extend(r.warnings.iter().cloned());
         let dir = if a.rank.is_some() {
@@ -294,15 +302,15 @@ async fn restore(a: &CkptRestoreArgs, s: &Settings) -> Result<()> {
     }
     if s.json {
         output::json(&serde_json::json!({
-            "step": step, "tier": probe.tier, "files": files, "bytes": bytes,
-            "secs": probe.secs, "warnings": warnings,
+            "step": step, "tier": tier, "files": files, "bytes": bytes,
+            "secs": secs, "warnings": warnings,
         }));
     } else {
         println!(
             "restored step {step} ({} file(s), {}) from the {:?} tier into {}",
             files,
             format_size(bytes),
-            probe.tier,
+            tier,
             a.dir.display()
         );
     }
