@@ -13,11 +13,14 @@ use futures::stream::BoxStream;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict};
 use strata_cache::{CacheLayer, CacheSettings};
 use strata_config::{ConfigError, Env, Sources};
 use strata_dataset::{Dataset, Reader, ReaderConfig, Remainder, Sample, World};
 use strata_store::{Location, StoreConfig, StoreUrl};
+
+mod ckpt;
+mod models;
 
 create_exception!(
     _strata,
@@ -27,7 +30,7 @@ create_exception!(
 );
 
 /// The process's runtime (made again after a fork).
-fn rt() -> &'static tokio::runtime::Runtime {
+pub(crate) fn rt() -> &'static tokio::runtime::Runtime {
     static RT: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
     let mut g = RT.lock().unwrap_or_else(|e| e.into_inner());
     let pid = std::process::id();
@@ -48,11 +51,11 @@ fn rt() -> &'static tokio::runtime::Runtime {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> PyErr {
+pub(crate) fn err(e: impl std::fmt::Display) -> PyErr {
     StrataError::new_err(e.to_string())
 }
 
-fn store_err(e: strata_store::StoreError) -> PyErr {
+pub(crate) fn store_err(e: strata_store::StoreError) -> PyErr {
     if e.kind() == strata_store::ErrorKind::NotFound {
         PyFileNotFoundError::new_err(e.to_string())
     } else {
@@ -62,14 +65,14 @@ fn store_err(e: strata_store::StoreError) -> PyErr {
 
 /// Settings from the environment and the config file, read as the CLI reads them
 /// (`strata-config`); a call's arguments are the flags.
-struct Settings {
-    sources: Sources,
-    store: StoreConfig,
-    cache: CacheSettings,
+pub(crate) struct Settings {
+    pub(crate) sources: Sources,
+    pub(crate) store: StoreConfig,
+    pub(crate) cache: CacheSettings,
 }
 
 /// The settings, with `cache_dir` (a call's argument) over the cache directory.
-fn settings(cache_dir: Option<&str>) -> PyResult<Settings> {
+pub(crate) fn settings(cache_dir: Option<&str>) -> PyResult<Settings> {
     let mut sources = Sources::load(None, Env::process()).map_err(config_err)?;
     sources.set_flags::<CacheSettings>(CacheLayer {
         dir: cache_dir.map(str::to_string),
@@ -83,11 +86,11 @@ fn settings(cache_dir: Option<&str>) -> PyResult<Settings> {
 }
 
 /// A settings error is the caller's: a `ValueError` that names the setting.
-fn config_err(e: ConfigError) -> PyErr {
+pub(crate) fn config_err(e: ConfigError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
-fn location(url: &str, cfg: &Settings) -> PyResult<Location> {
+pub(crate) fn location(url: &str, cfg: &Settings) -> PyResult<Location> {
     let u = StoreUrl::parse(url).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Location::open(&u, &cfg.store).map_err(store_err)
 }
@@ -312,211 +315,9 @@ fn index(py: Python<'_>, url: &str) -> PyResult<String> {
     })
 }
 
-/// A checkpoint save in progress: its stall is known; `wait()` blocks (GIL released) until
-/// it is committed.
-#[pyclass(module = "strata._strata")]
-struct SaveHandle {
-    #[pyo3(get)]
-    step: u64,
-    #[pyo3(get)]
-    stall_secs: f64,
-    #[pyo3(get)]
-    bytes: u64,
-    handle: Mutex<Option<strata_ckpt::SaveHandle>>,
-    tracker: strata_ckpt::DrainTracker,
-    _ck: Arc<strata_ckpt::Checkpointer>,
-}
-
-#[pymethods]
-impl SaveHandle {
-    /// (bytes uploaded, bytes to upload) of the drain so far; (0, 0) before it uploads.
-    fn progress(&self) -> (u64, u64) {
-        self.tracker.progress()
-    }
-
-    /// Whether the drain has ended (committed or failed).
-    fn done(&self) -> bool {
-        self.tracker.is_done()
-    }
-
-    /// Waits for the drain and commit; returns its report as a dict (JSON-shaped).
-    fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let h = self
-            .handle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or_else(|| PyValueError::new_err("wait() was already called"))?;
-        let report = py.detach(move || rt().block_on(h.wait()).map_err(err))?;
-        json_to_py(py, &serde_json::to_value(&report).map_err(err)?)
-    }
-}
-
-fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
+pub(crate) fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
     let json = py.import("json")?;
     Ok(json.call_method1("loads", (v.to_string(),))?.unbind())
-}
-
-/// A checkpointer's settings: the `[ckpt]` section with the call's `local` and `mode` over
-/// it, for `purpose` (`strata_ckpt::CkptConfig::from_settings`).
-fn ckpt_config(
-    root: Option<&str>,
-    local: Option<&str>,
-    rank: u32,
-    world: u32,
-    mode: Option<&str>,
-    purpose: strata_ckpt::Purpose,
-) -> PyResult<strata_ckpt::CkptConfig> {
-    let mut cfg = settings(None)?;
-    cfg.sources
-        .set_flags::<strata_ckpt::CkptSettings>(strata_ckpt::CkptLayer {
-            local: local.map(str::to_string),
-            mode: mode.map(str::to_string),
-            ..Default::default()
-        });
-    let ck: strata_ckpt::CkptSettings = cfg.sources.get().map_err(config_err)?;
-    let remote = root.map(|r| location(r, &cfg)).transpose()?;
-    let mut c =
-        strata_ckpt::CkptConfig::from_settings(&ck, &cfg.store, remote, purpose).map_err(err)?;
-    c.rank = rank;
-    c.world_size = world;
-    Ok(c)
-}
-
-/// Saves `files` (a list of `(name, path)`) as step `step` of the checkpoint at `root`
-/// (a URL, or None for local only) with the local tier `local`. Returns once the mode says
-/// (durable-local: fsynced locally; snapshot: staged in memory); the drain runs on.
-#[pyfunction]
-#[pyo3(signature = (root, local, step, files, *, rank=0, world=1, mode=None))]
-#[allow(clippy::too_many_arguments)] // One per keyword argument of the Python call.
-fn ckpt_save(
-    py: Python<'_>,
-    root: Option<&str>,
-    local: Option<&str>,
-    step: u64,
-    files: Vec<(String, String)>,
-    rank: u32,
-    world: u32,
-    mode: Option<&str>,
-) -> PyResult<SaveHandle> {
-    let c = ckpt_config(root, local, rank, world, mode, strata_ckpt::Purpose::Save)?;
-    py.detach(move || {
-        rt().block_on(async move {
-            let ck = Arc::new(strata_ckpt::Checkpointer::open(c).map_err(err)?);
-            let items = files
-                .into_iter()
-                .map(|(n, p)| strata_ckpt::Item::file(n, p))
-                .collect();
-            let h = ck.save(step, items).await.map_err(err)?;
-            Ok(SaveHandle {
-                step: h.step,
-                stall_secs: h.stall.as_secs_f64(),
-                bytes: h.bytes,
-                tracker: h.tracker(),
-                handle: Mutex::new(Some(h)),
-                _ck: ck,
-            })
-        })
-    })
-}
-
-/// Loads this rank's files of `step` (None: the newest complete checkpoint) from the nearest
-/// tier, every chunk verified. Returns `(step, tier, {name: bytes}, warnings)`.
-#[pyfunction]
-#[pyo3(signature = (root, local, step=None, *, rank=0, world=1))]
-fn ckpt_load<'py>(
-    py: Python<'py>,
-    root: Option<&str>,
-    local: Option<&str>,
-    step: Option<u64>,
-    rank: u32,
-    world: u32,
-) -> PyResult<(u64, String, Bound<'py, PyDict>, Vec<String>)> {
-    let c = ckpt_config(root, local, rank, world, None, strata_ckpt::Purpose::Read)?;
-    let r = py.detach(move || {
-        rt().block_on(async move {
-            let ck = strata_ckpt::Checkpointer::open(c).map_err(err)?;
-            let r = ck.load(step).await;
-            ck.close().await;
-            r.map_err(|e| match e {
-                strata_ckpt::CkptError::NotFound { .. } => {
-                    PyFileNotFoundError::new_err(e.to_string())
-                }
-                e => err(e),
-            })
-        })
-    })?;
-    let d = PyDict::new(py);
-    for (n, b) in &r.items {
-        d.set_item(n, PyBytes::new(py, b))?;
-    }
-    Ok((
-        r.step,
-        format!("{:?}", r.tier).to_lowercase(),
-        d,
-        r.warnings,
-    ))
-}
-
-/// The checkpoints under `root` and `local`: a list of dicts (step, complete, tiers, ...).
-#[pyfunction]
-#[pyo3(signature = (root, local))]
-fn ckpt_list(py: Python<'_>, root: Option<&str>, local: Option<&str>) -> PyResult<Py<PyAny>> {
-    let c = ckpt_config(root, local, 0, 1, None, strata_ckpt::Purpose::Read)?;
-    let list = py.detach(move || {
-        rt().block_on(async move {
-            let ck = strata_ckpt::Checkpointer::open(c).map_err(err)?;
-            let l = ck.list().await.map_err(err);
-            ck.close().await;
-            l
-        })
-    })?;
-    json_to_py(py, &serde_json::to_value(&list).map_err(err)?)
-}
-
-/// Pulls the model at `url` into the node cache (`cache_dir`, else the configured one) and
-/// returns the pull report as a dict.
-#[pyfunction]
-#[pyo3(signature = (url, *, cache_dir=None, tensors=Vec::new()))]
-fn models_pull(
-    py: Python<'_>,
-    url: &str,
-    cache_dir: Option<&str>,
-    tensors: Vec<String>,
-) -> PyResult<Py<PyAny>> {
-    let cfg = settings(cache_dir)?;
-    let u = StoreUrl::parse(url).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let store = strata_store::Store::open(&u, &cfg.store).map_err(store_err)?;
-    let report = py.detach(move || {
-        rt().block_on(async move {
-            let repo = strata_models::ModelRepo::open(&cfg.cache.dir).map_err(err)?;
-            let opts = strata_models::PullOptions {
-                tensors,
-                ..Default::default()
-            };
-            strata_models::pull(&repo, &store, &u, &opts)
-                .await
-                .map_err(|e| match e {
-                    strata_models::ModelError::Empty(_) => {
-                        PyFileNotFoundError::new_err(e.to_string())
-                    }
-                    e => err(e),
-                })
-        })
-    })?;
-    json_to_py(py, &serde_json::to_value(&report).map_err(err)?)
-}
-
-/// The tensors of a pulled model directory: a list of `(file, name, dtype, shape, start,
-/// end)`, byte offsets into the file (validated headers).
-#[pyfunction]
-fn model_tensors<'py>(py: Python<'py>, dir: &str) -> PyResult<Bound<'py, PyList>> {
-    let m = strata_models::Model::open(std::path::Path::new(dir)).map_err(err)?;
-    let out = PyList::empty(py);
-    for (file, t) in m.tensor_infos() {
-        out.append((file, &t.name, t.dtype.name(), &t.shape, t.start, t.end))?;
-    }
-    Ok(out)
 }
 
 /// Samples in the dataset at `url` (from its manifest).
@@ -713,7 +514,8 @@ fn remainder(drop_last: bool) -> Remainder {
 fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StrataError", m.py().get_type::<StrataError>())?;
     m.add_class::<SampleReader>()?;
-    m.add_class::<SaveHandle>()?;
+    ckpt::register(m)?;
+    models::register(m)?;
     m.add_function(wrap_pyfunction!(open_reader, m)?)?;
     m.add_function(wrap_pyfunction!(daemon_health, m)?)?;
     m.add_function(wrap_pyfunction!(daemon_report, m)?)?;
@@ -725,10 +527,5 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition_len, m)?)?;
     m.add_function(wrap_pyfunction!(partition_state, m)?)?;
     m.add_function(wrap_pyfunction!(index, m)?)?;
-    m.add_function(wrap_pyfunction!(ckpt_save, m)?)?;
-    m.add_function(wrap_pyfunction!(ckpt_load, m)?)?;
-    m.add_function(wrap_pyfunction!(ckpt_list, m)?)?;
-    m.add_function(wrap_pyfunction!(models_pull, m)?)?;
-    m.add_function(wrap_pyfunction!(model_tensors, m)?)?;
     Ok(())
 }

@@ -29,41 +29,63 @@ FROM_ST = {v: k for k, v in TO_ST.items()}
 FROM_ST.update({"BF16": np.dtype("uint16"), "F8_E4M3": np.dtype("uint8"), "F8_E5M2": np.dtype("uint8")})
 
 
-def write(path: str, tensors: Iterable[Tuple[str, np.ndarray, str]], metadata: Dict[str, str]) -> int:
-    """Writes ``(name, array, st_dtype)`` triples to ``path`` (fsynced). Returns the bytes
-    written. Arrays are made C-contiguous (copied only if they are not)."""
-    items: List[Tuple[str, np.ndarray, str]] = []
+def layout(
+    tensors: Iterable[Tuple[str, np.ndarray, str]], metadata: Dict[str, str]
+) -> Tuple[bytes, List[np.ndarray]]:
+    """The safetensors file of ``(name, array, st_dtype)`` triples as its header (the 8-byte
+    length and the JSON, padded to 8 bytes) and the arrays whose bytes follow it, in file
+    order: ``header + b"".join(arrays)`` is the file, and nothing is copied to say so.
+
+    Arrays are made C-contiguous (copied only if they are not) and laid out by element size,
+    largest first, so that every tensor starts at a multiple of its element size in the file
+    (a mapped file or a page-aligned buffer then gives aligned views)."""
+    triples = [(n, a if a.flags.c_contiguous else a.copy(order="C"), dt) for n, a, dt in tensors]
+    # Not np.ascontiguousarray above: it turns a 0-d array into shape (1,).
+    triples.sort(key=lambda t: -t[1].dtype.itemsize)
     header: Dict[str, Any] = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     at = 0
-    for name, arr, dt in tensors:
-        # Not np.ascontiguousarray: it turns a 0-d array into shape (1,).
-        arr = arr if arr.flags.c_contiguous else arr.copy(order="C")
+    for name, arr, dt in triples:
         header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [at, at + arr.nbytes]}
         at += arr.nbytes
-        items.append((name, arr, dt))
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(8 + len(text)) % 8)
+    return struct.pack("<Q", len(text)) + text, [arr for _, arr, _ in triples]
+
+
+def segments(header: bytes, arrays: List[np.ndarray]) -> List[Any]:
+    """The buffers that make the file of :func:`layout`: the header, then each array's own
+    memory as bytes (empty arrays left out)."""
+    return [header] + [memoryview(a.reshape(-1).view(np.uint8)) for a in arrays if a.nbytes]
+
+
+def write(path: str, tensors: Iterable[Tuple[str, np.ndarray, str]], metadata: Dict[str, str]) -> int:
+    """Writes ``(name, array, st_dtype)`` triples to ``path`` (fsynced). Returns the bytes
+    written. Arrays are made C-contiguous (copied only if they are not)."""
     import os
 
+    header, arrays = layout(tensors, metadata)
+    n = 0
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for _, arr, _ in items:
-            if arr.nbytes:
-                f.write(memoryview(arr).cast("B"))
+        for seg in segments(header, arrays):
+            n += f.write(seg)
         f.flush()
         os.fsync(f.fileno())
-    return 8 + len(text) + at
+    return n
 
 
 def read(buf: Any) -> Dict[str, Tuple[np.ndarray, str]]:
-    """Views of every tensor in a safetensors file held in ``buf`` (bytes, mmap, ...):
-    name -> (array viewing ``buf``, safetensors dtype). Nothing is copied."""
-    mv = memoryview(buf)
-    (n,) = struct.unpack("<Q", mv[:8])
-    header = json.loads(bytes(mv[8 : 8 + n]))
+    """Views of every tensor in a safetensors file held in ``buf`` (bytes, mmap, a uint8
+    array, anything with the buffer or array interface): name -> (array viewing ``buf``,
+    safetensors dtype). Nothing is copied; the views are writable when ``buf`` is."""
+    u8 = buf if isinstance(buf, np.ndarray) else np.frombuffer(buf, dtype=np.uint8)
+    if len(u8) < 8:
+        raise ValueError(f"not a safetensors file: {len(u8)} bytes")
+    (n,) = struct.unpack("<Q", u8[:8].tobytes())
+    if 8 + n > len(u8):
+        raise ValueError(f"not a safetensors file: a header of {n} bytes in {len(u8)}")
+    header = json.loads(u8[8 : 8 + n].tobytes())
     start = 8 + n
     out = {}
     for name, t in header.items():
@@ -71,7 +93,8 @@ def read(buf: Any) -> Dict[str, Tuple[np.ndarray, str]]:
             continue
         dt = FROM_ST[t["dtype"]]
         b, e = t["data_offsets"]
-        count = (e - b) // dt.itemsize
-        arr = np.frombuffer(buf, dtype=dt, count=count, offset=start + b).reshape(t["shape"])
+        if not 0 <= b <= e <= len(u8) - start or (e - b) % dt.itemsize:
+            raise ValueError(f"tensor {name!r}: data_offsets {b}..{e} outside the file or not whole elements")
+        arr = u8[start + b : start + e].view(dt).reshape(t["shape"])
         out[name] = (arr, t["dtype"])
     return out

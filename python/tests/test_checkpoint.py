@@ -79,3 +79,94 @@ def test_a_checkpoint_drained_to_s3_restores_on_another_node(tmp_path, s3):
     assert back["__step__"] == 7
     listed = strata.checkpoint.list(root=root)
     assert listed[-1]["step"] == 7 and "remote" in [t.lower() for t in listed[-1]["tiers"]]
+
+
+def _owner(arr):
+    """The object at the end of an array's chain of bases."""
+    base = arr
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    return base
+
+
+def test_a_load_views_the_engines_buffers_without_copies_and_writes_stay_private(tmp_path):
+    local = str(tmp_path / "nvme")
+    s = state(3)
+    strata.checkpoint.save(s, 3, local=local)
+    back = strata.checkpoint.load(local=local)
+    w = back["model"]["w"]
+    # The array views the restored file (a private map of the verified local file): no copy.
+    owner = _owner(w)
+    assert type(owner).__name__ == "LoadedFile" and owner.mapped, type(owner)
+    assert w.flags.writeable
+    # Writing to it (an optimizer step after a restore) never reaches the checkpoint.
+    w += 1.0
+    again = strata.checkpoint.load(local=local)
+    np.testing.assert_array_equal(again["model"]["w"], s["model"]["w"])
+    # Every tensor starts at a multiple of its element size: views are aligned.
+    for arr in (again["model"]["w"], again["model"]["b"], again["optim"][0]["m"]):
+        assert arr.ctypes.data % arr.dtype.itemsize == 0
+
+
+def test_one_checkpointer_per_process_and_settings(tmp_path):
+    local = str(tmp_path / "nvme")
+    strata.checkpoint.close()
+    for step in (1, 2, 3):
+        strata.checkpoint.save(state(step), step, local=local)
+    savers = [k for k in strata.checkpoint._checkpointers if not k[6]]
+    assert len(savers) == 1, savers
+    strata.checkpoint.close()
+    assert not strata.checkpoint._checkpointers
+
+
+def test_a_snapshot_is_the_state_at_save_even_if_it_changes_right_after(tmp_path, s3):
+    root = "s3://strata-test/py/ckpt/snap"
+    s = state(5)
+    want = s["model"]["w"].copy()
+    h = strata.checkpoint.save(s, 5, root=root, local=str(tmp_path / "node-a"), mode="snapshot", blocking=False)
+    s["model"]["w"][:] = -7.0  # the training loop goes on at once
+    h.wait()
+    # From the store (another node): the memory the reads landed in, verified.
+    back = strata.checkpoint.load(root=root)
+    np.testing.assert_array_equal(back["model"]["w"], want)
+    assert not _owner(back["model"]["w"]).mapped
+    # From the local copy written beside the upload.
+    local = strata.checkpoint.load(root=root, local=str(tmp_path / "node-a"))
+    np.testing.assert_array_equal(local["model"]["w"], want)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_local_copy_is_never_served_the_store_is(tmp_path, s3, damage):
+    root = f"s3://strata-test/py/ckpt/damaged-{damage}"
+    local = str(tmp_path / "nvme")
+    s = state(9)
+    strata.checkpoint.save(s, 9, root=root, local=local)
+    (path,) = glob.glob(os.path.join(local, "**", "tensors.safetensors"), recursive=True)
+    if damage == "flip":
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) - 3)
+            b = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([b[0] ^ 0xFF]))
+    else:
+        os.truncate(path, os.path.getsize(path) // 2)
+    back = strata.checkpoint.load(root=root, local=local)
+    for k in ("w", "b"):
+        np.testing.assert_array_equal(back["model"][k], s["model"][k])
+    assert not _owner(back["model"]["w"]).mapped  # it came from the store
+
+
+def test_saves_from_a_forked_child_use_a_checkpointer_of_their_own(tmp_path):
+    local = str(tmp_path / "nvme")
+    strata.checkpoint.save(state(1), 1, local=local)
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's drain task does not exist here
+        code = 1
+        try:
+            strata.checkpoint.save(state(2), 2, local=local)
+            code = 0 if strata.checkpoint.latest(local=local) == 2 else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    np.testing.assert_array_equal(strata.checkpoint.load(2, local=local)["model"]["w"], state(2)["model"]["w"])

@@ -31,6 +31,7 @@ def test_load_returns_zero_copy_views_equal_to_the_source(tmp_path, cache_dir):
     # A subset (one rank's slice) pulls only the selected tensors.
     part = strata.models.load(str(src), cache_dir=cache_dir, tensors=["layers.1."])
     assert sorted(part) == ["layers.1.w"]
+    strata.models.wait()  # load returns at the last tensor; publication goes on behind it
     report = strata.models.pull(str(src), cache_dir=cache_dir)
     assert report["already_cached"] is True
 
@@ -47,5 +48,42 @@ def test_a_model_on_s3_pulled_once_and_viewed(tmp_path, cache_dir, s3):
     got = strata.models.load("s3://strata-test/py/models/m/", cache_dir=cache_dir)
     for k, v in w.items():
         np.testing.assert_array_equal(got[k], v)
+    strata.models.wait()
     again = strata.models.pull("s3://strata-test/py/models/m/", cache_dir=cache_dir)
     assert again["already_cached"] and again["fetched_bytes"] == 0
+
+
+def test_stream_yields_each_tensor_before_the_pull_ends(tmp_path, cache_dir, s3_link):
+    """Behind the link emulator, the first tensor arrives while later ones are still on
+    their way; every tensor equals the source, and the model is published after."""
+    from conftest import cp
+
+    src = tmp_path / "big"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    w = {f"layers.{i}.w": rng.standard_normal((2048, 1024)).astype(np.float32) for i in range(12)}  # 96 MiB
+    save_file(w, str(src / "model.safetensors"))
+    cp(s3_link, str(src) + "/", "s3://strata-test/py/models/big/")
+    import os
+    import time
+
+    env = os.environ.copy()
+    os.environ.update(s3_link["env"])
+    try:
+        t0 = time.monotonic()
+        seen = []
+        for name, t in strata.models.stream("s3://strata-test/py/models/big/", cache_dir=cache_dir):
+            seen.append((name, time.monotonic() - t0))
+            np.testing.assert_array_equal(t, w[name])
+        reports = strata.models.wait()
+        # Cached now: the same call yields every tensor at once, from the published directory.
+        again = dict(strata.models.stream("s3://strata-test/py/models/big/", cache_dir=cache_dir))
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    assert sorted(n for n, _ in seen) == sorted(w)
+    assert reports and reports[0]["tensors"] == len(w)
+    first, last = seen[0][1], seen[-1][1]
+    assert first < 0.7 * last, (first, last)
+    assert sorted(again) == sorted(w)
+    np.testing.assert_array_equal(again["layers.3.w"], w["layers.3.w"])

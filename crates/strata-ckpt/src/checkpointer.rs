@@ -201,6 +201,13 @@ impl Checkpointer {
         self.inner.load(step).await
     }
 
+    /// Loads rank `rank`'s part of the complete checkpoint `step` from the nearest tier whose
+    /// checksums hold, whatever this checkpointer's own rank (a load into another world size
+    /// reads the parts it needs).
+    pub async fn load_rank(&self, step: u64, rank: u32) -> Result<Restored> {
+        self.inner.load_rank(step, rank).await
+    }
+
     /// Every checkpoint either tier knows of, complete or not, ascending by step.
     pub async fn list(&self) -> Result<Vec<CheckpointInfo>> {
         self.inner.list().await

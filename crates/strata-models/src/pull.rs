@@ -40,6 +40,11 @@ const RAMP_BYTES: u64 = 16 << 20;
 pub struct TensorReady {
     /// The file, as named in the model directory.
     pub file: String,
+    /// Where the file is being written (in the partial directory). A file opened or mapped
+    /// from here stays valid when the pull publishes the directory by renaming it.
+    pub path: PathBuf,
+    /// Whether this is the last tensor the pull will report.
+    pub last: bool,
     /// The tensor, with its offsets in the local file.
     pub tensor: TensorInfo,
     /// Seconds since the pull started.
@@ -306,6 +311,9 @@ struct Partial {
 /// Which tensors have all their bytes on disk: per file, the segments done by offset, the
 /// offset below which every byte is written, and the next tensor to report.
 struct TensorProgress {
+    dir: PathBuf,
+    /// Tensors not yet reported, across all files.
+    left: usize,
     done: Vec<BTreeMap<u64, u64>>,
     watermark: Vec<u64>,
     next_tensor: Vec<usize>,
@@ -314,8 +322,10 @@ struct TensorProgress {
 }
 
 impl TensorProgress {
-    fn new(files: &[PlannedFile], crcs: &HashMap<(usize, u64), u32>) -> Self {
+    fn new(dir: &Path, files: &[PlannedFile], crcs: &HashMap<(usize, u64), u32>) -> Self {
         Self {
+            dir: dir.to_path_buf(),
+            left: files.iter().map(|f| f.tensors.len()).sum(),
             done: files
                 .iter()
                 .enumerate()
@@ -344,9 +354,12 @@ impl TensorProgress {
             }
             let secs = pull.start.elapsed().as_secs_f64();
             self.first.get_or_insert(secs);
+            self.left = self.left.saturating_sub(1);
             if let Some(cb) = &pull.opts.on_tensor {
                 cb(&TensorReady {
                     file: f.name.clone(),
+                    path: self.dir.join(&f.name),
+                    last: self.left == 0,
                     tensor: t.clone(),
                     secs,
                 });
@@ -367,7 +380,7 @@ impl Pull<'_> {
             });
         }
         let mut partial = self.open_partial(&files)?;
-        let progress = Mutex::new(TensorProgress::new(&files, &partial.crcs));
+        let progress = Mutex::new(TensorProgress::new(&partial.dir, &files, &partial.crcs));
         {
             let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
             for (i, f) in files.iter().enumerate() {

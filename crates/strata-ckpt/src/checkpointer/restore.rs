@@ -57,7 +57,7 @@ impl Inner {
         steps.dedup();
         let mut warnings = Vec::new();
         for &step in steps.iter().rev() {
-            match self.load_step(step).await {
+            match self.load_step(step, self.cfg.rank).await {
                 Ok(Some((m, tier, items))) => {
                     return Ok(Restored {
                         step,
@@ -87,12 +87,32 @@ impl Inner {
         })
     }
 
+    /// Rank `rank`'s part of the complete checkpoint `step` (any rank's: a resharded load
+    /// reads the parts it needs).
+    pub(super) async fn load_rank(&self, step: u64, rank: u32) -> Result<Restored> {
+        let t = Instant::now();
+        match self.load_step(step, rank).await? {
+            Some((manifest, tier, items)) => Ok(Restored {
+                step,
+                tier,
+                manifest,
+                items,
+                warnings: Vec::new(),
+                secs: t.elapsed().as_secs_f64(),
+            }),
+            None => Err(CkptError::NotFound {
+                root: self.root_display(),
+                step: Some(step),
+            }),
+        }
+    }
+
     /// `Ok(None)`: no valid manifest on any tier. `Err`: complete but unreadable.
     async fn load_step(
         &self,
         step: u64,
+        rank: u32,
     ) -> Result<Option<(Manifest, Tier, Vec<(String, Buffer)>)>> {
-        let rank = self.cfg.rank;
         let mut local_err = None;
         if let Some(local) = &self.local
             && let Some(m) = local.manifest(step)

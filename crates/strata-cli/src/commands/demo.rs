@@ -522,7 +522,7 @@ async fn checkpoint(
     })?;
     let r = other.load(None).await?;
     for (n, b) in &items {
-        if r.get(n).map(|x| &x[..]) != Some(&b[..]) {
+        if r.get(n) != Some(&b[..]) {
             bail!("demo: the restored {n} differs");
         }
     }

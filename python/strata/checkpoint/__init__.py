@@ -7,18 +7,25 @@ dicts, lists and tuples) to ``state.json``, with each tensor replaced by
 optimizer's state) by ``{"__items__": [[key, value], ...]}``, so they come back as they were.
 The engine then saves the two files as checkpoint ``step``: durable-local (returns once
 fsynced on the local tier) or snapshot, and drains them to the store in the background.
+
+No file is written twice and no tensor is copied on the way: the engine reads each tensor's
+own memory (a durable-local save writes it once into the local tier's file; a snapshot copies
+it once into reused staging memory, on every core), and a load hands back views of the
+engine's buffers (a verified local file mapped copy-on-write, or the memory the store's reads
+landed in). One engine checkpointer serves a process per (root, local tier, rank, world, mode)
+and is made again after a fork; :func:`close` releases them, :func:`wait` waits for every
+drain the process started.
 """
 
 import builtins
 import json
 import os
-import shutil
-import tempfile
+import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import _safetensors, _strata
+from .. import _safetensors, _strata
 
 TENSORS = "tensors.safetensors"
 STATE = "state.json"
@@ -69,6 +76,77 @@ def _torch():
     return torch
 
 
+_lock = threading.Lock()
+#: (pid, root, local, rank, world, mode, read, settings) -> the engine's checkpointer.
+_checkpointers: Dict[Tuple, Any] = {}
+#: Saves of this process whose drain was not waited for yet.
+_pending: List["Handle"] = []
+
+
+def _settings_key() -> Tuple:
+    """What else decides a checkpointer's settings: the STRATA_* and AWS_* variables (the
+    config file is named by one of them)."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("STRATA_", "AWS_"))))
+
+
+def _checkpointer(root, local, rank, world, mode, read=False):
+    """The process's checkpointer for these settings (made on first use, and again in a
+    forked child: the parent's drain task does not exist there)."""
+    key = (os.getpid(), root, local, rank, world, mode, read, _settings_key())
+    with _lock:
+        ck = _checkpointers.get(key)
+        if ck is None:
+            if any(k[0] != key[0] for k in _checkpointers):
+                # Forked: the parent's checkpointers belong to the parent's runtime.
+                _checkpointers.clear()
+                _pending.clear()
+            ck = _strata.ckpt_open(root, local, rank=rank, world=world, mode=mode, read=read)
+            _checkpointers[key] = ck
+        return ck
+
+
+def wait() -> List[Dict[str, Any]]:
+    """Waits for the drain of every save this process started and not yet waited for;
+    returns their reports (raises the first failure after waiting for all)."""
+    with _lock:
+        todo = [h for h in _pending if h._pid == os.getpid()]
+        _pending.clear()
+    reports, failure = [], None
+    for h in todo:
+        try:
+            reports.append(h.wait())
+        except Exception as e:  # noqa: BLE001 - raised below, after the others
+            failure = failure or e
+    if failure is not None:
+        raise failure
+    return reports
+
+
+def close() -> None:
+    """Waits for every pending drain, then releases the process's checkpointers and their
+    staging memory (the next save makes a new one)."""
+    try:
+        wait()
+    finally:
+        with _lock:
+            _checkpointers.clear()
+
+
+def _wait_at_exit() -> None:
+    """A script that ends right after a non-blocking save still commits it."""
+    try:
+        wait()
+    except Exception as e:  # noqa: BLE001 - the process is ending; say what was lost
+        import sys
+
+        print(f"strata: a checkpoint drain failed at exit: {e}", file=sys.stderr)
+
+
+import atexit  # noqa: E402
+
+atexit.register(_wait_at_exit)
+
+
 class Handle:
     """A save in progress. ``stall_secs`` is what the save cost the caller; ``wait()`` blocks
     until the checkpoint is committed (in the store, or on the local tier without one) and
@@ -76,12 +154,24 @@ class Handle:
 
     def __init__(self, native):
         self._native = native
+        self._pid = os.getpid()
+        self._report: Optional[Dict[str, Any]] = None
+        self._error: Optional[BaseException] = None
+        self._waited = threading.Lock()
         self.step: int = native.step
         self.stall_secs: float = native.stall_secs
         self.bytes: int = native.bytes
 
     def wait(self) -> Dict[str, Any]:
-        return self._native.wait()
+        with self._waited:
+            if self._report is None and self._error is None:
+                try:
+                    self._report = self._native.wait()
+                except Exception as e:
+                    self._error = e
+        if self._error is not None:
+            raise self._error
+        return self._report
 
     def progress(self) -> Tuple[int, int]:
         """(bytes uploaded, bytes to upload) of the drain so far."""
@@ -96,7 +186,7 @@ def _report_drain(h: "Handle", address: str, name: str) -> None:
     """Shows a drain on the daemon's dashboard until it ends (about twice a second)."""
     import time
 
-    from . import daemon as _daemon
+    from .. import daemon as _daemon
 
     last = None
     while True:
@@ -143,23 +233,18 @@ def save(
     world_size = int(os.environ.get("WORLD_SIZE", "1")) if world_size is None else world_size
     tensors: List = []
     skeleton = _flatten(state, "", tensors)
-    tmp = tempfile.mkdtemp(prefix=".strata-save-", dir=local if local and os.path.isdir(local) else None)
-    try:
-        files = []
-        meta = {"format": "strata", "step": str(step)}
-        meta.update(metadata or {})
-        _safetensors.write(os.path.join(tmp, TENSORS), tensors, meta)
-        files.append((TENSORS, os.path.join(tmp, TENSORS)))
-        with open(os.path.join(tmp, STATE), "w") as f:
-            json.dump(skeleton, f)
-            f.flush()
-            os.fsync(f.fileno())
-        files.append((STATE, os.path.join(tmp, STATE)))
-        native = _strata.ckpt_save(root, local, step, files, rank=rank, world=world_size, mode=mode)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    meta = {"format": "strata", "step": str(step)}
+    meta.update(metadata or {})
+    header, arrays = _safetensors.layout(tensors, meta)
+    items = [
+        (TENSORS, _safetensors.segments(header, arrays)),
+        (STATE, [json.dumps(skeleton).encode()]),
+    ]
+    native = _checkpointer(root, local, rank, world_size, mode).save(step, items)
     h = Handle(native)
-    from . import daemon as _daemon
+    with _lock:
+        _pending.append(h)
+    from .. import daemon as _daemon
 
     address = _daemon.current()
     if address and root:
@@ -169,15 +254,19 @@ def save(
         threading.Thread(target=_report_drain, args=(h, address, name), daemon=True).start()
     if blocking:
         h.wait()
+        with _lock:
+            if h in _pending:
+                _pending.remove(h)
     return h
 
 
 def _to_torch(pair):
+    """A torch tensor over the loaded bytes (no copy)."""
     arr, dt = pair if isinstance(pair, tuple) else (pair, None)
     torch = _torch()
     if dt == "BF16":
-        return torch.from_numpy(arr.view(np.int16).copy()).view(torch.bfloat16)
-    return torch.from_numpy(arr.copy() if not arr.flags.writeable else arr)
+        return torch.from_numpy(arr.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(arr)
 
 
 def load(
@@ -191,17 +280,19 @@ def load(
 ) -> Dict[str, Any]:
     """Loads checkpoint ``step`` (None: the newest complete one) from the nearest tier,
     every chunk verified, falling back past corrupt ones with a warning. Tensors come back as
-    numpy arrays viewing the loaded bytes (``framework="torch"``: torch tensors; ``"auto"``:
-    as they were saved). The result has ``"__step__"`` set to the step loaded."""
+    writable numpy arrays viewing the loaded bytes, with no copy (``framework="torch"``: torch
+    tensors; ``"auto"``: as they were saved): from the local tier, a private map of the
+    verified file (writes never reach it); from the store, the memory its reads landed in.
+    The result has ``"__step__"`` set to the step loaded."""
     rank = int(os.environ.get("RANK", "0")) if rank is None else rank
     world_size = int(os.environ.get("WORLD_SIZE", "1")) if world_size is None else world_size
-    got_step, tier, files, warnings = _strata.ckpt_load(root, local, step, rank=rank, world=world_size)
+    got_step, tier, files, warnings = _checkpointer(root, local, rank, world_size, None, read=True).load(step)
     for w in warnings:
         import warnings as _w
 
         _w.warn(w, stacklevel=2)
-    pairs = _safetensors.read(files[TENSORS]) if TENSORS in files else {}
-    skeleton = json.loads(files[STATE]) if STATE in files else {}
+    pairs = _safetensors.read(np.asarray(files[TENSORS])) if TENSORS in files else {}
+    skeleton = json.loads(np.asarray(files[STATE]).tobytes()) if STATE in files else {}
     if framework not in ("auto", "numpy", "torch"):
         raise ValueError(f"framework={framework!r}: use 'auto', 'numpy' or 'torch'")
     out = _unflatten_pairs(skeleton, pairs, framework)
