@@ -364,6 +364,10 @@ pub struct TestS3ServerArgs {
     /// Put the link emulator in front with this profile: s3, nfs, lustre or local.
     #[arg(long)]
     pub link: Option<String>,
+    /// The server: `s3s` (the in-process server, files in a temporary directory; the
+    /// default) or `garage` (a Garage node, the binary from $STRATA_GARAGE_BIN or PATH).
+    #[arg(long)]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]

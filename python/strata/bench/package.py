@@ -105,7 +105,7 @@ def make_model(d: str, size: int) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m strata.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m strata.bench package", description=__doc__.splitlines()[0])
     p.add_argument("--dir", help="work directory (default: a temporary one)")
     p.add_argument("--samples", type=int, default=20000)
     p.add_argument("--sample-size", type=int, default=16 << 10)

@@ -1,0 +1,19 @@
+"""``python -m strata.bench [package|ckpt|models] ...``: see the package's documentation."""
+
+import sys
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    which = argv.pop(0) if argv and argv[0] in ("package", "ckpt", "models") else "package"
+    if which == "ckpt":
+        from .ckpt import main as run
+    elif which == "models":
+        from .models import main as run
+    else:
+        from .package import main as run
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
