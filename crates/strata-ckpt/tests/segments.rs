@@ -1,0 +1,101 @@
+//! Items made of memory segments (how the Python package hands over a safetensors header and
+//! each tensor's own memory), restore into the engine's buffers, and what a hostile store
+//! can do to them.
+
+mod common;
+
+use bytes::Bytes;
+use common::{cfg, remote};
+use strata_ckpt::{Checkpointer, Item, SaveMode};
+use strata_testkit::S3Server;
+
+/// Cuts `data` into segments of odd sizes, an empty one among them.
+fn segments(data: &[u8]) -> Vec<Bytes> {
+    let cuts = [0, 1, 1, 4097, data.len() / 2 + 3, data.len()];
+    cuts.windows(2)
+        .map(|w| Bytes::copy_from_slice(&data[w[0]..w[1]]))
+        .collect()
+}
+
+/// In both modes, a file given as segments is stored as their concatenation: restored from
+/// the local tier (mapped) and from the store (read into memory) byte for byte, with the
+/// checksums of the joined bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_save_as_one_file_in_both_modes() {
+    let server = S3Server::start();
+    let data = strata_testkit::data::bytes(7, (3 << 20) + 77);
+    for (i, mode) in [SaveMode::DurableLocal, SaveMode::Snapshot]
+        .into_iter()
+        .enumerate()
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = remote(&server, None, &format!("seg/{i}"));
+        let mut c = cfg(Some(root.clone()), Some(tmp.path()));
+        c.mode = mode;
+        let ck = Checkpointer::open(c).unwrap();
+        let item = Item::segments("tensors.safetensors", segments(&data));
+        assert_eq!(item.size().unwrap(), data.len() as u64);
+        ck.save(1, vec![item, Item::segments("none", vec![])])
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        let r = ck.load(Some(1)).await.unwrap();
+        let got = r.get("tensors.safetensors").unwrap();
+        assert!(got == &data[..], "{mode:?}: local restore differs");
+        assert!(
+            r.items
+                .iter()
+                .any(|(n, b)| n == "tensors.safetensors" && b.is_mapped())
+        );
+        assert_eq!(r.get("none").unwrap().len(), 0);
+        let other = Checkpointer::open(cfg(Some(root), None)).unwrap();
+        let r = other.load(Some(1)).await.unwrap();
+        assert!(
+            r.get("tensors.safetensors").unwrap() == &data[..],
+            "{mode:?}: store restore differs"
+        );
+        let entry = &r.manifest.parts[0].files[0];
+        assert_eq!(
+            entry.crc32c,
+            crc32c::crc32c(&data),
+            "the whole-file CRC is the joined bytes'"
+        );
+    }
+}
+
+/// A store whose object was changed after the commit: the restore names the chunk and the
+/// file instead of returning wrong bytes, and a manifest that lists too few chunk CRCs (so
+/// bytes past them would go unchecked) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_object_or_a_short_chunk_list_is_refused() {
+    let server = S3Server::start();
+    let root = remote(&server, None, "seg/hostile");
+    let data = strata_testkit::data::bytes(9, 1 << 20);
+    let ck = Checkpointer::open(cfg(Some(root.clone()), None)).unwrap();
+    ck.save(3, vec![Item::bytes("a.bin", Bytes::from(data.clone()))])
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let key = root.key(&strata_ckpt::layout::file_rel(3, 0, "a.bin"));
+    let mut bad = data.clone();
+    bad[700_000] ^= 0x40;
+    root.store.put(&key, Bytes::from(bad)).await.unwrap();
+    let err = ck.load(Some(3)).await.unwrap_err().to_string();
+    assert!(err.contains("a.bin") && err.contains("chunk 10"), "{err}");
+
+    // The right bytes again, but a manifest with its last chunk CRC cut off.
+    root.store.put(&key, Bytes::from(data)).await.unwrap();
+    let mkey = root.key(&strata_ckpt::layout::manifest_rel(3));
+    let mut m = strata_ckpt::Manifest::from_json(&root.store.get(&mkey).await.unwrap()).unwrap();
+    m.parts[0].files[0].chunks.pop();
+    root.store
+        .put(&mkey, Bytes::from(m.to_json()))
+        .await
+        .unwrap();
+    let err = ck.load(Some(3)).await.unwrap_err().to_string();
+    assert!(err.contains("chunk checksums"), "{err}");
+}
