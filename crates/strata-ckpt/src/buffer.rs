@@ -101,15 +101,8 @@ pub(crate) fn verify_parallel(
     chunk: u64,
     threads: usize,
 ) -> Result<(), crate::manifest::ManifestError> {
-    use crate::manifest::{ManifestError, check_chunk_count, verify_piece};
-    if data.len() as u64 != entry.size {
-        return Err(ManifestError::Invalid(format!(
-            "{} bytes, the manifest says {}",
-            data.len(),
-            entry.size
-        )));
-    }
-    check_chunk_count(entry, chunk)?;
+    use crate::manifest::{ManifestError, check_shape, verify_piece};
+    check_shape(entry, data.len(), chunk)?;
     let chunk = chunk.max(1);
     let n_chunks = entry.chunks.len();
     let per = n_chunks.div_ceil(threads.max(1)).max(1);

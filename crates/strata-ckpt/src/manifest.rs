@@ -351,29 +351,19 @@ pub fn whole_crc(chunks: &[u32], chunk: u64, last: u64) -> u32 {
 
 /// Checks `data` against `entry`; the error names the first bad chunk.
 pub fn verify(entry: &FileEntry, data: &[u8], chunk: u64) -> Result<(), ManifestError> {
-    if data.len() as u64 != entry.size {
+    check_shape(entry, data.len(), chunk)?;
+    verify_piece(entry, 0, data, chunk)
+}
+
+/// Checks that `len` bytes are `entry`'s size and that `entry` has one CRC per chunk.
+pub fn check_shape(entry: &FileEntry, len: usize, chunk: u64) -> Result<(), ManifestError> {
+    if len as u64 != entry.size {
         return Err(ManifestError::Invalid(format!(
-            "{} bytes, the manifest says {}",
-            data.len(),
+            "{len} bytes, the manifest says {}",
             entry.size
         )));
     }
-    check_chunk_count(entry, chunk)?;
-    for (i, (piece, want)) in data
-        .chunks(chunk.max(1) as usize)
-        .zip(&entry.chunks)
-        .enumerate()
-    {
-        let got = crc32c::crc32c(piece);
-        if got != *want {
-            return Err(ManifestError::Invalid(format!(
-                "chunk {i} (bytes {}..{}): CRC32C {got:08x}, the manifest says {want:08x}",
-                i as u64 * chunk,
-                i as u64 * chunk + piece.len() as u64
-            )));
-        }
-    }
-    Ok(())
+    check_chunk_count(entry, chunk)
 }
 
 /// Checks that `entry` has one CRC per chunk of its size (a manifest with fewer would leave
