@@ -94,6 +94,28 @@ impl std::fmt::Debug for Buffer {
     }
 }
 
+/// `len` zero bytes, not yet touched (a large allocation is a fresh anonymous map, zero
+/// until written), advised to use transparent huge pages: the first write maps 2 MiB per
+/// fault instead of 4 KiB (filling 3.2 GB of new memory took 7.1 s in 4 KiB pages and 2.5 s in
+/// huge pages on a developer machine).
+pub(crate) fn zeroed(len: usize) -> Vec<u8> {
+    let v = vec![0u8; len];
+    #[cfg(target_os = "linux")]
+    if len >= 4 << 20 {
+        // The advice covers the whole pages inside the allocation.
+        let page = 4096usize;
+        let start = (v.as_ptr() as usize).div_ceil(page) * page;
+        let end = (v.as_ptr() as usize + len) / page * page;
+        if end > start {
+            // SAFETY: the range lies inside the allocation; MADV_HUGEPAGE changes no content.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v
+}
+
 /// Checks `data` against `entry` on up to `threads` threads (chunk-aligned pieces).
 pub(crate) fn verify_parallel(
     entry: &crate::manifest::FileEntry,

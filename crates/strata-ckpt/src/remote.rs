@@ -167,7 +167,7 @@ impl RemoteTier {
         let chunk = chunk.max(1);
         // Parts hold whole chunks, so each part is verified on its own.
         let part = opts.download_part_size(entry.size).div_ceil(chunk).max(1) * chunk;
-        let mut buf = vec![0u8; size];
+        let mut buf = crate::buffer::zeroed(size);
         let store = &self.loc.store;
         let key = key.as_str();
         stream::iter(buf.chunks_mut(part as usize).enumerate())

@@ -76,14 +76,21 @@ impl StagingPool {
                 .map(|(i, _)| i);
             best.map(|i| free.swap_remove(i))
         };
-        let mut buf = reused.unwrap_or_default();
-        // SAFETY-free sizing: `resize` writes only the bytes beyond the old length, and a
-        // reused buffer is at full length already when it is the same size.
-        if buf.len() > len {
-            buf.truncate(len);
-        } else {
-            buf.resize(len, 0);
-        }
+        let mut buf = match reused {
+            // A reused buffer is at full length already when it is the same size; `resize`
+            // writes only the bytes beyond the old length.
+            Some(mut b) => {
+                if b.len() > len {
+                    b.truncate(len);
+                } else {
+                    b.resize(len, 0);
+                }
+                b
+            }
+            // A new buffer is not written twice (zeros, then the copy): its pages are mapped
+            // by the copy itself, as huge pages where the kernel has them.
+            None => crate::buffer::zeroed(len),
+        };
         parallel_gather(&mut buf, segments);
         Bytes::from_owner(Staged {
             buf,
