@@ -76,6 +76,10 @@ pub struct CkptConfig {
     pub staging_bytes: u64,
     /// Checksum chunk size in bytes. Default: 8 MiB.
     pub chunk_size: u64,
+    /// Files of more than two pieces go to the store in pieces of this many bytes (rounded up
+    /// to whole chunks), so one large file drains like several; 0: always one object.
+    /// Default: 128 MiB.
+    pub piece_size: u64,
     /// Default: [`DrainConfig::default`].
     pub drain: DrainConfig,
     /// How long a commit waits for every rank's marker (and other ranks for the commit).
@@ -97,6 +101,7 @@ impl Default for CkptConfig {
             mode: SaveMode::DurableLocal,
             staging_bytes: 4 << 30,
             chunk_size: crate::manifest::DEFAULT_CHUNK_SIZE,
+            piece_size: crate::manifest::DEFAULT_PIECE_SIZE,
             drain: DrainConfig::default(),
             commit_timeout: Duration::from_secs(600),
             retention: Retention::default(),

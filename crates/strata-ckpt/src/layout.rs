@@ -40,6 +40,32 @@ pub fn file_rel(step: u64, rank: u32, name: &str) -> String {
     format!("{}/{}/{name}", step_dir(step), rank_dir(rank))
 }
 
+/// `step-…/rank-…/.pieces/name/00003`: piece 3 of a file stored in pieces (see
+/// `FileEntry::piece_size`), relative to the root. Item names never start with a dot, so
+/// this never collides with one.
+pub fn piece_rel(step: u64, rank: u32, name: &str, piece: usize) -> String {
+    format!(
+        "{}/{}/.pieces/{name}/{piece:05}",
+        step_dir(step),
+        rank_dir(rank)
+    )
+}
+
+/// The object of bytes `at..` of a file (`piece_size`: see `FileEntry::piece_size`): its
+/// name relative to the root, and where `at` falls in it.
+pub fn object_at(
+    step: u64,
+    rank: u32,
+    name: &str,
+    piece_size: Option<u64>,
+    at: u64,
+) -> (String, u64) {
+    match piece_size {
+        Some(p) if p > 0 => (piece_rel(step, rank, name, (at / p) as usize), at % p),
+        _ => (file_rel(step, rank, name), at),
+    }
+}
+
 /// `step-…/ranks/rank-….json`, relative to the root.
 pub fn marker_rel(step: u64, rank: u32) -> String {
     format!("{}/{RANKS}/{}.json", step_dir(step), rank_dir(rank))

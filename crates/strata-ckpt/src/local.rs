@@ -141,7 +141,7 @@ impl LocalTier {
             fs::rename(&tmp, &dest).map_err(|e| CkptError::io("rename", &tmp, e))?;
             sync_dir(&step_path)?;
             let part = RankPart {
-                format: crate::manifest::FORMAT_VERSION,
+                format: crate::manifest::FORMAT_V1,
                 step,
                 rank,
                 world_size,
@@ -300,6 +300,7 @@ fn write_item(dir: &Path, item: &Item, chunk: u64) -> Result<FileEntry> {
         size,
         crc32c,
         chunks,
+        piece_size: None,
     })
 }
 
@@ -320,7 +321,19 @@ fn write_segments(
             }
             c.finish()
         });
-        let written = segments.iter().try_for_each(|seg| out.write_all(seg));
+        // Written in pieces, each sent on to the device as soon as it is in the page cache,
+        // so the fsync at the end waits for the last pieces, not for the whole file.
+        const PIECE: usize = 64 << 20;
+        let mut at = 0u64;
+        let written = segments
+            .iter()
+            .flat_map(|seg| seg.chunks(PIECE))
+            .try_for_each(|piece| {
+                out.write_all(piece)?;
+                strata_store::local::start_writeback(out, at, piece.len() as u64);
+                at += piece.len() as u64;
+                Ok::<_, std::io::Error>(())
+            });
         let sums = sums.join().map_err(|_| CkptError::Task {
             what: "save",
             cause: "the checksum thread panicked".into(),

@@ -15,7 +15,7 @@ pub enum ManifestError {
     #[error("{0}")]
     Json(#[from] serde_json::Error),
     /// Another version of the format.
-    #[error("format {found} (this Strata reads format {reads})")]
+    #[error("format {found} (this Strata reads formats 1 to {reads})")]
     Format {
         /// The format in the file.
         found: u32,
@@ -29,8 +29,14 @@ pub enum ManifestError {
 
 use serde::{Deserialize, Serialize};
 
-/// Format version of manifests and markers.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format of manifests and markers this build reads and writes: 2 (files stored
+/// in pieces). A manifest or marker without pieces is written as format 1, byte for byte as
+/// before, so older builds still read it.
+pub const FORMAT_VERSION: u32 = 2;
+/// The format of manifests and markers whose files are each one object.
+pub const FORMAT_V1: u32 = 1;
+/// Default piece size: 128 MiB (see [`FileEntry::piece_size`]).
+pub const DEFAULT_PIECE_SIZE: u64 = 128 << 20;
 /// Chunk size for checksums (and ranged restore reads): 8 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 8 << 20;
 /// The largest chunk size accepted in a manifest: 1 GiB.
@@ -52,6 +58,58 @@ pub struct FileEntry {
     /// CRC32C of each chunk of `chunk_size` bytes (the last may be shorter; none for an
     /// empty file).
     pub chunks: Vec<u32>,
+    /// In the store, a large file is several objects of this many bytes each (the last may
+    /// be shorter), a whole number of chunks: `layout::piece_rel`. Their uploads and
+    /// completions overlap, where one object's completion would come after all its parts.
+    /// Absent: one object (format 1). The local tier always holds the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piece_size: Option<u64>,
+}
+
+impl FileEntry {
+    /// The byte ranges of its pieces in the store (one range when it is one object).
+    pub fn pieces(&self) -> Vec<std::ops::Range<u64>> {
+        match self.piece_size {
+            Some(p) if p > 0 => (0..self.size.div_ceil(p))
+                .map(|i| i * p..((i + 1) * p).min(self.size))
+                .collect(),
+            #[allow(clippy::single_range_in_vec_init)] // One piece: the whole file, as a range.
+            _ => vec![0..self.size],
+        }
+    }
+
+    /// The CRC32C of bytes `range` of the file, from its chunk CRCs (`range` starts and ends
+    /// on chunk boundaries, or at the end of the file).
+    pub fn crc_of(&self, range: std::ops::Range<u64>, chunk: u64) -> u32 {
+        let chunk = chunk.max(1);
+        let first = (range.start / chunk) as usize;
+        let last = range.end.div_ceil(chunk) as usize;
+        let tail = range.end - (last as u64 - 1) * chunk;
+        whole_crc(
+            &self.chunks[first.min(self.chunks.len())..last.min(self.chunks.len())],
+            chunk,
+            tail,
+        )
+    }
+}
+
+/// The piece size for a file of `size` bytes: `piece` rounded up to whole chunks, for files
+/// of more than two pieces; `None` (one object) otherwise, or when `piece` is 0.
+pub fn piece_size_for(size: u64, chunk: u64, piece: u64) -> Option<u64> {
+    if piece == 0 {
+        return None;
+    }
+    let p = piece.div_ceil(chunk.max(1)) * chunk.max(1);
+    (size > 2 * p).then_some(p)
+}
+
+/// The format a marker or manifest with these files is written in.
+pub fn format_for<'a>(files: impl IntoIterator<Item = &'a FileEntry>) -> u32 {
+    if files.into_iter().any(|f| f.piece_size.is_some()) {
+        FORMAT_VERSION
+    } else {
+        FORMAT_V1
+    }
 }
 
 /// One rank's files: the marker a rank writes when its part is durable.
@@ -127,7 +185,7 @@ impl Manifest {
     ) -> Result<Self, ManifestError> {
         parts.sort_by_key(|p| p.rank);
         let m = Self {
-            format: FORMAT_VERSION,
+            format: format_for(parts.iter().flat_map(|p| &p.files)),
             step,
             world_size,
             chunk_size: parts.first().map_or(DEFAULT_CHUNK_SIZE, |p| p.chunk_size),
@@ -152,11 +210,17 @@ impl Manifest {
     }
 
     fn validate(&self) -> Result<(), ManifestError> {
-        if self.format != FORMAT_VERSION {
+        if !(FORMAT_V1..=FORMAT_VERSION).contains(&self.format) {
             return Err(ManifestError::Format {
                 found: self.format,
                 reads: FORMAT_VERSION,
             });
+        }
+        if self.format < format_for(self.parts.iter().flat_map(|p| &p.files)) {
+            return Err(ManifestError::Invalid(format!(
+                "format {} with files in pieces (format {FORMAT_VERSION})",
+                self.format
+            )));
         }
         if self.world_size == 0 || self.world_size > MAX_WORLD {
             return Err(ManifestError::Invalid(format!(
@@ -215,11 +279,23 @@ impl RankPart {
     }
 
     fn validate(&self) -> Result<(), ManifestError> {
-        if self.format != FORMAT_VERSION {
+        if !(FORMAT_V1..=FORMAT_VERSION).contains(&self.format)
+            || self.format < format_for(&self.files)
+        {
             return Err(ManifestError::Invalid(format!(
                 "rank {}: format {}",
                 self.rank, self.format
             )));
+        }
+        for f in &self.files {
+            if let Some(p) = f.piece_size
+                && (p == 0 || p % self.chunk_size.max(1) != 0)
+            {
+                return Err(ManifestError::Invalid(format!(
+                    "{}: piece size {p} is not a whole number of chunks of {}",
+                    f.name, self.chunk_size
+                )));
+            }
         }
         if self.rank >= self.world_size {
             return Err(ManifestError::Invalid(format!(
@@ -446,7 +522,12 @@ mod tests {
             size: 10_000,
             crc32c: crc,
             chunks,
+            piece_size: None,
         };
+        // The CRC of a range of chunks, from the chunk CRCs.
+        assert_eq!(e.crc_of(4096..10_000, 4096), crc32c::crc32c(&data[4096..]));
+        assert_eq!(e.crc_of(0..4096, 4096), crc32c::crc32c(&data[..4096]));
+        assert_eq!(e.crc_of(0..10_000, 4096), crc);
         verify(&e, &data, 4096).unwrap();
         let mut bad = data.clone();
         bad[5000] ^= 1;

@@ -154,7 +154,6 @@ impl RemoteTier {
     ) -> Result<Buffer> {
         use futures::{StreamExt, TryStreamExt};
         let rel = layout::file_rel(step, rank, &entry.name);
-        let key = self.loc.key(&rel);
         let corrupt = |cause: String| CkptError::Corrupt {
             root: self.display(),
             step,
@@ -165,18 +164,23 @@ impl RemoteTier {
         let size =
             usize::try_from(entry.size).map_err(|_| corrupt("too large for memory".into()))?;
         let chunk = chunk.max(1);
-        // Parts hold whole chunks, so each part is verified on its own.
-        let part = opts.download_part_size(entry.size).div_ceil(chunk).max(1) * chunk;
+        // Parts hold whole chunks, so each part is verified on its own, and lie inside one
+        // piece of a file stored in pieces.
+        let mut part = opts.download_part_size(entry.size).div_ceil(chunk).max(1) * chunk;
+        if entry.piece_size.is_some_and(|p| p % part != 0) {
+            part = chunk;
+        }
         let mut buf = crate::buffer::zeroed(size);
         let store = &self.loc.store;
-        let key = key.as_str();
         stream::iter(buf.chunks_mut(part as usize).enumerate())
             .map(|(i, slot)| {
                 let start = i as u64 * part;
                 let corrupt = &corrupt;
+                let (object, at) = layout::object_at(step, rank, &entry.name, entry.piece_size, start);
+                let key = self.loc.key(&object);
                 async move {
-                    let range = start..start + slot.len() as u64;
-                    let body = store.get_range(key, range, None).await?;
+                    let range = at..at + slot.len() as u64;
+                    let body = store.get_range(&key, range, None).await?;
                     if body.len() != slot.len() {
                         return Err(corrupt(format!(
                             "bytes {start}..: {} bytes came, {} expected (the object is shorter than its manifest says)",

@@ -36,6 +36,8 @@ pub struct CkptLayer {
     pub staging_size: Option<SizeValue>,
     /// Checksum chunk size.
     pub chunk_size: Option<SizeValue>,
+    /// Piece size of large files in the store; 0 for one object per file.
+    pub piece_size: Option<SizeValue>,
     /// This node's drain bandwidth cap, bytes/s; 0 for none.
     pub bytes_per_sec: Option<SizeValue>,
     /// This node's drain requests in flight; 0 for no cap.
@@ -69,6 +71,7 @@ overlay_fields!(CkptLayer {
     mode,
     staging_size,
     chunk_size,
+    piece_size,
     bytes_per_sec,
     max_requests,
     files_in_flight,
@@ -93,6 +96,7 @@ pub struct CkptSettings {
     pub mode: Option<SaveMode>,
     pub staging_bytes: Option<u64>,
     pub chunk_size: Option<u64>,
+    pub piece_size: Option<u64>,
     pub bytes_per_sec: Option<u64>,
     pub max_requests: Option<usize>,
     pub files_in_flight: Option<usize>,
@@ -183,6 +187,7 @@ impl Section for CkptSettings {
             mode,
             staging_bytes: size(&l.staging_size, "ckpt.staging_size")?,
             chunk_size: size(&l.chunk_size, "ckpt.chunk_size")?,
+            piece_size: size(&l.piece_size, "ckpt.piece_size")?,
             bytes_per_sec: size(&l.bytes_per_sec, "ckpt.bytes_per_sec")?,
             max_requests: l.max_requests,
             files_in_flight: positive(l.files_in_flight, "ckpt.files_in_flight")?,
@@ -244,6 +249,7 @@ impl CkptConfig {
         };
         c.staging_bytes = s.staging_bytes.unwrap_or(c.staging_bytes);
         c.chunk_size = s.chunk_size.unwrap_or(c.chunk_size);
+        c.piece_size = s.piece_size.unwrap_or(c.piece_size);
         let d = &mut c.drain;
         if let Some(b) = s.bytes_per_sec {
             d.bytes_per_sec = Some(b).filter(|&b| b > 0);

@@ -43,19 +43,31 @@ impl Inner {
         })?;
         // Every file must be there with its size before the commit says so.
         let objects = remote.step_objects(step).await?;
-        for p in &m.parts {
-            for f in &p.files {
-                let key = remote.loc.key(&layout::file_rel(step, p.rank, &f.name));
+        // Every object of every file: the file, or each of its pieces.
+        let wanted = m.parts.iter().flat_map(|p| {
+            p.files.iter().flat_map(move |f| {
+                f.pieces().into_iter().enumerate().map(move |(i, r)| {
+                    let rel = match f.piece_size {
+                        Some(_) => layout::piece_rel(step, p.rank, &f.name, i),
+                        None => layout::file_rel(step, p.rank, &f.name),
+                    };
+                    (rel, r.end - r.start)
+                })
+            })
+        });
+        for (rel, size) in wanted {
+            {
+                let key = remote.loc.key(&rel);
                 match objects.iter().find(|o| o.key == key) {
-                    Some(o) if o.size == f.size => {}
+                    Some(o) if o.size == size => {}
                     Some(o) => {
                         return Err(CkptError::Corrupt {
                             root: remote.display(),
                             step,
-                            file: layout::file_rel(step, p.rank, &f.name),
+                            file: rel.clone(),
                             cause: format!(
                                 "{} bytes in the store, the marker says {}",
-                                o.size, f.size
+                                o.size, size
                             ),
                         });
                     }
@@ -63,7 +75,7 @@ impl Inner {
                         return Err(CkptError::Corrupt {
                             root: remote.display(),
                             step,
-                            file: layout::file_rel(step, p.rank, &f.name),
+                            file: rel.clone(),
                             cause: "missing from the store".into(),
                         });
                     }

@@ -15,7 +15,7 @@ use crate::admission::Admission;
 use crate::error::{CkptError, Result};
 use crate::layout;
 use crate::local::Item;
-use crate::manifest::{Manifest, RankPart, Tier, checksums};
+use crate::manifest::{FileEntry, Manifest, RankPart, Tier, checksums};
 use crate::remote::RemoteTier;
 
 /// What a drain did.
@@ -49,6 +49,87 @@ impl DrainReport {
     pub fn upload_mib_per_sec(&self) -> f64 {
         self.bytes as f64 / (1 << 20) as f64 / self.upload_secs.max(1e-9)
     }
+}
+
+/// Where a file's bytes come from during its upload.
+enum Source {
+    /// Staging memory (snapshot mode).
+    Memory(Bytes),
+    /// The local tier's copy.
+    File(std::path::PathBuf),
+}
+
+/// Uploads one file of a part: one object, or its pieces (two at a time, so that one
+/// piece's completion overlaps the next one's upload). Each object's size and CRC32C are
+/// checked against the part; returns the seconds the store took to complete the last one.
+async fn upload_entry(
+    remote: &RemoteTier,
+    (step, rank, chunk): (u64, u32, u64),
+    f: &FileEntry,
+    source: Source,
+    opts: &strata_store::TransferConfig,
+    progress: strata_store::ProgressFn,
+) -> Result<f64> {
+    use futures::{StreamExt, TryStreamExt};
+    let check = |rel: String, report: &strata_store::TransferReport, size: u64, crc: u32| {
+        if report.bytes != size || report.crc32c != crc {
+            return Err(CkptError::Corrupt {
+                root: remote.display(),
+                step,
+                file: rel,
+                cause: format!(
+                    "uploaded {} bytes with CRC32C {:08x}; the part says {size} bytes, {crc:08x} (the local file changed?)",
+                    report.bytes, report.crc32c
+                ),
+            });
+        }
+        Ok(report.complete_secs)
+    };
+    if f.piece_size.is_none() {
+        let rel = layout::file_rel(step, rank, &f.name);
+        let report = match source {
+            Source::Memory(b) => remote.upload_bytes(b, &rel, opts, Some(progress)).await?,
+            Source::File(p) => remote.upload_file(&p, &rel, opts, Some(progress)).await?,
+        };
+        return check(rel, &report, f.size, f.crc32c);
+    }
+    let data = match source {
+        Source::Memory(b) => b,
+        Source::File(p) => {
+            let file = std::fs::File::open(&p).map_err(|e| CkptError::io("open", &p, e))?;
+            // SAFETY: the local tier's files are written once and never modified; each
+            // piece's CRC32C is checked against the part after its upload all the same.
+            let map =
+                unsafe { memmap2::Mmap::map(&file) }.map_err(|e| CkptError::io("map", &p, e))?;
+            Bytes::from_owner(map)
+        }
+    };
+    if data.len() as u64 != f.size {
+        return Err(CkptError::Corrupt {
+            root: remote.display(),
+            step,
+            file: layout::file_rel(step, rank, &f.name),
+            cause: format!("{} bytes to upload, the part says {}", data.len(), f.size),
+        });
+    }
+    let completions: Vec<f64> = futures::stream::iter(f.pieces().into_iter().enumerate())
+        .map(|(i, r)| {
+            let rel = layout::piece_rel(step, rank, &f.name, i);
+            let body = data.slice(r.start as usize..r.end as usize);
+            let crc = f.crc_of(r.clone(), chunk);
+            let progress = progress.clone();
+            let check = &check;
+            async move {
+                let report = remote
+                    .upload_bytes(body, &rel, opts, Some(progress))
+                    .await?;
+                check(rel, &report, r.end - r.start, crc)
+            }
+        })
+        .buffered(2)
+        .try_collect()
+        .await?;
+    Ok(completions.last().copied().unwrap_or(0.0))
 }
 
 /// Items still in staging memory, and the room they hold there.
@@ -202,11 +283,16 @@ impl Inner {
                                 size: b.len() as u64,
                                 crc32c,
                                 chunks,
+                                piece_size: crate::manifest::piece_size_for(
+                                    b.len() as u64,
+                                    chunk,
+                                    self.cfg.piece_size,
+                                ),
                             }
                         })
                         .collect();
                     let part = RankPart {
-                        format: crate::manifest::FORMAT_VERSION,
+                        format: crate::manifest::format_for(&files),
                         step,
                         rank: self.cfg.rank,
                         world_size: self.cfg.world_size,
@@ -300,31 +386,16 @@ impl Inner {
                             }
                         })
                     };
-                    let report = match from_memory {
-                        Some(b) => remote.upload_bytes(b, &rel, &opts, Some(progress)).await,
-                        None => {
-                            let src = self
-                                .local
-                                .as_ref()
-                                .expect("a local part")
-                                .path(&rel);
-                            remote.upload_file(&src, &rel, &opts, Some(progress)).await
-                        }
+                    let source = match from_memory {
+                        Some(b) => Source::Memory(b),
+                        None => Source::File(self.local.as_ref().expect("a local part").path(&rel)),
                     };
+                    let chunk = part.chunk_size;
+                    let done =
+                        upload_entry(remote, (step, cfg.rank, chunk), f, source, &opts, progress)
+                            .await;
                     fire();
-                    let report = report?;
-                    if report.bytes != f.size || report.crc32c != f.crc32c {
-                        return Err(CkptError::Corrupt {
-                            root: remote.display(),
-                            step,
-                            file: rel,
-                            cause: format!(
-                                "uploaded {} bytes with CRC32C {:08x}; the part says {} bytes, {:08x} (the local file changed?)",
-                                report.bytes, report.crc32c, f.size, f.crc32c
-                            ),
-                        });
-                    }
-                    Ok::<_, CkptError>((Instant::now(), report.complete_secs))
+                    Ok::<_, CkptError>((Instant::now(), done?))
                 }
             })
             .collect();

@@ -122,10 +122,15 @@ pub(super) fn check_names(items: &[Item]) -> Result<()> {
 pub(super) fn write_local(
     local: &LocalTier,
     step: u64,
-    (rank, world, chunk): (u32, u32, u64),
+    (rank, world, chunk, piece): (u32, u32, u64, u64),
     items: &[Item],
 ) -> Result<RankPart> {
-    let part = local.write_part(step, rank, world, chunk, items)?;
+    let mut part = local.write_part(step, rank, world, chunk, items)?;
+    // The local tier holds whole files; in the store, large ones go in pieces.
+    for f in &mut part.files {
+        f.piece_size = crate::manifest::piece_size_for(f.size, chunk, piece);
+    }
+    part.format = crate::manifest::format_for(&part.files);
     if world == 1 {
         let m = Manifest::from_parts(step, 1, vec![part.clone()], vec![Tier::Local])
             .map_err(|e| CkptError::Invalid(e.to_string()))?;
@@ -136,8 +141,13 @@ pub(super) fn write_local(
 
 impl Inner {
     /// Rank, world size and checksum chunk: what a part is written with.
-    pub(super) fn shape(&self) -> (u32, u32, u64) {
-        (self.cfg.rank, self.cfg.world_size, self.cfg.chunk_size)
+    pub(super) fn shape(&self) -> (u32, u32, u64, u64) {
+        (
+            self.cfg.rank,
+            self.cfg.world_size,
+            self.cfg.chunk_size,
+            self.cfg.piece_size,
+        )
     }
 
     /// Durable-local mode: the part on the local tier before `save` returns.
