@@ -159,3 +159,77 @@ async fn a_large_file_drains_in_pieces_and_restores_exact() {
         assert!(err.contains("big.bin") && err.contains("chunk 48"), "{err}");
     }
 }
+
+/// A full local disk: a durable-local save of segments fails naming the file and the cause,
+/// leaves no temporary directory, and the previous checkpoint still loads; a snapshot whose
+/// local copy does not fit still commits to the store (the local copy is a cache) and loads
+/// from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_local_disk_loses_nothing() {
+    let Some(disk) = strata_testkit::SmallFs::mount("4m") else {
+        return;
+    };
+    let small = strata_testkit::data::bytes(1, 1 << 20);
+    let big = strata_testkit::data::bytes(2, 6 << 20);
+    let local = disk.path().join("ckpt");
+    let ck = Checkpointer::open(cfg(None, Some(&local))).unwrap();
+    ck.save(1, vec![Item::segments("t", segments(&small))])
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let err = ck
+        .save(2, vec![Item::segments("t", segments(&big))])
+        .await
+        .err()
+        .expect("6 MiB do not fit on a 4 MiB disk")
+        .to_string();
+    assert!(
+        err.contains("No space left") && err.contains("step-000000000002"),
+        "{err}"
+    );
+    let leftovers: Vec<_> = walk(&local)
+        .into_iter()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let r = ck.load(None).await.unwrap();
+    assert_eq!(r.step, 1);
+    assert!(r.get("t").unwrap() == &small[..]);
+
+    // Snapshot mode with a store: the local copy fails, the checkpoint is in the store.
+    let server = S3Server::start();
+    let root = remote(&server, None, "full-disk");
+    let mut c = cfg(Some(root.clone()), Some(&local));
+    c.mode = SaveMode::Snapshot;
+    let ck = Checkpointer::open(c).unwrap();
+    ck.save(3, vec![Item::segments("t", segments(&big))])
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .expect("the store's copy stands");
+    let other = Checkpointer::open(cfg(Some(root), None)).unwrap();
+    let r = other.load(Some(3)).await.unwrap();
+    assert!(r.get("t").unwrap() == &big[..]);
+    // Locally, step 3 is not a checkpoint (no manifest claims it there).
+    assert!(
+        ck.load(Some(3))
+            .await
+            .is_ok_and(|r| r.tier == strata_ckpt::Tier::Remote)
+    );
+}
+
+/// Every path under `dir`, as text.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        out.push(p.display().to_string());
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+    }
+    out
+}
