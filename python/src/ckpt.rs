@@ -22,7 +22,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SaveHandle>()?;
     m.add_class::<LoadedFile>()?;
     m.add_function(wrap_pyfunction!(ckpt_open, m)?)?;
-    m.add_function(wrap_pyfunction!(ckpt_list, m)?)?;
     Ok(())
 }
 
@@ -231,19 +230,6 @@ impl Checkpointer {
         let list = py.detach(move || rt().block_on(ck.list()).map_err(err))?;
         json_to_py(py, &serde_json::to_value(&list).map_err(err)?)
     }
-
-    /// The settings in force, as a dict (mode, local tier, root).
-    fn describe(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let c = self.ck.config();
-        let v = serde_json::json!({
-            "mode": format!("{:?}", c.mode),
-            "local": c.local.as_ref().map(|p| p.display().to_string()),
-            "root": self.ck.root_display(),
-            "rank": c.rank,
-            "world_size": c.world_size,
-        });
-        json_to_py(py, &v)
-    }
 }
 
 /// One restored file: the engine's buffer (a verified local file mapped copy-on-write, or
@@ -297,20 +283,4 @@ impl LoadedFile {
     fn mapped(&self) -> bool {
         self.mapped
     }
-}
-
-/// The checkpoints under `root` and `local`: a list of dicts (step, complete, tiers, ...).
-#[pyfunction]
-#[pyo3(signature = (root, local))]
-fn ckpt_list(py: Python<'_>, root: Option<&str>, local: Option<&str>) -> PyResult<Py<PyAny>> {
-    let c = ckpt_config(root, local, (0, 1), None, strata_ckpt::Purpose::Read)?;
-    let list = py.detach(move || {
-        rt().block_on(async move {
-            let ck = strata_ckpt::Checkpointer::open(c).map_err(err)?;
-            let l = ck.list().await.map_err(err);
-            ck.close().await;
-            l
-        })
-    })?;
-    json_to_py(py, &serde_json::to_value(&list).map_err(err)?)
 }

@@ -50,14 +50,6 @@ impl Buffer {
     pub fn is_mapped(&self) -> bool {
         matches!(self.inner, Inner::Mapped(_))
     }
-
-    /// The bytes as [`bytes::Bytes`] (no copy).
-    pub fn into_bytes(self) -> bytes::Bytes {
-        match self.inner {
-            Inner::Owned(v) => bytes::Bytes::from(v),
-            Inner::Mapped(m) => bytes::Bytes::from_owner(m),
-        }
-    }
 }
 
 impl Deref for Buffer {

@@ -51,6 +51,25 @@ pub fn piece_rel(step: u64, rank: u32, name: &str, piece: usize) -> String {
     )
 }
 
+/// The objects a file is stored as in the store, with the byte range of the file each holds:
+/// the file itself, or its pieces (`piece_ranges`: see `FileEntry::pieces`).
+pub fn objects(
+    step: u64,
+    rank: u32,
+    name: &str,
+    piece_ranges: Option<Vec<std::ops::Range<u64>>>,
+    size: u64,
+) -> Vec<(String, std::ops::Range<u64>)> {
+    match piece_ranges {
+        Some(ranges) => ranges
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (piece_rel(step, rank, name, i), r))
+            .collect(),
+        None => vec![(file_rel(step, rank, name), 0..size)],
+    }
+}
+
 /// The object of bytes `at..` of a file (`piece_size`: see `FileEntry::piece_size`): its
 /// name relative to the root, and where `at` falls in it.
 pub fn object_at(

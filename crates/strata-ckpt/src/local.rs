@@ -279,10 +279,10 @@ fn write_item(dir: &Path, item: &Item, chunk: u64) -> Result<FileEntry> {
         fs::create_dir_all(&parent).map_err(|e| CkptError::io("create", &parent, e))?;
     }
     let mut out = File::create(&dest).map_err(|e| CkptError::io("create", &dest, e))?;
-    let mut sums = Checksummer::new(chunk);
     let (size, sums) = match &item.data {
+        ItemData::Bytes(b) => write_segments(&mut out, &dest, std::slice::from_ref(b), chunk)?,
         ItemData::Segments(segments) => write_segments(&mut out, &dest, segments, chunk)?,
-        data => (copy_into(&mut out, &dest, data, &mut sums)?, sums.finish()),
+        ItemData::File(src) => copy_file(&mut out, &dest, src, chunk)?,
     };
     out.sync_all()
         .map_err(|e| CkptError::io("fsync", &dest, e))?;
@@ -313,14 +313,23 @@ fn write_segments(
     chunk: u64,
 ) -> Result<(u64, (u32, Vec<u32>))> {
     let size = segments.iter().map(|b| b.len() as u64).sum();
+    let checksum = || {
+        let mut c = Checksummer::new(chunk);
+        for seg in segments {
+            c.update(seg);
+        }
+        c.finish()
+    };
+    if size < 4 << 20 {
+        // Small (a JSON state, a marker-sized file): not worth a thread.
+        for seg in segments {
+            out.write_all(seg)
+                .map_err(|e| CkptError::io("write", dest, e))?;
+        }
+        return Ok((size, checksum()));
+    }
     std::thread::scope(|s| {
-        let sums = s.spawn(|| {
-            let mut c = Checksummer::new(chunk);
-            for seg in segments {
-                c.update(seg);
-            }
-            c.finish()
-        });
+        let sums = s.spawn(checksum);
         // Written in pieces, each sent on to the device as soon as it is in the page cache,
         // so the fsync at the end waits for the last pieces, not for the whole file.
         const PIECE: usize = 64 << 20;
@@ -343,35 +352,30 @@ fn write_segments(
     })
 }
 
-/// Writes bytes or a file's contents into `out`, checksummed; returns the size.
-fn copy_into(out: &mut File, dest: &Path, data: &ItemData, sums: &mut Checksummer) -> Result<u64> {
-    Ok(match data {
-        ItemData::Bytes(b) => {
-            sums.update(b);
-            out.write_all(b)
-                .map_err(|e| CkptError::io("write", dest, e))?;
-            b.len() as u64
+/// Copies the file at `src` into `out`, checksummed; returns (size, checksums).
+fn copy_file(
+    out: &mut File,
+    dest: &Path,
+    src: &Path,
+    chunk: u64,
+) -> Result<(u64, (u32, Vec<u32>))> {
+    let mut sums = Checksummer::new(chunk);
+    let mut input = File::open(src).map_err(|e| CkptError::io("open", src, e))?;
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut n = 0u64;
+    loop {
+        let got = input
+            .read(&mut buf)
+            .map_err(|e| CkptError::io("read", src, e))?;
+        if got == 0 {
+            break;
         }
-        ItemData::File(src) => {
-            let mut input = File::open(src).map_err(|e| CkptError::io("open", src, e))?;
-            let mut buf = vec![0u8; COPY_BUF];
-            let mut n = 0u64;
-            loop {
-                let got = input
-                    .read(&mut buf)
-                    .map_err(|e| CkptError::io("read", src, e))?;
-                if got == 0 {
-                    break;
-                }
-                sums.update(&buf[..got]);
-                out.write_all(&buf[..got])
-                    .map_err(|e| CkptError::io("write", dest, e))?;
-                n += got as u64;
-            }
-            n
-        }
-        ItemData::Segments(_) => unreachable!("written by write_segments"),
-    })
+        sums.update(&buf[..got]);
+        out.write_all(&buf[..got])
+            .map_err(|e| CkptError::io("write", dest, e))?;
+        n += got as u64;
+    }
+    Ok((n, sums.finish()))
 }
 
 /// fsyncs a directory (so renames and creations in it are durable).

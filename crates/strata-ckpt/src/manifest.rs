@@ -78,6 +78,13 @@ impl FileEntry {
         }
     }
 
+    /// The objects it is stored as in the store (`step`, `rank`'s file), each with the byte
+    /// range of the file it holds.
+    pub fn objects(&self, step: u64, rank: u32) -> Vec<(String, std::ops::Range<u64>)> {
+        let pieces = self.piece_size.map(|_| self.pieces());
+        crate::layout::objects(step, rank, &self.name, pieces, self.size)
+    }
+
     /// The CRC32C of bytes `range` of the file, from its chunk CRCs (`range` starts and ends
     /// on chunk boundaries, or at the end of the file).
     pub fn crc_of(&self, range: std::ops::Range<u64>, chunk: u64) -> u32 {

@@ -321,10 +321,10 @@ def _unflatten_pairs(skeleton: Any, pairs: Dict[str, Any], framework: str) -> An
 def list(root: Optional[str] = None, local: Optional[str] = None) -> List[Dict[str, Any]]:  # noqa: A001
     """The checkpoints under ``root`` and ``local``, oldest first: dicts with ``step``,
     ``complete``, ``tiers``, ``bytes``, ..."""
-    return _strata.ckpt_list(root, local)
+    return _checkpointer(root, local, 0, 1, None, read=True).list()
 
 
 def latest(root: Optional[str] = None, local: Optional[str] = None) -> Optional[int]:
     """The newest complete checkpoint's step, or None."""
-    done = [c["step"] for c in _strata.ckpt_list(root, local) if c["complete"]]
+    done = [c["step"] for c in list(root, local) if c["complete"]]
     return max(done) if done else None

@@ -44,43 +44,24 @@ impl Inner {
         // Every file must be there with its size before the commit says so.
         let objects = remote.step_objects(step).await?;
         // Every object of every file: the file, or each of its pieces.
-        let wanted = m.parts.iter().flat_map(|p| {
-            p.files.iter().flat_map(move |f| {
-                f.pieces().into_iter().enumerate().map(move |(i, r)| {
-                    let rel = match f.piece_size {
-                        Some(_) => layout::piece_rel(step, p.rank, &f.name, i),
-                        None => layout::file_rel(step, p.rank, &f.name),
-                    };
-                    (rel, r.end - r.start)
-                })
-            })
-        });
-        for (rel, size) in wanted {
-            {
-                let key = remote.loc.key(&rel);
-                match objects.iter().find(|o| o.key == key) {
-                    Some(o) if o.size == size => {}
-                    Some(o) => {
-                        return Err(CkptError::Corrupt {
-                            root: remote.display(),
-                            step,
-                            file: rel.clone(),
-                            cause: format!(
-                                "{} bytes in the store, the marker says {}",
-                                o.size, size
-                            ),
-                        });
-                    }
-                    None => {
-                        return Err(CkptError::Corrupt {
-                            root: remote.display(),
-                            step,
-                            file: rel.clone(),
-                            cause: "missing from the store".into(),
-                        });
-                    }
-                }
-            }
+        let wanted = m
+            .parts
+            .iter()
+            .flat_map(|p| p.files.iter().flat_map(move |f| f.objects(step, p.rank)));
+        for (rel, range) in wanted {
+            let size = range.end - range.start;
+            let key = remote.loc.key(&rel);
+            let cause = match objects.iter().find(|o| o.key == key) {
+                Some(o) if o.size == size => continue,
+                Some(o) => format!("{} bytes in the store, the marker says {size}", o.size),
+                None => "missing from the store".into(),
+            };
+            return Err(CkptError::Corrupt {
+                root: remote.display(),
+                step,
+                file: rel,
+                cause,
+            });
         }
         remote.put_manifest(&m).await?;
         Ok(m)

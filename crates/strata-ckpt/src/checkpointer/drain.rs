@@ -112,9 +112,8 @@ async fn upload_entry(
             cause: format!("{} bytes to upload, the part says {}", data.len(), f.size),
         });
     }
-    let completions: Vec<f64> = futures::stream::iter(f.pieces().into_iter().enumerate())
-        .map(|(i, r)| {
-            let rel = layout::piece_rel(step, rank, &f.name, i);
+    let completions: Vec<f64> = futures::stream::iter(f.objects(step, rank))
+        .map(|(rel, r)| {
             let body = data.slice(r.start as usize..r.end as usize);
             let crc = f.crc_of(r.clone(), chunk);
             let progress = progress.clone();
@@ -214,14 +213,10 @@ impl Inner {
             (Some((items, _)), Some(_)) => Some(self.write_staged_locally(step, items.clone())),
             _ => None,
         };
+        let local_copy: futures::future::OptionFuture<_> = local_copy.into();
         let (upload, local_copy) = futures::join!(
             self.upload_part(remote, &part, staged_items, &job.progress),
-            async {
-                match local_copy {
-                    Some(f) => Some(f.await),
-                    None => None,
-                }
-            }
+            local_copy
         );
         held.release().await;
         let last_complete_secs = upload?;
