@@ -170,3 +170,19 @@ def test_saves_from_a_forked_child_use_a_checkpointer_of_their_own(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     np.testing.assert_array_equal(strata.checkpoint.load(2, local=local)["model"]["w"], state(2)["model"]["w"])
+
+
+def test_hostile_state_keys_stay_inside_the_files(tmp_path):
+    """Keys are names inside the safetensors header and the JSON state, never paths: unicode,
+    newlines, quotes, `../`, NUL and 255+ bytes come back as they were, and the local tier
+    holds only the engine's own names."""
+    local = str(tmp_path / "nvme")
+    name = 'é中\n../../x"}' + "a" * 255
+    s = {name: np.arange(5, dtype=np.float32), "n": {"\x00k": np.ones(2), "t": (1, "two\n")}}
+    strata.checkpoint.save(s, 1, local=local)
+    back = strata.checkpoint.load(local=local)
+    np.testing.assert_array_equal(back[name], s[name])
+    np.testing.assert_array_equal(back["n"]["\x00k"], s["n"]["\x00k"])
+    assert back["n"]["t"] == (1, "two\n")
+    names = {f for _, _, files in os.walk(local) for f in files}
+    assert names <= {"tensors.safetensors", "state.json", "rank-00000.json", "MANIFEST.json"}, names
