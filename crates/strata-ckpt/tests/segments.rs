@@ -86,6 +86,14 @@ async fn a_changed_object_or_a_short_chunk_list_is_refused() {
     root.store.put(&key, Bytes::from(bad)).await.unwrap();
     let err = ck.load(Some(3)).await.unwrap_err().to_string();
     assert!(err.contains("a.bin") && err.contains("chunk 10"), "{err}");
+    // The newest complete checkpoint is damaged and there is no older one: the load says
+    // so, instead of "no complete checkpoint" (which a training script reads as "start
+    // from scratch").
+    let err = ck.load(None).await.unwrap_err();
+    assert!(
+        matches!(err, strata_ckpt::CkptError::Corrupt { .. }),
+        "{err}"
+    );
 
     // The right bytes again, but a manifest with its last chunk CRC cut off.
     root.store.put(&key, Bytes::from(data)).await.unwrap();

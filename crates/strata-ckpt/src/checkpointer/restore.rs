@@ -56,6 +56,8 @@ impl Inner {
         steps.sort_unstable();
         steps.dedup();
         let mut warnings = Vec::new();
+        // The newest checkpoint that could not be restored: what to report if none can.
+        let mut newest_err = None;
         for &step in steps.iter().rev() {
             match self.load_step(step, self.cfg.rank).await {
                 Ok(Some((m, tier, items))) => {
@@ -70,7 +72,15 @@ impl Inner {
                 }
                 Ok(None) => continue, // incomplete: not a checkpoint
                 Err(e) => {
-                    if want.is_some() || self.cfg.on_corrupt == OnCorrupt::Fail {
+                    // Only a damaged checkpoint is skipped (bad bytes, a missing object or
+                    // file): a store that fails (down, denied, out of retries) says nothing
+                    // about the checkpoint, and falling back past it would silently resume
+                    // from older state.
+                    let damaged = match &e {
+                        CkptError::Store(se) => se.kind() == strata_store::ErrorKind::NotFound,
+                        _ => true,
+                    };
+                    if want.is_some() || self.cfg.on_corrupt == OnCorrupt::Fail || !damaged {
                         return Err(e);
                     }
                     let w = format!(
@@ -78,13 +88,15 @@ impl Inner {
                     );
                     tracing::warn!("{w}");
                     warnings.push(w);
+                    newest_err.get_or_insert(e);
                 }
             }
         }
-        Err(CkptError::NotFound {
+        // Every complete checkpoint was damaged: that, not "none found", is the answer.
+        Err(newest_err.unwrap_or(CkptError::NotFound {
             root: self.root_display(),
             step: want,
-        })
+        }))
     }
 
     /// Rank `rank`'s part of the complete checkpoint `step` (any rank's: a resharded load
