@@ -40,18 +40,20 @@ impl RemoteTier {
             .await?)
     }
 
-    /// Uploads bytes in memory (parallel multipart for large ones).
+    /// Uploads bytes in memory (parallel multipart for large ones), its parts also taking
+    /// slots from `slots` when given (shared with the other objects of one file).
     pub async fn upload_bytes(
         &self,
         data: Bytes,
         rel: &str,
         opts: &TransferConfig,
+        slots: Option<&strata_store::PartSlots>,
         progress: Option<ProgressFn>,
     ) -> Result<TransferReport> {
         Ok(self
             .loc
             .store
-            .upload_bytes(data, &self.loc.key(rel), opts, progress)
+            .upload_bytes_sharing(data, &self.loc.key(rel), opts, slots, progress)
             .await?)
     }
 

@@ -66,5 +66,5 @@ pub use error::{ErrorKind, Result, StoreError};
 pub use location::Location;
 pub use pending_uploads::PendingUpload;
 pub use store::{CreateOutcome, Listing, ObjectInfo, Store};
-pub use transfer::{ProgressFn, TransferReport};
+pub use transfer::{PartSlots, ProgressFn, TransferReport};
 pub use url::{Scheme, StoreUrl};

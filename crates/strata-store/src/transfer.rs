@@ -6,6 +6,47 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Called with the number of bytes each time a part completes; used for progress bars.
 pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
 
+/// A budget shared by several uploads: parts in flight, and uploads sending parts (each
+/// upload still keeps at most its own `upload_concurrency` parts in flight). The objects of
+/// one large file share one budget: while one object's last parts and its completion run,
+/// the next objects' parts take the freed slots, so the link stays full instead of emptying
+/// at every object boundary. An upload gives its `uploads` slot back when its last part is
+/// sent, before its completion (which some stores, assembling the object, take seconds for),
+/// so slow completions never hold back the parts of the next objects.
+#[derive(Debug, Clone)]
+pub struct PartSlots {
+    parts: Arc<tokio::sync::Semaphore>,
+    uploads: Arc<tokio::sync::Semaphore>,
+}
+
+impl PartSlots {
+    /// A budget of `parts` parts in flight among at most `uploads` uploads sending parts
+    /// (each at least 1). Slots are granted in the order asked.
+    pub fn new(parts: usize, uploads: usize) -> Self {
+        Self {
+            parts: Arc::new(tokio::sync::Semaphore::new(parts.max(1))),
+            uploads: Arc::new(tokio::sync::Semaphore::new(uploads.max(1))),
+        }
+    }
+
+    /// Waits for a part slot; it is free again when the permit drops.
+    pub(crate) async fn part(&self) -> tokio::sync::OwnedSemaphorePermit {
+        acquire(&self.parts).await
+    }
+
+    /// Waits for an upload slot; it is free again when the permit drops.
+    pub(crate) async fn upload(&self) -> tokio::sync::OwnedSemaphorePermit {
+        acquire(&self.uploads).await
+    }
+}
+
+async fn acquire(s: &Arc<tokio::sync::Semaphore>) -> tokio::sync::OwnedSemaphorePermit {
+    s.clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed")
+}
+
 /// What a transfer did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct TransferReport {

@@ -27,7 +27,9 @@ use crate::error::{ErrorKind, Result, StoreError};
 use crate::metrics as m;
 use crate::retry::with_retry;
 use crate::store::Store;
-use crate::transfer::{Buffered, ProgressFn, TransferReport, combine_crc32c, plan_parts};
+use crate::transfer::{
+    Buffered, PartSlots, ProgressFn, TransferReport, combine_crc32c, plan_parts,
+};
 
 impl Store {
     /// Uploads the local file `src` to `key`.
@@ -76,12 +78,27 @@ impl Store {
         opts: &TransferConfig,
         progress: Option<ProgressFn>,
     ) -> Result<TransferReport> {
+        self.upload_bytes_sharing(data, key, opts, None, progress)
+            .await
+    }
+
+    /// Uploads an in-memory buffer to `key`, its parts taking slots from `slots` (shared
+    /// with other uploads) as well as from its own `upload_concurrency`.
+    pub async fn upload_bytes_sharing(
+        &self,
+        data: Bytes,
+        key: &str,
+        opts: &TransferConfig,
+        slots: Option<&PartSlots>,
+        progress: Option<ProgressFn>,
+    ) -> Result<TransferReport> {
         let size = data.len() as u64;
         let read = move |_i: usize, r: Range<u64>| {
             let data = data.clone();
             async move { Ok(data.slice(r.start as usize..r.end as usize)) }
         };
-        self.upload_with(key, size, opts, read, progress).await
+        self.upload_engine(key, size, opts, read, slots, progress)
+            .await
     }
 
     /// Copies `src_key` of the store `src` to `key` of this store. Within one bucket the
@@ -143,8 +160,29 @@ impl Store {
         F: Fn(usize, Range<u64>) -> Fut,
         Fut: Future<Output = Result<Bytes>>,
     {
+        self.upload_engine(key, size, opts, read, None, progress)
+            .await
+    }
+
+    async fn upload_engine<F, Fut>(
+        &self,
+        key: &str,
+        size: u64,
+        opts: &TransferConfig,
+        read: F,
+        slots: Option<&PartSlots>,
+        progress: Option<ProgressFn>,
+    ) -> Result<TransferReport>
+    where
+        F: Fn(usize, Range<u64>) -> Fut,
+        Fut: Future<Output = Result<Bytes>>,
+    {
         let start = Instant::now();
         if size <= opts.single_put_threshold {
+            let _slot = match slots {
+                Some(s) => Some(s.part().await),
+                None => None,
+            };
             let data = if size == 0 {
                 Bytes::new()
             } else {
@@ -169,7 +207,7 @@ impl Store {
         }
         let mut report = match &self.mp {
             Some(mp) => {
-                self.multipart(mp.clone(), key, size, opts, &read, progress)
+                self.multipart(mp.clone(), (key, size), opts, &read, slots, progress)
                     .await?
             }
             None => {
@@ -181,13 +219,14 @@ impl Store {
         Ok(report)
     }
 
+    /// A parallel multipart upload of the object `(key, size)`.
     async fn multipart<F, Fut>(
         &self,
         mp: Arc<dyn MultipartStore>,
-        key: &str,
-        size: u64,
+        (key, size): (&str, u64),
         opts: &TransferConfig,
         read: &F,
+        slots: Option<&PartSlots>,
         progress: Option<ProgressFn>,
     ) -> Result<TransferReport>
     where
@@ -197,6 +236,11 @@ impl Store {
         let url = self.url(key);
         let path = ObjPath::from(key);
         let policy = &self.config.retry;
+        // Held while parts are sent, given back before the completion.
+        let sending = match slots {
+            Some(s) => Some(s.upload().await),
+            None => None,
+        };
         let id = with_retry(policy, "CreateMultipartUpload", &url, || {
             let mp = mp.clone();
             let path = path.clone();
@@ -224,6 +268,10 @@ impl Store {
                         progress.clone(),
                     );
                     async move {
+                        let _slot = match slots {
+                            Some(s) => Some(s.part().await),
+                            None => None,
+                        };
                         let data = read(i, range).await?;
                         let len = data.len() as u64;
                         buffered.add(len);
@@ -253,6 +301,7 @@ impl Store {
                 return Err(e);
             }
         };
+        drop(sending);
         uploaded.sort_unstable_by_key(|u| u.0);
         let crcs: Vec<(u32, u64)> = uploaded.iter().map(|u| (u.2, u.3)).collect();
         let part_ids: Vec<PartId> = uploaded.into_iter().map(|u| u.1).collect();

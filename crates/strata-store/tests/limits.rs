@@ -77,3 +77,51 @@ async fn requests_in_flight_are_capped() {
     assert!(peak <= 3, "peak in flight {peak} > 3");
     assert!(peak >= 2, "parts did run in parallel: {peak}");
 }
+
+/// Uploads sharing a `PartSlots` budget keep their parts in flight, and their uploads sending
+/// parts, within it together; each object arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_sharing_part_slots_stay_within_the_budget() {
+    let server = S3Server::start();
+    let mut profile = LinkProfile::local();
+    profile.first_byte_latency = std::time::Duration::from_millis(20);
+    let emu = LinkEmulator::start(server.addr(), profile);
+    let cfg = config(&server, &emu, |l| {
+        l.transfer.upload_part_size = Some(SizeValue::Text("5MiB".into()));
+        l.transfer.upload_concurrency = Some(4);
+    });
+    let store = Store::open(&server.url(""), &cfg).unwrap();
+    let objects: Vec<Bytes> = (0..3u64)
+        .map(|i| Bytes::from(data::bytes(10 + i, 20 << 20)))
+        .collect();
+    // Three uploads of 4 parts in flight each: alone they reach 12. The budget counts upload
+    // parts; a CreateMultipartUpload or a completion may add one per object on top.
+    let slots = [(5, 3, 5 + 3), (12, 1, 4 + 2)];
+    for (parts, uploads, most) in slots {
+        emu.take_stats();
+        let shared = strata_store::PartSlots::new(parts, uploads);
+        let sends = objects.iter().enumerate().map(|(i, body)| {
+            let (store, cfg, shared) = (&store, &cfg, &shared);
+            async move {
+                let key = format!("o{i}");
+                store
+                    .upload_bytes_sharing(body.clone(), &key, &cfg.transfer, Some(shared), None)
+                    .await
+            }
+        });
+        for r in futures::future::join_all(sends).await {
+            assert_eq!(r.unwrap().parts, 4);
+        }
+        let peak = emu.take_stats().peak_in_flight;
+        assert!(
+            peak <= most,
+            "peak in flight {peak} with {parts} parts among {uploads} uploads"
+        );
+        assert!(peak >= 4, "parts did run in parallel: {peak}");
+        for (i, body) in objects.iter().enumerate() {
+            let key = format!("o{i}");
+            let (got, _) = store.download_to_vec(&key, &cfg.transfer).await.unwrap();
+            assert!(got == body[..], "{key} differs");
+        }
+    }
+}

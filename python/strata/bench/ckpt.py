@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 import strata
 
 from . import regimes
-from .regimes import LINK_CAP, Measure, Regime
+from .regimes import LINK_CAP, Measure, Regime, Wire
 
 
 def make_state(param_bytes: int, tensors: int = 21):
@@ -66,16 +66,16 @@ def run_strata(r: Regime, state, mode: str, work: str) -> Row:
             h0 = strata.checkpoint.save(state, 0, root=root, local=local, mode=mode, blocking=False)
         h0.wait()
         first = m.secs
-    with Measure() as total:
+    with Wire(r) as ws, Measure() as total:
         with Measure() as stall:
             h = strata.checkpoint.save(state, 1, root=root, local=local, mode=mode, blocking=False)
         h.wait()
     strata.checkpoint.close()
-    with Measure() as restore:
+    with Wire(r) as wr, Measure() as restore:
         back = strata.checkpoint.load(root=root, framework="torch")
     del back
     shutil.rmtree(local, ignore_errors=True)
-    return Row(stall=stall.secs, durable=total.secs, restore=restore.secs, cpu=total.cpu + restore.cpu, first=first)
+    return Row(stall=stall.secs, durable=total.secs, restore=restore.secs, cpu=total.cpu + restore.cpu, wire=(ws, wr), first=first)
 
 
 def run_strata_dcp(r: Regime, state, work: str) -> Row:
@@ -85,16 +85,16 @@ def run_strata_dcp(r: Regime, state, work: str) -> Row:
 
     root = r.url("bench/strata-dcp")
     d = flat(state)
-    with Measure() as total:
+    with Wire(r) as ws, Measure() as total:
         with Measure() as stall:
             dcp.save(d, storage_writer=StorageWriter(root, local=os.path.join(work, "strata-dcp")), checkpoint_id=1)
         strata.checkpoint.wait()
     strata.checkpoint.close()
     target = zeros_like(d)
-    with Measure() as restore:
+    with Wire(r) as wr, Measure() as restore:
         dcp.load(target, storage_reader=StorageReader(root), checkpoint_id=1)
     shutil.rmtree(os.path.join(work, "strata-dcp"), ignore_errors=True)
-    return Row(stall=stall.secs, durable=total.secs, restore=restore.secs, cpu=total.cpu + restore.cpu)
+    return Row(stall=stall.secs, durable=total.secs, restore=restore.secs, cpu=total.cpu + restore.cpu, wire=(ws, wr))
 
 
 def run_dcp_upload(r: Regime, state, work: str) -> Row:
@@ -107,7 +107,7 @@ def run_dcp_upload(r: Regime, state, work: str) -> Row:
     out = os.path.join(work, "dcp")
     s3 = r.boto3()
     cfg = TransferConfig(multipart_chunksize=8 << 20)
-    with Measure() as total:
+    with Wire(r) as ws, Measure() as total:
         with Measure() as stall:
             dcp.save(d, storage_writer=dcp.FileSystemWriter(out), checkpoint_id=out)
         for name in os.listdir(out):
@@ -115,13 +115,13 @@ def run_dcp_upload(r: Regime, state, work: str) -> Row:
     shutil.rmtree(out)
     target = zeros_like(d)
     back = os.path.join(work, "dcp-back")
-    with Measure() as restore:
+    with Wire(r) as wr, Measure() as restore:
         os.makedirs(back)
         for o in s3.list_objects_v2(Bucket=r.bucket, Prefix="bench/dcp/")["Contents"]:
             s3.download_file(r.bucket, o["Key"], os.path.join(back, os.path.basename(o["Key"])), Config=cfg)
         dcp.load(target, storage_reader=dcp.FileSystemReader(back), checkpoint_id=back)
     shutil.rmtree(back)
-    return Row(stall=stall.secs, durable=total.secs, restore=restore.secs, cpu=total.cpu + restore.cpu)
+    return Row(stall=stall.secs, durable=total.secs, restore=restore.secs, cpu=total.cpu + restore.cpu, wire=(ws, wr))
 
 
 def _s3tc_client(r: Regime):
@@ -143,14 +143,14 @@ def run_s3tc(r: Regime, state, work: str) -> Optional[Row]:
     d = flat(state)
     w = S3StorageWriter(r.region, path, thread_count=8)
     w.fs._client = _s3tc_client(r)
-    with Measure() as total:
+    with Wire(r) as ws, Measure() as total:
         dcp.save(d, storage_writer=w)
     rd = S3StorageReader(r.region, path)
     rd.fs._client = _s3tc_client(r)
     target = zeros_like(d)
-    with Measure() as restore:
+    with Wire(r) as wr, Measure() as restore:
         dcp.load(target, storage_reader=rd)
-    return Row(stall=total.secs, durable=total.secs, restore=restore.secs, cpu=total.cpu + restore.cpu)
+    return Row(stall=total.secs, durable=total.secs, restore=restore.secs, cpu=total.cpu + restore.cpu, wire=(ws, wr))
 
 
 def verdicts(rows: Dict[str, Row], size: int, name: str, limits: Dict[str, float]) -> List[str]:
@@ -224,6 +224,10 @@ def main(argv=None) -> int:
                 print(f"  {'tool':<22} {'stall s':>8} {'durable s':>10} {'restore s':>10} {'CPU s/GiB':>10}")
                 for k, v in rows.items():
                     print(f"  {k:<22} {v['stall']:>8.2f} {v['durable']:>10.2f} {v['restore']:>10.2f} {v['cpu'] / (2 * size / 2**30):>10.2f}")
+                if any(v["wire"][0].counts for v in rows.values()):
+                    print("  on the wire and at the server (save · restore):")
+                    for k, v in rows.items():
+                        print(f"    {k:<20} {v['wire'][0].text()} · {v['wire'][1].text()}")
                 snap = rows.get("strata snapshot")
                 if snap and snap.get("first") is not None:
                     print(f"  (strata snapshot: the first save of a process, into new staging memory, stalled {snap['first']:.2f} s)")

@@ -50,6 +50,13 @@ class Regime:
             "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING": "0",
         }
 
+    def stats(self) -> Dict:
+        """What has crossed the emulated link so far (requests, bytes_up, bytes_down,
+        connections; ``peak_in_flight`` since the previous call); ``{}`` without a link."""
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
@@ -91,6 +98,40 @@ def regime(name: str) -> Iterator[Regime]:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+class Wire:
+    """What a block cost the regime's side: requests, MiB up and down, connections opened and
+    the most requests in flight at once across the emulated link (A), and the CPU seconds of
+    the server (and of the emulator) in both regimes."""
+
+    def __init__(self, r: "Regime") -> None:
+        self.r = r
+
+    def __enter__(self) -> "Wire":
+        self._s = self.r.stats()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        e, s = self.r.stats(), self._s
+        self.counts = {k: e[k] - s[k] for k in ("server_cpu_secs", "link_cpu_secs") if k in e}
+        if "requests" in e:
+            self.counts.update({
+                "requests": e["requests"] - s["requests"],
+                "up_mib": (e["bytes_up"] - s["bytes_up"]) / 2**20,
+                "down_mib": (e["bytes_down"] - s["bytes_down"]) / 2**20,
+                "connections": e["connections"] - s["connections"],
+                "peak_in_flight": e["peak_in_flight"],
+            })
+
+    def text(self) -> str:
+        c = self.counts
+        out = [f"server {c['server_cpu_secs']:.1f} CPU s"] if "server_cpu_secs" in c else []
+        if "requests" in c:
+            out[:0] = [f"{c['requests']} requests", f"{c['up_mib']:.0f} MiB up", f"{c['down_mib']:.0f} MiB down",
+                       f"{c['connections']} connections", f"peak {c['peak_in_flight']} in flight"]
+            out.append(f"link {c['link_cpu_secs']:.1f} CPU s")
+        return ", ".join(out)
 
 
 class Measure:

@@ -88,7 +88,11 @@ async fn upload_entry(
     if f.piece_size.is_none() {
         let rel = layout::file_rel(step, rank, &f.name);
         let report = match source {
-            Source::Memory(b) => remote.upload_bytes(b, &rel, opts, Some(progress)).await?,
+            Source::Memory(b) => {
+                remote
+                    .upload_bytes(b, &rel, opts, None, Some(progress))
+                    .await?
+            }
             Source::File(p) => remote.upload_file(&p, &rel, opts, Some(progress)).await?,
         };
         return check(rel, &report, f.size, f.crc32c);
@@ -112,23 +116,31 @@ async fn upload_entry(
             cause: format!("{} bytes to upload, the part says {}", data.len(), f.size),
         });
     }
+    // Pieces share a budget of two pieces' parts in flight, sent by at most four pieces at
+    // once: when one piece's last parts finish, the next pieces' parts take the freed slots,
+    // and a piece's completion (the store may assemble the whole piece, which takes seconds
+    // under load) runs beside the next pieces' parts instead of holding a slot, so the link
+    // never empties at a piece boundary. Pieces are slices of one buffer or map: a piece
+    // waiting for its turn costs no memory.
+    const PIECES_OPEN: usize = 32;
+    let slots = strata_store::PartSlots::new(2 * opts.upload_concurrency, 4);
     let completions: Vec<f64> = futures::stream::iter(f.objects(step, rank))
         .map(|(rel, r)| {
             let body = data.slice(r.start as usize..r.end as usize);
             let crc = f.crc_of(r.clone(), chunk);
             let progress = progress.clone();
-            let check = &check;
+            let (check, slots) = (&check, &slots);
             async move {
                 let report = remote
-                    .upload_bytes(body, &rel, opts, Some(progress))
+                    .upload_bytes(body, &rel, opts, Some(slots), Some(progress))
                     .await?;
                 check(rel, &report, r.end - r.start, crc)
             }
         })
-        .buffered(2)
+        .buffer_unordered(PIECES_OPEN)
         .try_collect()
         .await?;
-    Ok(completions.last().copied().unwrap_or(0.0))
+    Ok(completions.into_iter().fold(0.0, f64::max))
 }
 
 /// Items still in staging memory, and the room they hold there.

@@ -172,6 +172,16 @@ impl LinkEmulator {
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.stats.snapshot()
     }
+
+    /// What has passed so far, with `peak_in_flight` counted since the previous call of this
+    /// method (or the start): a benchmark reads the concurrency of each phase on its own.
+    pub fn take_stats(&self) -> StatsSnapshot {
+        let st = &self.shared.stats;
+        let snap = st.snapshot();
+        st.peak_in_flight
+            .store(st.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        snap
+    }
 }
 
 /// A bucket for a cap; an uncapped link gets an effectively infinite rate.
