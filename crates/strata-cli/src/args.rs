@@ -565,6 +565,9 @@ pub struct BenchPlanArgs {
     /// Exit non-zero when a prediction is outside the tolerance.
     #[arg(long)]
     pub strict: bool,
+    /// The tolerance of a prediction, in percent of the measurement.
+    #[arg(long, default_value_t = 15.0)]
+    pub tolerance: f64,
 }
 
 #[derive(Debug, Args)]

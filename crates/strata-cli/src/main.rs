@@ -62,7 +62,7 @@ fn main() -> ExitCode {
             if code != 130 {
                 eprintln!("strata: error: {msg}");
             }
-            if json {
+            if json && e.downcast_ref::<Reported>().is_none() {
                 output::json(&serde_json::json!({"error": msg, "exit_code": code}));
             }
             ExitCode::from(code)
@@ -129,6 +129,20 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl std::error::Error for Interrupted {}
+
+/// A failure whose command already printed its result, which says what failed (with
+/// `--json`, the one JSON document on stdout): the message goes to stderr and the exit code
+/// is 1, with no second document.
+#[derive(Debug)]
+pub(crate) struct Reported(pub(crate) String);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
 
 fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<Interrupted>().is_some() {

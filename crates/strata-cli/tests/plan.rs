@@ -379,3 +379,45 @@ fn an_object_store_probe_measures_the_link_and_cleans_up() {
         "a 160 MiB/s link cannot feed 8 H100s"
     );
 }
+
+/// `bench plan --strict --json` that fails prints one JSON document (the report, `passed`
+/// false) and exits 1 with the message on stderr: before, a second document (the error)
+/// followed the report on stdout.
+#[test]
+fn a_strict_bench_plan_that_fails_prints_one_json_document() {
+    let out = strata(&[
+        "--json",
+        "bench",
+        "plan",
+        "--workloads",
+        "resnet50",
+        "--layout",
+        "raw",
+        "--dataset-size",
+        "8MiB",
+        "--probe-secs",
+        "0.3",
+        "--strict",
+        "--tolerance",
+        "0",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&text)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(docs.len(), 1, "{text}");
+    assert_eq!(docs[0]["passed"], false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("outside ±0% of the measurement"), "{err}");
+    // A negative tolerance is refused before anything runs.
+    let out = strata(&["bench", "plan", "--tolerance=-5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tolerance -5"));
+}

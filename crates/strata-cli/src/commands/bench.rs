@@ -55,8 +55,15 @@ fn plan(a: &BenchPlanArgs, s: &Settings) -> Result<()> {
             .ok_or_else(|| anyhow!("--link {:?}: use s3, nfs, lustre or local", a.link))?,
         data_dir: a.data_dir.clone(),
         work_dir: a.dir.clone(),
+        tolerance: a.tolerance / 100.0,
         ..Default::default()
     };
+    if !(a.tolerance.is_finite() && a.tolerance >= 0.0) {
+        return Err(anyhow!(
+            "--tolerance {}: a percentage, 0 or more",
+            a.tolerance
+        ));
+    }
     let report = bench.run().map_err(|e| anyhow!("bench plan: {e}"))?;
     if s.json {
         output::json(&report);
@@ -64,10 +71,12 @@ fn plan(a: &BenchPlanArgs, s: &Settings) -> Result<()> {
         print!("{}", report.to_table());
     }
     if a.strict && !report.passed {
-        return Err(anyhow!(
+        // The report printed says which rows failed (with --json, its `passed` is false):
+        // one document, no second one for the error.
+        return Err(anyhow::Error::new(crate::Reported(format!(
             "bench plan: a prediction is outside ±{:.0}% of the measurement",
             report.tolerance * 100.0
-        ));
+        ))));
     }
     Ok(())
 }
