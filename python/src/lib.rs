@@ -154,9 +154,12 @@ impl SampleReader {
 /// `window`), this reader's place (`ranks`, `rank`, `workers`, `worker`), the positions
 /// already consumed, and a cache directory to read shards through (None: direct reads), or
 /// the address of the node's daemon to read shards through (a DRAM cache in this process
-/// over the node's cache in the daemon).
+/// over the node's cache in the daemon). `cache_bytes` sets the cache directory's tier
+/// capacity (default: the configured `cache.nvme_size`), `dram_bytes` caps this process's
+/// DRAM tier (default: the configured `cache.dram_size`), both in bytes: the scratch tier of
+/// a read without a cache directory is small.
 #[pyfunction]
-#[pyo3(signature = (url, *, seed=0, epoch=0, shuffle="window", window=1024, ranks=1, rank=0, workers=1, worker=0, consumed=0, drop_last=false, cache_dir=None, daemon=None))]
+#[pyo3(signature = (url, *, seed=0, epoch=0, shuffle="window", window=1024, ranks=1, rank=0, workers=1, worker=0, consumed=0, drop_last=false, cache_dir=None, daemon=None, cache_bytes=None, dram_bytes=None))]
 #[allow(clippy::too_many_arguments)] // One per keyword argument of the Python call.
 fn open_reader(
     py: Python<'_>,
@@ -173,6 +176,8 @@ fn open_reader(
     drop_last: bool,
     cache_dir: Option<&str>,
     daemon: Option<&str>,
+    cache_bytes: Option<u64>,
+    dram_bytes: Option<u64>,
 ) -> PyResult<SampleReader> {
     use strata_dataset::ShuffleMode;
     let mode = match shuffle {
@@ -203,7 +208,13 @@ fn open_reader(
                 };
                 Some(Arc::new(strata_cache::BlockCache::open(&c).map_err(err)?))
             } else if use_cache {
-                let c = cfg.cache.cache_config(true);
+                let mut c = cfg.cache.cache_config(true);
+                if let (Some(n), Some(nvme)) = (cache_bytes, c.nvme.as_mut()) {
+                    nvme.capacity = n;
+                }
+                if let Some(n) = dram_bytes {
+                    c.dram_bytes = c.dram_bytes.min(n);
+                }
                 Some(Arc::new(strata_cache::BlockCache::open(&c).map_err(err)?))
             } else {
                 None
@@ -255,7 +266,7 @@ fn drain_reader(
     daemon: Option<&str>,
 ) -> PyResult<(u64, u64, f64)> {
     let r = open_reader(
-        py, url, seed, 0, shuffle, 1024, 1, 0, 1, 0, 0, false, cache_dir, daemon,
+        py, url, seed, 0, shuffle, 1024, 1, 0, 1, 0, 0, false, cache_dir, daemon, None, None,
     )?;
     py.detach(move || {
         let mut g = r.stream.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,8 +3,11 @@ DDP ranks and DataLoader workers, with exact, elastic mid-epoch resume."""
 
 import json
 import os
+import shutil
+import tempfile
 import time
 import warnings
+import weakref
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from . import _strata
@@ -41,6 +44,74 @@ def _worker() -> Tuple[int, int]:
     return 0, 1
 
 
+#: The scratch tier of a read without a cache directory: at most this many bytes of blocks.
+SCRATCH_BYTES = 1 << 30
+#: ... and at most this many bytes of blocks in each reading process's memory.
+SCRATCH_DRAM_BYTES = 256 << 20
+_SCRATCH_PREFIX = "strata-scratch-"
+
+
+class _Scratch:
+    """Where a dataset read without ``cache_dir`` keeps the blocks it fetched, so that shards
+    are still read in large aligned ranges (a request per block, not per sample) and the
+    DataLoader's workers, which share every block (their samples interleave), fetch each one
+    once: a directory in ``/dev/shm`` (else the temporary directory) of at most
+    :data:`SCRATCH_BYTES` (a quarter of what ``/dev/shm`` has free, if less), made by the
+    process that creates the dataset, inherited by its workers, and removed when that
+    process drops the dataset or exits. Directories that processes killed before their
+    cleanup left behind are removed by the next one."""
+
+    def __init__(self) -> None:
+        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+        try:
+            st = os.statvfs(base)
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            free = 0
+        if base == "/dev/shm" and free // 4 < (256 << 20):
+            base = tempfile.gettempdir()  # a container's small /dev/shm (64 MiB)
+            st = os.statvfs(base)
+            free = st.f_bavail * st.f_frsize
+        _sweep(base)
+        self.dir = tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=base)
+        self.bytes = int(max(min(SCRATCH_BYTES, free // 4), 64 << 20))
+        self._finalizer = weakref.finalize(self, _remove_scratch, self.dir, os.getpid())
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # Workers started by spawn or forkserver get the place, not the cleanup.
+        return {"dir": self.dir, "bytes": self.bytes}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.dir, self.bytes = state["dir"], state["bytes"]
+
+
+def _remove_scratch(path: str, owner: int) -> None:
+    """Removes a scratch directory, in the process that made it only (forked workers inherit
+    the finalizer)."""
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep(base: str) -> None:
+    """Removes scratch directories whose process is gone (killed before its cleanup)."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(_SCRATCH_PREFIX):
+            continue
+        pid = name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        except OSError:
+            pass  # alive, another user's
+
+
 class Dataset(_Base):
     """Samples of a dataset written by ``strata pack`` / ``strata.pack`` or indexed by
     ``strata index`` (WebDataset tar shards, TFRecord), as dicts of member name -> bytes plus
@@ -60,7 +131,9 @@ class Dataset(_Base):
         decode: True to decode ``.npy``, ``.json``, ``.txt`` and ``.cls`` members, or a
             function applied to each sample dict.
         cache_dir: read shards through Strata's block cache in this directory (the node's
-            NVMe); None reads ranges directly.
+            NVMe), kept across epochs and runs. None: blocks go through a bounded scratch
+            tier in memory shared by the DataLoader's workers (see ``_Scratch``) and are
+            not kept; a global shuffle reads (coalesced) ranges directly.
         daemon: read shards through the node's daemon at this address (``strata serve``);
             default: the one ``strata.connect()`` or ``$STRATA_DAEMON`` names. While
             connected, the dataset reports its wait and compute time as job ``job``
@@ -110,6 +183,14 @@ class Dataset(_Base):
         self._consumed = 0  # plan positions done before this run (from load_state_dict)
         self._yielded = 0  # samples yielded by this process in the current run
         self._n: Optional[int] = None
+        # Made here, in the process that builds the DataLoader, so its workers share it.
+        remote = "://" in url and not url.startswith("file://")  # local files: the page cache
+        self._scratch: Optional[_Scratch] = None
+        if remote and cache_dir is None and daemon is None and self.shuffle != "global":
+            try:
+                self._scratch = _Scratch()
+            except OSError as e:  # no room, no permission: direct (coalesced) reads
+                warnings.warn(f"strata.Dataset({url!r}): no scratch directory for blocks ({e}); reading ranges directly")
 
     # -- placement -------------------------------------------------------------------------
 
@@ -174,6 +255,18 @@ class Dataset(_Base):
 
     # -- iteration -------------------------------------------------------------------------
 
+    def _cache_args(self, daemon: Optional[str]) -> Dict[str, Any]:
+        if daemon:
+            return {}
+        if self.cache_dir is not None:
+            return {"cache_dir": self.cache_dir}
+        if self._scratch is not None:
+            # The blocks being cut into samples stay in this process's DRAM tier: a block
+            # read again from the scratch file for each of its samples would cost a whole
+            # block's copy and checksum per sample.
+            return {"cache_dir": self._scratch.dir, "cache_bytes": self._scratch.bytes, "dram_bytes": SCRATCH_DRAM_BYTES}
+        return {}
+
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         rank, world, worker, workers = self.place()
         daemon = self.daemon or _daemon.current()
@@ -189,8 +282,8 @@ class Dataset(_Base):
             worker=worker,
             consumed=self._consumed,
             drop_last=self.drop_last,
-            cache_dir=None if daemon else self.cache_dir,
             daemon=daemon,
+            **self._cache_args(daemon),
         )
         self._yielded = 0
         it = iter(reader)
