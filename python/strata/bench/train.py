@@ -121,6 +121,39 @@ def loaders(r: Regime, work: str, count: int, batch: int) -> Dict[str, Callable[
     return {"strata": strata_plain, "strata-cache": strata_cache, "webdataset": webdataset, "mosaic": mosaic}
 
 
+def verdicts(rows: Dict[str, List[Epoch]], regime: str, size: int) -> List[str]:
+    """The issue's targets for Strata's best row, each with its figure and ✓ or ✗."""
+    rate = {k: (v[0]["samples"] / v[0]["secs"], v[1]["samples"] / v[1]["secs"]) for k, v in rows.items()}
+    ours = {k: v for k, v in rate.items() if k.startswith("strata")}
+    others = {k: v for k, v in rate.items() if not k.startswith("strata")}
+    if not ours:
+        return []
+    mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
+    out = []
+    best_ours = max(ours, key=lambda k: ours[k][0])
+    cold = ours[best_ours][0]
+    cap = cold * SAMPLE_SIZE / LINK_CAP
+    if others:
+        best = max(others, key=lambda k: others[k][0])
+        ratio = cold / others[best][0]
+        ok = ratio >= 1.25 or (regime == "A" and cap >= 0.9)
+        extra = f"; {cap:.2f} of the cap (≥ 0.9)" if regime == "A" else ""
+        out.append(f"cold: {best_ours} {cold:.0f}/s, best other {best} {others[best][0]:.0f}/s: {ratio:.2f}× (≥ 1.25){extra} {mark(ok)}")
+    if "mosaic" in rate:
+        warm = max(v[1] for v in ours.values())
+        ratio = warm / rate["mosaic"][1]
+        out.append(f"warm: {warm:.0f}/s, MosaicML {rate['mosaic'][1]:.0f}/s: {ratio:.2f}× (≥ 1.25) {mark(ratio >= 1.25)}")
+    wire = rows[best_ours][0]["wire"].counts
+    if "requests" in wire:
+        blocks = -(-size // (8 << 20))
+        out.append(f"requests, cold: {wire['requests']} for {blocks} blocks of 8 MiB (≤ 2×) {mark(wire['requests'] <= 2 * blocks)}")
+    cpu = {k: (v[0]["cpu"] + v[1]["cpu"]) / (2 * size / 2**30) for k, v in rows.items()}
+    if others:
+        theirs = min(cpu[k] for k in others)
+        out.append(f"CPU: {cpu[best_ours]:.2f} s/GiB, best other {theirs:.2f} (≤) {mark(cpu[best_ours] <= theirs)}")
+    return out
+
+
 def available(name: str) -> bool:
     mod = {"webdataset": "webdataset", "mosaic": "streaming"}.get(name)
     if mod is None:
@@ -143,6 +176,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     count = max(regimes.parse_size(a.size) // SAMPLE_SIZE, 1)
     work = tempfile.mkdtemp(prefix="strata-bench-train-", dir=os.environ.get("STRATA_BENCH_DIR"))
+    failed = False
     try:
         src = os.path.join(work, "samples")
         make_samples(src, count, SAMPLE_SIZE)
@@ -179,6 +213,9 @@ def main(argv=None) -> int:
                           f"{cold['wire'].text()}{extra}")
                     if cold["samples"] < count:
                         print(f"    ({loader} yielded {cold['samples']} of {count} samples)")
+                for line in verdicts(rows, name, size):
+                    print("  " + line)
+                    failed |= line.endswith("✗")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return 1 if failed and os.environ.get("STRATA_BENCH_STRICT") == "1" else 0
