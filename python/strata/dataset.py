@@ -63,18 +63,11 @@ class _Scratch:
 
     def __init__(self) -> None:
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
-        try:
-            st = os.statvfs(base)
-            free = st.f_bavail * st.f_frsize
-        except OSError:
-            free = 0
-        if base == "/dev/shm" and free // 4 < (256 << 20):
+        if base == "/dev/shm" and _free(base) // 4 < (256 << 20):
             base = tempfile.gettempdir()  # a container's small /dev/shm (64 MiB)
-            st = os.statvfs(base)
-            free = st.f_bavail * st.f_frsize
         _sweep(base)
         self.dir = tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=base)
-        self.bytes = int(max(min(SCRATCH_BYTES, free // 4), 64 << 20))
+        self.bytes = int(max(min(SCRATCH_BYTES, _free(base) // 4), 64 << 20))
         self._finalizer = weakref.finalize(self, _remove_scratch, self.dir, os.getpid())
 
     def __getstate__(self) -> Dict[str, Any]:
@@ -83,6 +76,15 @@ class _Scratch:
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.dir, self.bytes = state["dir"], state["bytes"]
+
+
+def _free(base: str) -> int:
+    """Bytes free for an unprivileged writer on the file system of ``base`` (0 if unknown)."""
+    try:
+        st = os.statvfs(base)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
 
 
 def _remove_scratch(path: str, owner: int) -> None:

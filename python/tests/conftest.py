@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import subprocess
@@ -24,31 +25,57 @@ def strata_bin():
     return None
 
 
-@pytest.fixture(scope="session")
-def s3():
-    """A real S3 server on 127.0.0.1 (`strata test-s3-server`: s3s with files in a temporary
-    directory), stopped by its process id at the end. The client settings go to the
-    environment, where Strata reads them. Skipped without the binary, unless
-    STRATA_REQUIRE_S3=1 (scripts/test sets it)."""
+def start_server(*args):
+    """`strata test-s3-server ARGS` as a process: (process, info), the info holding the client
+    settings under "env" and the binary under "bin". Skipped without the binary, unless
+    STRATA_REQUIRE_S3=1 (scripts/test sets it). Stop it with `stop_server`."""
     exe = strata_bin()
     if exe is None:
         if os.environ.get("STRATA_REQUIRE_S3") == "1":
             pytest.fail("no strata binary for the S3 server (set STRATA_BIN or cargo build)")
         pytest.skip("no strata binary for the S3 server (cargo build -p strata-cli)")
-    p = subprocess.Popen([exe, "test-s3-server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([exe, "test-s3-server", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     info = json.loads(p.stdout.readline())
-    env = {
+    info["bin"] = exe
+    info["env"] = {
         "AWS_ENDPOINT_URL": info["endpoint"],
         "AWS_ACCESS_KEY_ID": info["access_key_id"],
         "AWS_SECRET_ACCESS_KEY": info["secret_access_key"],
         "AWS_REGION": info["region"],
     }
+    return p, info
+
+
+def server_stats(p):
+    """What has crossed a `--link` server's emulated link so far (its `stats` line)."""
+    p.stdin.write("stats\n")
+    p.stdin.flush()
+    return json.loads(p.stdout.readline())
+
+
+@contextlib.contextmanager
+def environment(env):
+    """The variables of `env` set while the block runs, and put back as they were."""
+    saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    info["bin"] = exe
-    info["env"] = env
-    yield info
-    for k in env:
-        os.environ.pop(k, None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3 server on 127.0.0.1 (`strata test-s3-server`: s3s with files in a temporary
+    directory), stopped by its process id at the end. The client settings go to the
+    environment, where Strata reads them."""
+    p, info = start_server()
+    with environment(info["env"]):
+        yield info
     stop_server(p)
 
 
@@ -102,20 +129,6 @@ def stop(p):
 def s3_link():
     """A second S3 server behind the link emulator's s3 profile (30 ms to first byte,
     160 MiB/s), for tests that watch rates."""
-    exe = strata_bin()
-    if exe is None:
-        if os.environ.get("STRATA_REQUIRE_S3") == "1":
-            pytest.fail("no strata binary for the S3 server (set STRATA_BIN or cargo build)")
-        pytest.skip("no strata binary for the S3 server (cargo build -p strata-cli)")
-    p = subprocess.Popen([exe, "test-s3-server", "--link", "s3"], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
-    info = json.loads(p.stdout.readline())
-    info["bin"] = exe
-    info["env"] = {
-        "AWS_ENDPOINT_URL": info["endpoint"],
-        "AWS_ACCESS_KEY_ID": info["access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": info["secret_access_key"],
-        "AWS_REGION": info["region"],
-    }
+    p, info = start_server("--link", "s3")
     yield info
     stop_server(p)

@@ -192,34 +192,22 @@ def test_a_server_that_dies_during_a_restore_is_an_error_not_no_checkpoint(tmp_p
     """The store dies while the newest checkpoint is being read: the load fails naming the
     store. It used to fall back past it and then say there was no checkpoint at all
     (FileNotFoundError), which a training script takes as "start from step 0"."""
-    import json
     import signal
-    import subprocess
     import threading
 
-    from conftest import strata_bin
+    from conftest import environment, start_server
 
-    p = subprocess.Popen([strata_bin(), "test-s3-server", "--link", "s3"], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
-    info = json.loads(p.stdout.readline())
-    env = {"AWS_ENDPOINT_URL": info["endpoint"], "AWS_ACCESS_KEY_ID": info["access_key_id"],
-           "AWS_SECRET_ACCESS_KEY": info["secret_access_key"], "AWS_REGION": info["region"]}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    p, info = start_server("--link", "s3")
     try:
-        root = "s3://strata-test/py/ckpt/dies"
-        big = {"w": np.ones(48 << 20, np.float32)}  # 192 MiB: over a second behind the link
-        strata.checkpoint.save(big, 1, root=root, mode="snapshot")
-        strata.checkpoint.close()
-        threading.Timer(0.5, lambda: os.kill(p.pid, signal.SIGKILL)).start()
-        with pytest.raises(strata._strata.StrataError, match="127.0.0.1"):
-            strata.checkpoint.load(root=root)
+        with environment(info["env"]):
+            root = "s3://strata-test/py/ckpt/dies"
+            big = {"w": np.ones(48 << 20, np.float32)}  # 192 MiB: over a second behind the link
+            strata.checkpoint.save(big, 1, root=root, mode="snapshot")
+            strata.checkpoint.close()
+            threading.Timer(0.5, lambda: os.kill(p.pid, signal.SIGKILL)).start()
+            with pytest.raises(strata._strata.StrataError, match="127.0.0.1"):
+                strata.checkpoint.load(root=root)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         p.kill()
         p.wait()
         strata.checkpoint.close()

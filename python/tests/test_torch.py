@@ -119,70 +119,47 @@ def test_without_a_cache_dir_workers_share_block_reads(tmp_path):
     every sample once, byte-exact, and about one request per 8 MiB block (the workers'
     samples interleave, so each would otherwise fetch every block, or a range per sample);
     the scratch directory goes with the dataset, and one a killed process left is swept."""
-    import json
+    import gc
     import os
-    import subprocess
+    import shutil
 
-    from conftest import stop_server, strata_bin
+    from conftest import environment, server_stats, start_server, stop_server
 
-    exe = strata_bin()
-    if exe is None:
-        pytest.skip("no strata binary")
-    p = subprocess.Popen([exe, "test-s3-server", "--link", "local"], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
-    info = json.loads(p.stdout.readline())
-
-    def stats():
-        p.stdin.write("stats\n")
-        p.stdin.flush()
-        return json.loads(p.stdout.readline())
-
-    env = {"AWS_ENDPOINT_URL": info["endpoint"], "AWS_ACCESS_KEY_ID": info["access_key_id"],
-           "AWS_SECRET_ACCESS_KEY": info["secret_access_key"], "AWS_REGION": info["region"]}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    p, info = start_server("--link", "local")
     # A scratch directory of a process that no longer exists (pid 2**22 + 1 is above
     # pid_max's default).
     stale = os.path.join("/dev/shm", f"strata-scratch-{2**22 + 1}-x")
     os.makedirs(stale, exist_ok=True)
     try:
-        src = tmp_path / "samples"
-        src.mkdir()
-        rng = np.random.default_rng(3)
-        want = {}
-        for i in range(400):
-            body = rng.integers(0, 256, 100_000 + i, dtype=np.uint8).tobytes()
-            (src / f"{i:05d}.bin").write_bytes(body)
-            want[f"{i:05d}"] = body
-        url = f"s3://{info['bucket']}/scratch/"
-        strata.pack(str(src), url, shard_size=8 << 20)
-        ds = strata.Dataset(url, seed=5)
-        scratch = ds._scratch.dir
-        assert not os.path.exists(stale), "a dead process's scratch directory was swept"
-        before = stats()
-        dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
-        got = {s["__key__"]: s["bin"] for s in dl}
-        after = stats()
-        assert got.keys() == want.keys()
-        assert all(got[k] == want[k] for k in want), "a sample differs"
-        blocks = -(-sum(len(b) for b in want.values()) // (8 << 20))
-        requests = after["requests"] - before["requests"]
-        # Blocks (each fetched once for both workers), the shards' indexes and the manifest,
-        # each worker's: far from one per sample.
-        assert requests <= 2 * blocks + 30, f"{requests} requests for {blocks} blocks of 400 samples"
-        assert os.path.isdir(scratch)
-        del dl, ds
-        import gc
-
-        gc.collect()
-        assert not os.path.exists(scratch), "the scratch directory went with the dataset"
+        with environment(info["env"]):
+            src = tmp_path / "samples"
+            src.mkdir()
+            rng = np.random.default_rng(3)
+            want = {}
+            for i in range(400):
+                body = rng.integers(0, 256, 100_000 + i, dtype=np.uint8).tobytes()
+                (src / f"{i:05d}.bin").write_bytes(body)
+                want[f"{i:05d}"] = body
+            url = f"s3://{info['bucket']}/scratch/"
+            strata.pack(str(src), url, shard_size=8 << 20)
+            ds = strata.Dataset(url, seed=5)
+            scratch = ds._scratch.dir
+            assert not os.path.exists(stale), "a dead process's scratch directory was swept"
+            before = server_stats(p)
+            dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+            got = {s["__key__"]: s["bin"] for s in dl}
+            after = server_stats(p)
+            assert got.keys() == want.keys()
+            assert all(got[k] == want[k] for k in want), "a sample differs"
+            blocks = -(-sum(len(b) for b in want.values()) // (8 << 20))
+            requests = after["requests"] - before["requests"]
+            # Blocks (each fetched once for both workers), the shards' indexes and the
+            # manifest, each worker's: far from one per sample.
+            assert requests <= 2 * blocks + 30, f"{requests} requests for {blocks} blocks of 400 samples"
+            assert os.path.isdir(scratch)
+            del dl, ds
+            gc.collect()
+            assert not os.path.exists(scratch), "the scratch directory went with the dataset"
     finally:
-        import shutil
-
         shutil.rmtree(stale, ignore_errors=True)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         stop_server(p)

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::future::OptionFuture;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjPath;
@@ -179,10 +180,7 @@ impl Store {
     {
         let start = Instant::now();
         if size <= opts.single_put_threshold {
-            let _slot = match slots {
-                Some(s) => Some(s.part().await),
-                None => None,
-            };
+            let _slot = OptionFuture::from(slots.map(PartSlots::part)).await;
             let data = if size == 0 {
                 Bytes::new()
             } else {
@@ -237,10 +235,7 @@ impl Store {
         let path = ObjPath::from(key);
         let policy = &self.config.retry;
         // Held while parts are sent, given back before the completion.
-        let sending = match slots {
-            Some(s) => Some(s.upload().await),
-            None => None,
-        };
+        let sending = OptionFuture::from(slots.map(PartSlots::upload)).await;
         let id = with_retry(policy, "CreateMultipartUpload", &url, || {
             let mp = mp.clone();
             let path = path.clone();
@@ -268,10 +263,7 @@ impl Store {
                         progress.clone(),
                     );
                     async move {
-                        let _slot = match slots {
-                            Some(s) => Some(s.part().await),
-                            None => None,
-                        };
+                        let _slot = OptionFuture::from(slots.map(PartSlots::part)).await;
                         let data = read(i, range).await?;
                         let len = data.len() as u64;
                         buffered.add(len);

@@ -14,7 +14,7 @@ import resource
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def run_epoch(r: Regime, make: Callable[[], Any], workers: int, batch: int) -> E
     return Epoch(secs=secs, samples=n, cpu=cpu, wire=wire)
 
 
-def loaders(r: Regime, work: str, count: int, batch: int) -> Dict[str, Callable[[], Callable[[], Any]]]:
+def loaders(r: Regime, work: str, batch: int) -> Dict[str, Callable[[], Callable[[], Any]]]:
     """Per loader, a function called once per run (it may set up a cache) that returns the
     dataset maker used for both epochs."""
 
@@ -196,7 +196,7 @@ def main(argv=None) -> int:
                 if mds:
                     upload_dir(r, mds, "bench/train/mds/")
                 rows: Dict[str, List[Epoch]] = {}
-                for loader, setup in loaders(r, work, count, a.batch).items():
+                for loader, setup in loaders(r, work, a.batch).items():
                     if loader not in names:
                         continue
                     if not available(loader):
