@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 import strata
 
 from . import regimes
-from .regimes import LINK_CAP, Measure, Regime
+from .regimes import LINK_CAP, Measure, Regime, Wire
 
 
 def make_model(directory: str, size: int, shards: int = 2) -> List[str]:
@@ -54,7 +54,7 @@ def run_strata(r: Regime, prefix: str, work: str) -> Dict[str, float]:
     t0 = time.perf_counter()
     first = None
     got = {}
-    with Measure() as m:
+    with Wire(r) as w, Measure() as m:
         for name, t in strata.models.stream(r.url(prefix), cache_dir=cache, framework="torch"):
             if first is None:
                 first = time.perf_counter() - t0
@@ -62,7 +62,7 @@ def run_strata(r: Regime, prefix: str, work: str) -> Dict[str, float]:
     strata.models.wait()
     del got
     shutil.rmtree(cache, ignore_errors=True)
-    return {"load": m.secs, "first": first or m.secs, "cpu": m.cpu}
+    return {"load": m.secs, "first": first or m.secs, "cpu": m.cpu, "wire": w}
 
 
 def run_runai(r: Regime, prefix: str, files: List[str]) -> Optional[Dict[str, float]]:
@@ -73,7 +73,7 @@ def run_runai(r: Regime, prefix: str, files: List[str]) -> Optional[Dict[str, fl
     t0 = time.perf_counter()
     first = None
     got = {}
-    with Measure() as m:
+    with Wire(r) as w, Measure() as m:
         with SafetensorsStreamer() as s:
             s.stream_files([r.url(prefix + f) for f in files])
             for name, t in s.get_tensors():
@@ -81,7 +81,7 @@ def run_runai(r: Regime, prefix: str, files: List[str]) -> Optional[Dict[str, fl
                     first = time.perf_counter() - t0
                 got[name] = t.clone()  # the streamer reuses its buffer: a user keeps a copy
     del got
-    return {"load": m.secs, "first": first or m.secs, "cpu": m.cpu}
+    return {"load": m.secs, "first": first or m.secs, "cpu": m.cpu, "wire": w}
 
 
 def main(argv=None) -> int:
@@ -119,7 +119,8 @@ def main(argv=None) -> int:
                 print(f"  {'tool':<8} {'load s':>8} {'first s':>8} {'CPU s/GiB':>10}")
                 for tool in rows:
                     if rows[tool]:
-                        print(f"  {tool:<8} {med(tool, 'load'):>8.2f} {med(tool, 'first'):>8.2f} {med(tool, 'cpu') / (total / 2**30):>10.2f}")
+                        print(f"  {tool:<8} {med(tool, 'load'):>8.2f} {med(tool, 'first'):>8.2f} {med(tool, 'cpu') / (total / 2**30):>10.2f}  "
+                              f"{rows[tool][-1]['wire'].text()}")
                 ours, first = med("strata", "load"), med("strata", "first")
                 lines = []
                 if rows["run:ai"]:
