@@ -158,3 +158,32 @@ def test_a_dataset_on_s3_read_through_the_block_cache(tmp_path, s3):
     assert a == b and len(a) == 40
     assert sorted(k for k, _ in a) == [f"{i:04d}" for i in range(40)]
     assert all(v == f"sample {int(k)}".encode() * 50 for k, v in a)
+
+
+def test_the_scratch_tier_falls_back_when_dev_shm_is_small_or_unusable(monkeypatch):
+    """A container's 64 MiB /dev/shm: the scratch tier goes to the temporary directory. No
+    room anywhere: the dataset warns and reads ranges directly instead of failing."""
+    import tempfile
+
+    import strata.dataset as sd
+
+    monkeypatch.setattr(sd, "_free", lambda base: (64 << 20) if base == "/dev/shm" else (8 << 30))
+    s = sd._Scratch()
+    try:
+        assert os.path.dirname(s.dir) == tempfile.gettempdir()
+        assert s.bytes == sd.SCRATCH_BYTES
+    finally:
+        s._finalizer()
+    assert not os.path.exists(s.dir)
+
+    def no_room():
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sd, "_Scratch", no_room)
+    with pytest.warns(UserWarning, match="No space left on device"):
+        ds = strata.Dataset("s3://bucket/train/")
+    assert ds._scratch is None
+    # A local dataset and a global shuffle never make one.
+    monkeypatch.undo()
+    assert strata.Dataset("/tmp/some/dir")._scratch is None
+    assert strata.Dataset("s3://bucket/train/", shuffle="global")._scratch is None
