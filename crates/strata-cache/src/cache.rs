@@ -322,16 +322,17 @@ impl BlockCache {
             return Ok(b);
         }
         // Across processes: wait for whoever is fetching this block, then look again.
+        // The guard is made on the blocking thread: a read cancelled while it waits (a
+        // reader dropped mid-epoch) drops the guard when the wait ends, never leaving the
+        // block locked for the other processes.
         let lock = match &self.locks {
             Some(locks) => {
                 let locks = locks.clone();
-                tokio::task::spawn_blocking(move || locks.lock(id))
-                    .await
-                    .map_err(|e| CacheError::Io(std::io::Error::other(e)))??;
-                Some(Unlock {
-                    locks: self.locks.clone().expect("set"),
-                    id,
-                })
+                Some(
+                    tokio::task::spawn_blocking(move || locks.lock(id))
+                        .await
+                        .map_err(|e| CacheError::Io(std::io::Error::other(e)))??,
+                )
             }
             None => None,
         };
@@ -570,18 +571,6 @@ impl BlockCache {
             d.clear();
         }
         self.nvme.as_ref().map_or(0, |n| n.remove_object(h))
-    }
-}
-
-/// Releases a cross-process fetch lock taken on a blocking thread.
-struct Unlock {
-    locks: Arc<FetchLocks>,
-    id: BlockId,
-}
-
-impl Drop for Unlock {
-    fn drop(&mut self) {
-        self.locks.unlock(self.id);
     }
 }
 

@@ -2,6 +2,7 @@
 pub mod block_file;
 pub mod bufpool;
 pub mod cache;
+pub mod detach;
 pub mod dram;
 pub mod key;
 pub mod ledger;
@@ -16,6 +17,7 @@ pub mod stats;
 pub mod warm;
 
 pub use cache::{BlockCache, CacheConfig, CacheError, CacheStats, Why};
+pub use detach::detach;
 pub use key::{BlockId, Geometry, ObjectVersion};
 pub use prefetch::{Prefetcher, Ticket};
 pub use settings::{CacheLayer, CacheSettings};

@@ -9,6 +9,7 @@
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::key::BlockId;
 
@@ -43,21 +44,43 @@ impl FetchLocks {
         ofd_lock(&self.file, kind as libc::c_int, Self::offset(id), 1, wait)
     }
 
-    /// Blocks until this process holds the lock of block `id`. Release it with
-    /// [`FetchLocks::unlock`].
-    pub fn lock(&self, id: BlockId) -> std::io::Result<()> {
-        self.fcntl(id, libc::F_WRLCK as libc::c_short, true)
-            .map(|_| ())
+    /// Blocks until this process holds the lock of block `id`; the lock is released when the
+    /// guard drops. Taken on a blocking thread, the guard is the thread's result: if whoever
+    /// waited for it has gone (a cancelled read), the result is dropped and the lock with it,
+    /// instead of staying held until the process exits and blocking every other process.
+    pub fn lock(self: &Arc<Self>, id: BlockId) -> std::io::Result<FetchLock> {
+        self.fcntl(id, libc::F_WRLCK as libc::c_short, true)?;
+        Ok(FetchLock {
+            locks: self.clone(),
+            id,
+        })
     }
 
-    /// Takes the lock of block `id` if no other process holds it.
-    pub fn try_lock(&self, id: BlockId) -> std::io::Result<bool> {
-        self.fcntl(id, libc::F_WRLCK as libc::c_short, false)
+    /// Takes the lock of block `id` if no other process holds it (None when one does).
+    pub fn try_lock(self: &Arc<Self>, id: BlockId) -> std::io::Result<Option<FetchLock>> {
+        Ok(self
+            .fcntl(id, libc::F_WRLCK as libc::c_short, false)?
+            .then(|| FetchLock {
+                locks: self.clone(),
+                id,
+            }))
     }
 
-    /// Releases the lock of block `id`.
-    pub fn unlock(&self, id: BlockId) {
+    /// Releases the lock of block `id` (a [`FetchLock`] does on drop).
+    fn unlock(&self, id: BlockId) {
         let _ = self.fcntl(id, libc::F_UNLCK as libc::c_short, false);
+    }
+}
+
+/// A held fetch lock of one block, released on drop.
+pub struct FetchLock {
+    locks: Arc<FetchLocks>,
+    id: BlockId,
+}
+
+impl Drop for FetchLock {
+    fn drop(&mut self) {
+        self.locks.unlock(self.id);
     }
 }
 
@@ -103,8 +126,8 @@ mod tests {
     #[test]
     fn locks_exclude_other_descriptions_until_released() {
         let dir = tempfile::tempdir().unwrap();
-        let a = FetchLocks::open(dir.path()).unwrap();
-        let b = FetchLocks::open(dir.path()).unwrap();
+        let a = Arc::new(FetchLocks::open(dir.path()).unwrap());
+        let b = Arc::new(FetchLocks::open(dir.path()).unwrap());
         let id = BlockId {
             object: 1,
             version: 2,
@@ -115,10 +138,16 @@ mod tests {
             version: 2,
             index: 4,
         };
-        a.lock(id).unwrap();
-        assert!(!b.try_lock(id).unwrap(), "held by another description");
-        assert!(b.try_lock(other).unwrap(), "another block is free");
-        a.unlock(id);
-        assert!(b.try_lock(id).unwrap(), "released");
+        let held = a.lock(id).unwrap();
+        assert!(
+            b.try_lock(id).unwrap().is_none(),
+            "held by another description"
+        );
+        assert!(
+            b.try_lock(other).unwrap().is_some(),
+            "another block is free"
+        );
+        drop(held);
+        assert!(b.try_lock(id).unwrap().is_some(), "released");
     }
 }

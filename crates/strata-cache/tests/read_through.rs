@@ -161,6 +161,45 @@ async fn concurrent_readers_share_one_fetch() {
     assert_eq!(cache.stats().demand_fetches, 1);
 }
 
+/// A read cancelled while it waits for another process's fetch lock (a DataLoader worker
+/// whose reader is dropped with reads in flight) must not take the lock afterwards and keep
+/// it: the other processes would wait for that block for as long as the process lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_cancelled_while_waiting_for_the_lock_leaves_it_free() {
+    let r = rig(0);
+    let dir = tempfile::tempdir().unwrap();
+    let obj = object(&r.store, "ds/cancel", (2 * MIB) as usize, 6).await;
+    let cache = Arc::new(BlockCache::open(&cache_config(dir.path(), 64 * MIB)).unwrap());
+    // Another process's lock on block 0 (another open file description of the lock file).
+    let other = Arc::new(strata_cache::lock::FetchLocks::open(dir.path()).unwrap());
+    let held = other.lock(obj.block(0)).unwrap();
+    let read = tokio::time::timeout(
+        Duration::from_millis(200),
+        cache.get_block(&r.store, &obj, 0, Why::Prefetch),
+    )
+    .await;
+    assert!(
+        read.is_err(),
+        "the read waits for the other process's fetch"
+    );
+    drop(held);
+    // The cancelled read's wait ends now; the lock must come free again.
+    let free = async {
+        while other.try_lock(obj.block(0)).unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), free)
+        .await
+        .expect("a cancelled read kept the block's fetch lock");
+    // (The probe's own lock went with its guard.) A read now goes through.
+    let got = cache
+        .get_block(&r.store, &obj, 0, Why::Demand)
+        .await
+        .unwrap();
+    assert!(got[..] == data::bytes(6, (2 * MIB) as usize)[..MIB as usize]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_blocks_are_refetched_and_correct() {
     let r = rig(0);

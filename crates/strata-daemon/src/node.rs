@@ -162,7 +162,14 @@ impl Node {
                         .acquire_owned()
                         .await
                         .expect("the response semaphore is never closed");
-                    let b = node.cache.get_block(&store, &object, i, why).await?;
+                    // On its own task: a client that stops reading must not hold the block's
+                    // fill (and every other client waiting for that block) with it.
+                    let (cache, obj) = (node.cache.clone(), object.clone());
+                    let b =
+                        strata_cache::detach(
+                            async move { cache.get_block(&store, &obj, i, why).await },
+                        )
+                        .await?;
                     let r = g.block_range(i, object.size);
                     let from = (start.max(r.start) - r.start) as usize;
                     let to = (end.min(r.end) - r.start) as usize;

@@ -312,7 +312,10 @@ impl Reader {
                 let source = source.clone();
                 // Time, for next-use eviction, is where the reader is in the plan.
                 cache.plan_progress(base + use_of[i]);
-                async move {
+                // On its own task: the read goes on while the consumer is away (a DataLoader
+                // worker waits its turn between samples), so the blocks it fills, and their
+                // cross-process fetch locks, never wait for this process's consumer.
+                strata_cache::detach(async move {
                     let e = &indexes[w.shard].samples[w.index as usize];
                     let obj = &ds.shards[w.shard];
                     let bytes = cache.read(&*source, obj, e.range()).await.map_err(|err| {
@@ -322,7 +325,7 @@ impl Reader {
                         }
                     })?;
                     cut(&ds, &w, e, indexes[w.shard].format, bytes, 0)
-                }
+                })
             })
             .buffered(self.in_flight())
             .inspect(move |_| {

@@ -157,6 +157,90 @@ async fn reads_through_the_cache_over_s3_and_the_second_epoch_stays_local() {
     }
 }
 
+/// Two DataLoader workers as two caches on one directory (two open lock files, as two
+/// processes have): worker 0 reads one sample and then waits, as a worker does until the
+/// loader asks it for the next one, with its reads in flight. Worker 1 must still read its
+/// whole share: the blocks worker 0 was filling are finished without worker 0 polling, so
+/// their cross-process fetch locks come free. (They were held until worker 0 was polled
+/// again, and the loader, waiting for worker 1, never asked: a DataLoader hung.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_worker_never_blocks_the_other_workers_blocks() {
+    use futures::StreamExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let want = raw_files(&tmp.path().join("raw"), 300);
+    let server = S3Server::start();
+    let mut link = LinkProfile::local();
+    link.first_byte_latency = std::time::Duration::from_millis(40);
+    let emu = LinkEmulator::start(server.addr(), link);
+    let cfg = StoreConfig::from_layer(&server.config_layer_through(&emu)).unwrap();
+    let loc = Location {
+        store: Store::open(&server.url(""), &cfg).unwrap(),
+        prefix: "datasets/paused".into(),
+    };
+    pack(
+        &PackSource::Dir(tmp.path().join("raw")),
+        &loc,
+        &opts(512 << 10),
+        None,
+    )
+    .await
+    .unwrap();
+    let ds = Arc::new(Dataset::open(loc).await.unwrap());
+    let cache = || {
+        Arc::new(
+            BlockCache::open(&CacheConfig {
+                block_size: 64 << 10,
+                dram_bytes: 8 << 20,
+                nvme: Some(NvmeConfig {
+                    dir: tmp.path().join("cache"),
+                    capacity: 1 << 30,
+                    min_free_fraction: 0.0,
+                    policy: PolicyKind::NextUse,
+                }),
+                read_concurrency: 8,
+            })
+            .unwrap(),
+        )
+    };
+    let worker = |cache, worker| {
+        Reader::new(
+            ds.clone(),
+            Some(cache),
+            ReaderConfig {
+                plan: PlanSpec {
+                    window: 64,
+                    ..Default::default()
+                },
+                world: strata_dataset::World {
+                    ranks: 1,
+                    rank: 0,
+                    workers: 2,
+                    worker,
+                },
+                ..Default::default()
+            },
+        )
+    };
+    let (a, b) = (
+        worker(cache(), 0).await.unwrap(),
+        worker(cache(), 1).await.unwrap(),
+    );
+    let mut paused = a.stream();
+    let first = paused.next().await.unwrap().unwrap();
+    let rest: Vec<_> = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        b.stream().try_collect::<Vec<_>>(),
+    )
+    .await
+    .expect("worker 1 waited for blocks the paused worker 0 was filling")
+    .unwrap();
+    let mut got = vec![first];
+    got.extend(rest);
+    got.extend(paused.try_collect::<Vec<_>>().await.unwrap());
+    assert_eq!(got.len(), 300);
+    check(&got, &want);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_input_is_named_and_no_dataset_appears() {
     let tmp = tempfile::tempdir().unwrap();
