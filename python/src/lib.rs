@@ -141,6 +141,29 @@ impl SampleReader {
         self.reader.partition().per_rank()
     }
 
+    /// What this reader has read so far: `{"samples", "bytes"}` delivered, and what crossed
+    /// to the store: `"requests"` (GETs: blocks the cache fetched, or direct ranged reads)
+    /// and `"bytes_read"`. Blocks another process fetched into a shared cache directory are
+    /// counted by that process.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = self.reader.stats();
+        let (mut requests, mut bytes_read) = (
+            r.direct_requests.load(Relaxed),
+            r.direct_bytes.load(Relaxed),
+        );
+        if let Some(c) = self.reader.cache_stats() {
+            requests += c.demand_fetches + c.prefetch_fetches;
+            bytes_read += c.fetched_bytes;
+        }
+        let d = PyDict::new(py);
+        d.set_item("samples", r.samples.load(Relaxed))?;
+        d.set_item("bytes", r.bytes.load(Relaxed))?;
+        d.set_item("requests", requests)?;
+        d.set_item("bytes_read", bytes_read)?;
+        Ok(d)
+    }
+
     /// The resume state `(seed, epoch, consumed)` once every rank has consumed
     /// `per_rank_done` samples of this run.
     fn state_after(&self, per_rank_done: u64) -> (u64, u64, u64) {
@@ -157,9 +180,11 @@ impl SampleReader {
 /// over the node's cache in the daemon). `cache_bytes` sets the cache directory's tier
 /// capacity (default: the configured `cache.nvme_size`), `dram_bytes` caps this process's
 /// DRAM tier (default: the configured `cache.dram_size`), both in bytes: the scratch tier of
-/// a read without a cache directory is small.
+/// a read without a cache directory is small. `index` is where the manifest and shard
+/// indexes are when not beside the shards (what [`open_dataset`] returned), and `raw` reads
+/// every object as one sample (from the raw manifest at `index`, else from a listing).
 #[pyfunction]
-#[pyo3(signature = (url, *, seed=0, epoch=0, shuffle="window", window=1024, ranks=1, rank=0, workers=1, worker=0, consumed=0, drop_last=false, cache_dir=None, daemon=None, cache_bytes=None, dram_bytes=None))]
+#[pyo3(signature = (url, *, seed=0, epoch=0, shuffle="window", window=1024, ranks=1, rank=0, workers=1, worker=0, consumed=0, drop_last=false, cache_dir=None, daemon=None, cache_bytes=None, dram_bytes=None, index=None, raw=false))]
 #[allow(clippy::too_many_arguments)] // One per keyword argument of the Python call.
 fn open_reader(
     py: Python<'_>,
@@ -178,6 +203,8 @@ fn open_reader(
     daemon: Option<&str>,
     cache_bytes: Option<u64>,
     dram_bytes: Option<u64>,
+    index: Option<&str>,
+    raw: bool,
 ) -> PyResult<SampleReader> {
     use strata_dataset::ShuffleMode;
     let mode = match shuffle {
@@ -192,12 +219,17 @@ fn open_reader(
     };
     let cfg = settings(cache_dir)?;
     let loc = location(url, &cfg)?;
+    let opts = strata_dataset::OpenOptions {
+        index: index.map(|u| location(u, &cfg)).transpose()?,
+        raw,
+        index_cache: None,
+    };
     let world = world(ranks, rank, workers, worker)?;
     let use_cache = cache_dir.is_some();
     let client = daemon.map(daemon_client).transpose()?;
     py.detach(move || {
         rt().block_on(async move {
-            let ds = Arc::new(Dataset::open(loc).await.map_err(err)?);
+            let ds = Arc::new(Dataset::open_with(loc, &opts).await.map_err(err)?);
             let cache = if client.is_some() {
                 // The node's cache is the daemon's; this process keeps what it reads next.
                 let c = strata_cache::CacheConfig {
@@ -266,7 +298,8 @@ fn drain_reader(
     daemon: Option<&str>,
 ) -> PyResult<(u64, u64, f64)> {
     let r = open_reader(
-        py, url, seed, 0, shuffle, 1024, 1, 0, 1, 0, 0, false, cache_dir, daemon, None, None,
+        py, url, seed, 0, shuffle, 1024, 1, 0, 1, 0, 0, false, cache_dir, daemon, None, None, None,
+        false,
     )?;
     py.detach(move || {
         let mut g = r.stream.lock().unwrap_or_else(|e| e.into_inner());
@@ -311,16 +344,26 @@ fn pack(py: Python<'_>, src: &str, dst: &str, shard_size: u64) -> PyResult<Strin
     })
 }
 
-/// Builds the sample index and manifest of existing shards (`.tar`, `.tfrecord`) under `url`.
+/// Builds the sample index and manifest of existing shards (`.tar`, `.tfrecord`) under `url`,
+/// written under `out` (default: beside the shards), or with `raw` the manifest of every
+/// object under `url` as one sample. Returns the manifest as JSON text.
 #[pyfunction]
-fn index(py: Python<'_>, url: &str) -> PyResult<String> {
+#[pyo3(signature = (url, *, out=None, raw=false))]
+fn index(py: Python<'_>, url: &str, out: Option<&str>, raw: bool) -> PyResult<String> {
     let cfg = settings(None)?;
     let loc = location(url, &cfg)?;
+    let out = match out {
+        Some(u) => location(u, &cfg)?,
+        None => loc.clone(),
+    };
     py.detach(move || {
         rt().block_on(async move {
-            let m = strata_dataset::indexer::index_prefix(&loc, &|_| {})
-                .await
-                .map_err(err)?;
+            let m = if raw {
+                strata_dataset::indexer::index_raw_into(&loc, &out).await
+            } else {
+                strata_dataset::indexer::index_prefix_into(&loc, &out, &|_| {}).await
+            }
+            .map_err(err)?;
             serde_json::to_string(&m).map_err(err)
         })
     })
@@ -331,15 +374,55 @@ pub(crate) fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<P
     Ok(json.call_method1("loads", (v.to_string(),))?.unbind())
 }
 
-/// Samples in the dataset at `url` (from its manifest).
+/// Finds the dataset at `url` once, in the process that builds the DataLoader, so that its
+/// workers open it without listing, HEADing or indexing again: its manifest at `index`, else
+/// beside the shards, else one built on first use in the node's index cache (under
+/// `cache_dir`, default the configured cache directory), writing nothing to the dataset's
+/// bucket. `layout="raw"` reads every object as one sample (its listing kept in the index
+/// cache). Returns `(index, layout, samples)`: where the workers find the manifest ("" when
+/// beside the shards), "shards" or "raw", and the number of samples.
 #[pyfunction]
-fn dataset_samples(py: Python<'_>, url: &str) -> PyResult<u64> {
-    let cfg = settings(None)?;
+#[pyo3(signature = (url, *, index=None, layout=None, cache_dir=None))]
+fn open_dataset(
+    py: Python<'_>,
+    url: &str,
+    index: Option<&str>,
+    layout: Option<&str>,
+    cache_dir: Option<&str>,
+) -> PyResult<(String, String, u64)> {
+    let raw = match layout {
+        None | Some("shards") => false,
+        Some("raw") => true,
+        Some(l) => {
+            return Err(PyValueError::new_err(format!(
+                "layout={l:?}: use 'shards' (a manifest and shard indexes) or 'raw' (one object per sample)"
+            )));
+        }
+    };
+    let cfg = settings(cache_dir)?;
     let loc = location(url, &cfg)?;
+    let opts = strata_dataset::OpenOptions {
+        index: index.map(|u| location(u, &cfg)).transpose()?,
+        raw,
+        index_cache: Some(cfg.cache.dir.clone()),
+    };
     py.detach(move || {
         rt().block_on(async move {
-            let m = strata_dataset::Manifest::load(&loc).await.map_err(err)?;
-            Ok(m.samples)
+            let beside = loc.clone();
+            let ds = Dataset::open_with(loc, &opts).await.map_err(err)?;
+            let at = if ds.index_location.store.root().to_string()
+                == beside.store.root().to_string()
+                && ds.index_location.prefix == beside.prefix
+            {
+                String::new()
+            } else {
+                ds.index_location.display("")
+            };
+            let layout = match ds.manifest.layout {
+                strata_dataset::Layout::Raw => "raw",
+                strata_dataset::Layout::Shards => "shards",
+            };
+            Ok((at, layout.to_string(), ds.manifest.samples))
         })
     })
 }
@@ -534,7 +617,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(warm, m)?)?;
     m.add_function(wrap_pyfunction!(pack, m)?)?;
     m.add_function(wrap_pyfunction!(drain_reader, m)?)?;
-    m.add_function(wrap_pyfunction!(dataset_samples, m)?)?;
+    m.add_function(wrap_pyfunction!(open_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(partition_len, m)?)?;
     m.add_function(wrap_pyfunction!(partition_state, m)?)?;
     m.add_function(wrap_pyfunction!(index, m)?)?;

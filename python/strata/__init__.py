@@ -67,11 +67,21 @@ def warm(url: str, *, tier: str = "nvme", cache_dir: Optional[str] = None) -> di
     )
 
 
-def index(url: str) -> dict:
+def index(url: str, out: Optional[str] = None, raw: bool = False) -> dict:
     """Builds the sample index and manifest of existing ``.tar`` / ``.tfrecord`` shards under
-    ``url`` (for datasets written by other tools, such as ``webdataset.ShardWriter``)."""
+    ``url`` (for datasets written by other tools, such as ``webdataset.ShardWriter``), and
+    returns the manifest.
+
+    Args:
+        out: write the indexes and manifest here (another prefix, a local directory) instead
+            of beside the shards, for a bucket the job may only read; read the dataset with
+            ``strata.Dataset(url, index=out)``.
+        raw: a raw dataset (one object per sample): write the manifest of every object with
+            an extension, with sizes and ETags, so readers neither list nor HEAD them
+            (``strata.Dataset(url, layout="raw", index=out)``).
+    """
     import json
 
     from . import _strata
 
-    return json.loads(_strata.index(url))
+    return json.loads(_strata.index(url, out=out, raw=raw))

@@ -1,6 +1,7 @@
 """``strata.Dataset``: a sharded dataset read in a planned shuffled order, split across
 DDP ranks and DataLoader workers, with exact, elastic mid-epoch resume."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -8,7 +9,7 @@ import tempfile
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _strata
 from . import daemon as _daemon
@@ -78,6 +79,22 @@ class _Scratch:
         self.dir, self.bytes = state["dir"], state["bytes"]
 
 
+#: What ``Dataset.stats()`` counts, summed over the processes reading the dataset.
+_STATS = ("samples", "bytes", "requests", "bytes_read")
+
+
+def _shared_counts() -> Any:
+    """Counters shared with the DataLoader's workers (fork or spawn: they travel with the
+    dataset when the workers start), or a plain list if this platform has no shared memory
+    (then only this process's reads are counted)."""
+    try:
+        import multiprocessing
+
+        return multiprocessing.Array("Q", len(_STATS))
+    except (ImportError, OSError):
+        return [0] * len(_STATS)
+
+
 def _free(base: str) -> int:
     """Bytes free for an unprivileged writer on the file system of ``base`` (0 if unknown)."""
     try:
@@ -143,6 +160,19 @@ class Dataset(_Base):
         rank, world_size: override the DDP place (default: torch.distributed, else the
             ``RANK`` / ``WORLD_SIZE`` environment variables).
         worker, num_workers: override the DataLoader worker (default: from torch).
+        index: where the manifest and shard indexes are, when not beside the shards
+            (``strata index URL --out INDEX``, ``strata.index(url, out=...)``): a dataset in a
+            bucket the job may only read. Without it, and without a manifest beside the
+            shards, the shards are indexed on first use into the node's cache directory
+            (``cache_dir``, else the configured one), writing nothing to their bucket.
+        layout: ``"raw"`` reads every object under ``url`` as one sample (members named by
+            extension, grouped by key), from the raw manifest at ``index`` (``strata index
+            --raw``) or else from one listing made here; either way no worker HEADs or lists
+            the objects. Default: the manifest's.
+
+    The dataset is found (its manifest read, or the shards indexed, or the raw objects
+    listed) when it is made, in the process that builds the DataLoader, so the workers do
+    not repeat it.
     """
 
     def __init__(
@@ -161,6 +191,8 @@ class Dataset(_Base):
         num_workers: Optional[int] = None,
         daemon: Optional[str] = None,
         job: Optional[str] = None,
+        index: Optional[str] = None,
+        layout: Optional[str] = None,
     ):
         self.url = url
         if shuffle is True:
@@ -184,7 +216,11 @@ class Dataset(_Base):
         self._place = (rank, world_size, worker, num_workers)
         self._consumed = 0  # plan positions done before this run (from load_state_dict)
         self._yielded = 0  # samples yielded by this process in the current run
-        self._n: Optional[int] = None
+        at, self.layout, n = _strata.open_dataset(url, index=index, layout=layout, cache_dir=cache_dir)
+        self._n = int(n)
+        # Where the workers find the manifest (None: beside the shards).
+        self.index: Optional[str] = at or None
+        self._counts = _shared_counts()
         # Made here, in the process that builds the DataLoader, so its workers share it.
         remote = "://" in url and not url.startswith("file://")  # local files: the page cache
         self._scratch: Optional[_Scratch] = None
@@ -210,8 +246,6 @@ class Dataset(_Base):
 
     def samples(self) -> int:
         """Samples in the dataset (its manifest)."""
-        if self._n is None:
-            self._n = _strata.dataset_samples(self.url)
         return self._n
 
     def __len__(self) -> int:
@@ -229,6 +263,21 @@ class Dataset(_Base):
         if int(epoch) != self.epoch:
             self.epoch = int(epoch)
             self._consumed = 0
+            self._add_counts([-c for c in self._counts])
+
+    def stats(self) -> Dict[str, int]:
+        """What this epoch's reads have cost so far, over this process and its DataLoader
+        workers: ``samples`` and ``bytes`` delivered, and what crossed to the store:
+        ``requests`` (GETs of blocks or ranges; never one per sample over shards) and
+        ``bytes_read``. Workers add theirs every 64 samples and when their share ends.
+        ``set_epoch`` starts the count again."""
+        return dict(zip(_STATS, (int(c) for c in self._counts)), epoch=self.epoch)
+
+    def _add_counts(self, delta: List[int]) -> None:
+        lock = getattr(self._counts, "get_lock", None)
+        with lock() if lock else contextlib.nullcontext():
+            for i, d in enumerate(delta):
+                self._counts[i] += d
 
     def state_dict(self, samples_seen: Optional[int] = None) -> Dict[str, int]:
         """Where to resume: ``samples_seen`` is how many samples each rank has consumed in
@@ -285,22 +334,37 @@ class Dataset(_Base):
             consumed=self._consumed,
             drop_last=self.drop_last,
             daemon=daemon,
+            index=self.index,
+            raw=self.layout == "raw",
             **self._cache_args(daemon),
         )
         self._yielded = 0
         it = iter(reader)
         report = _Reporter(daemon, self.job) if daemon else None
-        while True:
-            t0 = time.perf_counter()
-            try:
-                s = next(it)
-            except StopIteration:
-                break
-            if report:
-                report.waited(time.perf_counter() - t0, s)
-            del s["__position__"]
-            self._yielded += 1
-            yield self._decode(s) if self._decode else s
+        counted = [0] * len(_STATS)
+
+        def count() -> None:
+            now = reader.stats()
+            cur = [now[k] for k in _STATS]
+            self._add_counts([c - p for c, p in zip(cur, counted)])
+            counted[:] = cur
+
+        try:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    s = next(it)
+                except StopIteration:
+                    break
+                if report:
+                    report.waited(time.perf_counter() - t0, s)
+                del s["__position__"]
+                self._yielded += 1
+                if self._yielded % 64 == 0:
+                    count()
+                yield self._decode(s) if self._decode else s
+        finally:
+            count()
         if report:
             report.send(force=True)
 

@@ -5,6 +5,7 @@ import glob
 import io
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -180,10 +181,111 @@ def test_the_scratch_tier_falls_back_when_dev_shm_is_small_or_unusable(monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(sd, "_Scratch", no_room)
+    # No server here: the dataset is "found" without one.
+    monkeypatch.setattr(sd._strata, "open_dataset", lambda url, **kw: ("", "shards", 0))
     with pytest.warns(UserWarning, match="No space left on device"):
         ds = strata.Dataset("s3://bucket/train/")
     assert ds._scratch is None
     # A local dataset and a global shuffle never make one.
     monkeypatch.undo()
+    monkeypatch.setattr(sd._strata, "open_dataset", lambda url, **kw: ("", "shards", 0))
     assert strata.Dataset("/tmp/some/dir")._scratch is None
     assert strata.Dataset("s3://bucket/train/", shuffle="global")._scratch is None
+
+
+def _keys(s3, prefix):
+    import boto3
+
+    c = boto3.client("s3", endpoint_url=s3["endpoint"], aws_access_key_id=s3["access_key_id"],
+                     aws_secret_access_key=s3["secret_access_key"], region_name=s3["region"])
+    out = []
+    for page in c.get_paginator("list_objects_v2").paginate(Bucket=s3["bucket"], Prefix=prefix):
+        out += [o["Key"] for o in page.get("Contents", [])]
+    return sorted(out), c
+
+
+def test_a_dataset_in_a_bucket_the_job_may_only_read(tmp_path, s3, monkeypatch):
+    """WebDataset shards with no manifest, in a prefix the job must not write: read with an
+    index written elsewhere (strata.index(out=...), the CLI's --index), or indexed on first
+    use into the node's cache; the bucket gets nothing, and shards that change are indexed
+    again."""
+    from conftest import cp
+
+    want = {s["__key__"]: s for s in write_wds(str(tmp_path / "wds"))}
+    prefix = "py/readonly"
+    url = f"s3://{s3['bucket']}/{prefix}/"
+    cp(s3, str(tmp_path / "wds") + "/", url)
+    before, client = _keys(s3, prefix)
+    assert len(before) == 3
+
+    def check(ds, n=120):
+        got = {s["__key__"]: s for s in ds}
+        assert len(got) == n
+        assert all(got[k]["npy"] == want[k]["npy"] and got[k]["txt"] == want[k]["txt"] for k in got)
+
+    # An index written elsewhere.
+    ix = str(tmp_path / "index")
+    m = strata.index(url, out=ix)
+    assert m["samples"] == 120 and all(sh.get("etag") for sh in m["shards"])
+    check(strata.Dataset(url, index=ix, seed=1))
+    out = subprocess.run([s3["bin"], "dataset", "info", url, "--index", ix], capture_output=True,
+                         text=True, env={**os.environ, **s3["env"]})
+    assert out.returncode == 0 and "120 samples" in out.stdout, out.stderr
+    # Neither: indexed on first use into the node's cache, once.
+    node = tmp_path / "node"
+    monkeypatch.setenv("STRATA_CACHE_DIR", str(node))
+    ds = strata.Dataset(url, seed=2)
+    assert ds.index and str(node) in ds.index, ds.index
+    check(ds)
+    manifests = glob.glob(str(node / "indexes" / "*" / "manifest.json"))
+    assert len(manifests) == 1
+    first = os.stat(manifests[0]).st_mtime_ns
+    check(strata.Dataset(url, seed=3))
+    assert os.stat(manifests[0]).st_mtime_ns == first, "indexed again although nothing changed"
+    assert _keys(s3, prefix)[0] == before, "something was written to the dataset's prefix"
+    # A shard gone: the cached index no longer matches the listing, and is built again.
+    client.delete_object(Bucket=s3["bucket"], Key=f"{prefix}/shard-000002.tar")
+    check(strata.Dataset(url, seed=4), n=80)
+    assert os.stat(manifests[0]).st_mtime_ns != first
+
+
+def test_the_raw_layout_under_a_dataloader_heads_nothing(tmp_path):
+    """One object per sample member: `layout="raw"` lists once where the DataLoader is
+    built, and its two workers read every sample once, byte-exact, with one GET per object
+    (no HEAD each, no listing each); a raw manifest (`strata.index(raw=True)`) spares the
+    listing too."""
+    import torch
+
+    from conftest import cp, environment, server_stats, start_server, stop_server
+
+    src = tmp_path / "raw"
+    src.mkdir()
+    rng = np.random.default_rng(4)
+    want = {}
+    for i in range(150):
+        body = rng.integers(0, 256, 2000 + 13 * i, dtype=np.uint8).tobytes()
+        (src / f"{i:05d}.bin").write_bytes(body)
+        (src / f"{i:05d}.cls").write_bytes(str(i % 10).encode())
+        want[f"{i:05d}"] = body
+    p, info = start_server("--link", "local")
+    try:
+        with environment(info["env"]):
+            url = f"s3://{info['bucket']}/rawset/"
+            cp(info, str(src) + "/", url)
+            for index_first in (False, True):
+                if index_first:
+                    m = strata.index(url, raw=True)
+                    assert m["layout"] == "raw" and m["samples"] == 300
+                before = server_stats(p)
+                ds = strata.Dataset(url, layout="raw", seed=5, cache_dir=str(tmp_path / "node"))
+                got = {}
+                for s in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2):
+                    got.setdefault(s["__key__"], {}).update({k: v for k, v in s.items() if not k.startswith("__")})
+                after = server_stats(p)
+                assert sorted(got) == sorted(want)
+                assert all(got[k]["bin"] == want[k] and got[k]["cls"] == str(int(k) % 10).encode() for k in want)
+                requests = after["requests"] - before["requests"]
+                # 300 GETs, a listing (or the manifest) here, nothing per object beyond.
+                assert requests <= 300 + 4, f"{requests} requests for 300 objects"
+    finally:
+        stop_server(p)

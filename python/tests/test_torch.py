@@ -156,6 +156,14 @@ def test_without_a_cache_dir_workers_share_block_reads(tmp_path):
             # Blocks (each fetched once for both workers), the shards' indexes and the
             # manifest, each worker's: far from one per sample.
             assert requests <= 2 * blocks + 30, f"{requests} requests for {blocks} blocks of 400 samples"
+            # The dataset's own count, over both workers: the same block reads (the server
+            # also saw the manifest and the shards' indexes).
+            st = ds.stats()
+            total = sum(len(b) for b in want.values())
+            assert st["samples"] == 400 and st["bytes"] == total, st
+            assert blocks <= st["requests"] <= requests and st["bytes_read"] >= total, (st, requests)
+            ds.set_epoch(1)
+            assert ds.stats()["requests"] == 0 and ds.stats()["epoch"] == 1
             assert os.path.isdir(scratch)
             del dl, ds
             gc.collect()

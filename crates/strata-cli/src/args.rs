@@ -74,8 +74,9 @@ pub enum Command {
     /// Pack a directory or prefix of raw files into WebDataset tar shards with an index and a
     /// manifest.
     Pack(PackArgs),
-    /// Build the sample index (and a manifest) for existing .tar or .tfrecord shards.
-    Index(UrlArg),
+    /// Build the sample index (and a manifest) for existing .tar or .tfrecord shards, or the
+    /// manifest of a raw dataset (--raw).
+    Index(IndexArgs),
     /// Inspect and read datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
@@ -351,6 +352,21 @@ pub struct CatArgs {
     /// s3://bucket/key, gs://…, az://…, file:///path, a plain path, or memory://name/key.
     #[arg(required = true, num_args = 1..)]
     pub urls: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The shards' prefix (or the raw objects', with --raw).
+    pub url: String,
+    /// Write the indexes and manifest here (another prefix or a local directory) instead of
+    /// beside the shards: for a dataset in a bucket this job may only read. Readers take it
+    /// with `--index` (`strata.Dataset(url, index=...)`).
+    #[arg(long, value_name = "URL")]
+    pub out: Option<String>,
+    /// A raw dataset (one object per sample): write the manifest of every object with an
+    /// extension, with its size and ETag, so readers neither list nor HEAD the objects.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Debug, Args)]
@@ -768,9 +784,14 @@ pub struct DatasetReadArgs {
     /// Stop after this many samples.
     #[arg(long)]
     pub limit: Option<u64>,
-    /// Read every object under the URL as one sample (the raw layout).
+    /// Read every object under the URL as one sample (the raw layout): from the raw
+    /// manifest given by --index, else from a listing.
     #[arg(long)]
     pub raw: bool,
+    /// Where the manifest and shard indexes are, when not beside the shards
+    /// (`strata index URL --out INDEX`).
+    #[arg(long, value_name = "URL")]
+    pub index: Option<String>,
     /// Stream the .tar shards under the URL in order, without an index or manifest (plain
     /// WebDataset reading: no shuffle, no ranks).
     #[arg(long)]

@@ -9,13 +9,16 @@ use strata_cache::ObjectVersion;
 
 use crate::error::{DatasetError, Result};
 use crate::index::{INDEX_SUFFIX, ShardFormat, ShardIndex, split_key};
-use crate::manifest::{Layout, Manifest, ShardInfo};
+use crate::manifest::{Layout, Manifest};
 use strata_store::Location;
 
 /// An opened dataset.
 pub struct Dataset {
-    /// Where it lives.
+    /// Where its shards (or objects) live.
     pub location: Location,
+    /// Where its manifest and shard indexes live: `location` itself, or another prefix or
+    /// directory (a dataset in a bucket the job may only read; the node's index cache).
+    pub index_location: Location,
     /// Its manifest (for a raw dataset: one entry per object).
     pub manifest: Manifest,
     /// Each shard's cache identity (path, ETag, size), in manifest order.
@@ -23,94 +26,244 @@ pub struct Dataset {
     indexes: Mutex<HashMap<usize, Arc<ShardIndex>>>,
 }
 
+/// How [`Dataset::open_with`] finds a dataset's manifest.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Where the manifest and shard indexes are (`strata index URL --out INDEX`). None:
+    /// beside the shards, or, without a manifest there, in `index_cache`.
+    pub index: Option<Location>,
+    /// Read every object under the location as one sample (the raw layout), from the raw
+    /// manifest at `index` when given, else from a listing.
+    pub raw: bool,
+    /// A directory of the node (its cache) where a dataset without a manifest is indexed on
+    /// first use, writing nothing to the dataset's bucket, and where a raw listing is kept
+    /// for the DataLoader's workers. None: a dataset needs its manifest.
+    pub index_cache: Option<std::path::PathBuf>,
+}
+
 impl Dataset {
     /// Opens the sharded dataset at `location`: reads `manifest.json`, and checks that every
     /// shard exists with the size the manifest gives (HEAD requests, 16 at a time).
     pub async fn open(location: Location) -> Result<Self> {
-        let manifest = Manifest::load(&location).await?;
-        let shards = stream::iter(manifest.shards.iter())
-            .map(|s| {
-                let location = &location;
-                async move {
-                    let key = location.key(&s.path);
-                    let info =
-                        location
-                            .store
-                            .head(&key)
-                            .await
-                            .map_err(|e| DatasetError::Shard {
-                                shard: location.display(&s.path),
-                                cause: if e.kind() == strata_store::ErrorKind::NotFound {
-                                    "listed in the manifest but missing from the store".into()
-                                } else {
-                                    e.to_string()
-                                },
-                            })?;
-                    if info.size != s.bytes {
-                        return Err(DatasetError::Manifest {
-                            path: location.display(crate::manifest::MANIFEST_NAME),
-                            cause: format!(
-                                "shard {} is {} bytes in the store, {} in the manifest",
-                                s.path, info.size, s.bytes
-                            ),
-                        });
-                    }
-                    let v = strata_cache::object_version(&location.store, &info).await?;
-                    Ok::<_, DatasetError>(v)
-                }
-            })
-            .buffered(16)
-            .try_collect()
-            .await?;
+        let index = location.clone();
+        Self::open_indexed(location, index).await
+    }
+
+    /// Opens the dataset at `location` whose manifest and shard indexes are under `index`.
+    /// A sharded dataset's shards are checked with HEAD requests (16 at a time): each must
+    /// exist with the manifest's size, and with its ETag when the manifest has one. A raw
+    /// manifest is trusted as it is: no request per object.
+    pub async fn open_indexed(location: Location, index: Location) -> Result<Self> {
+        let manifest = Manifest::load(&index).await?;
+        Self::with_manifest(location, index, manifest).await
+    }
+
+    async fn with_manifest(
+        location: Location,
+        index: Location,
+        manifest: Manifest,
+    ) -> Result<Self> {
+        // A raw dataset's objects are taken as its manifest (or listing) gives them, pinned
+        // to their ETags where it has them: no request per object.
+        let shards = if manifest.layout == Layout::Raw {
+            let root = location.store.root().to_string();
+            manifest
+                .shards
+                .iter()
+                .map(|s| {
+                    let etag = s.etag.as_deref().unwrap_or("");
+                    ObjectVersion::new(&root, &location.key(&s.path), etag, s.bytes)
+                })
+                .collect()
+        } else {
+            Self::head_shards(&location, &index, &manifest).await?
+        };
         Ok(Self {
             location,
+            index_location: index,
             manifest,
             shards,
             indexes: Mutex::new(HashMap::new()),
         })
     }
 
+    async fn head_shards(
+        location: &Location,
+        index: &Location,
+        manifest: &Manifest,
+    ) -> Result<Vec<ObjectVersion>> {
+        stream::iter(manifest.shards.iter())
+            .map(|s| async move {
+                let key = location.key(&s.path);
+                let info = location
+                    .store
+                    .head(&key)
+                    .await
+                    .map_err(|e| DatasetError::Shard {
+                        shard: location.display(&s.path),
+                        cause: if e.kind() == strata_store::ErrorKind::NotFound {
+                            "listed in the manifest but missing from the store".into()
+                        } else {
+                            e.to_string()
+                        },
+                    })?;
+                let changed = |what: String| DatasetError::Manifest {
+                    path: index.display(crate::manifest::MANIFEST_NAME),
+                    cause: format!("shard {} {what}", s.path),
+                };
+                if info.size != s.bytes {
+                    return Err(changed(format!(
+                        "is {} bytes in the store, {} in the manifest",
+                        info.size, s.bytes
+                    )));
+                }
+                if let (Some(want), Some(have)) = (&s.etag, &info.e_tag)
+                    && strata_store::store::normalize_etag(want) != strata_store::store::normalize_etag(have)
+                {
+                    return Err(changed(format!(
+                        "has changed since it was indexed (ETag {have}, indexed at {want}): index it again"
+                    )));
+                }
+                let v = strata_cache::object_version(&location.store, &info).await?;
+                Ok::<_, DatasetError>(v)
+            })
+            .buffered(16)
+            .try_collect()
+            .await
+    }
+
     /// Opens a raw dataset: every object under `location` is one sample, its member named by
-    /// its extension (the baseline layout: one request per sample).
+    /// its extension (the baseline layout: one request per sample), from one listing.
     pub async fn open_raw(location: Location) -> Result<Self> {
-        let objects = location.store.list(&location.prefix).await?;
+        let manifest = crate::indexer::raw_manifest(&location).await?;
+        let index = location.clone();
+        Self::with_manifest(location, index, manifest).await
+    }
+
+    /// Opens the dataset at `location` as `opts` says: the manifest at `opts.index`, else
+    /// beside the shards (with `opts.raw`, a raw one), else (with `opts.index_cache`) one built on first use in the node's
+    /// cache, and rebuilt there when the shards listed no longer match it. A raw dataset
+    /// without a raw manifest is listed once, and the listing kept in `index_cache` so that
+    /// the workers which open it next ([`Dataset::index_location`]) do not list again.
+    pub async fn open_with(location: Location, opts: &OpenOptions) -> Result<Self> {
+        if let Some(index) = &opts.index {
+            let ds = Self::open_indexed(location, index.clone()).await?;
+            if opts.raw && ds.manifest.layout != Layout::Raw {
+                return Err(DatasetError::Manifest {
+                    path: index.display(crate::manifest::MANIFEST_NAME),
+                    cause: "is the manifest of a sharded dataset, not of a raw one (`strata index --raw`)".into(),
+                });
+            }
+            return Ok(ds);
+        }
+        let cache = match &opts.index_cache {
+            Some(dir) => Some(Self::cache_location(&location, dir)?),
+            None => None,
+        };
+        let beside = Manifest::try_load(&location).await?;
+        if opts.raw {
+            if let Some(m) = beside.filter(|m| m.layout == Layout::Raw) {
+                // `strata index --raw` wrote it beside the objects.
+                let index = location.clone();
+                return Self::with_manifest(location, index, m).await;
+            }
+            return match cache {
+                Some(cache) => {
+                    let m = crate::indexer::index_raw_into(&location, &cache).await?;
+                    Self::with_manifest(location, cache, m).await
+                }
+                None => Self::open_raw(location).await,
+            };
+        }
+        if let Some(m) = beside {
+            let index = location.clone();
+            return Self::with_manifest(location, index, m).await;
+        }
+        let Some(cache) = cache else {
+            // The same error as a plain open: no manifest here.
+            return Self::open(location).await;
+        };
+        if let Some(m) = Manifest::try_load(&cache).await.ok().flatten()
+            && Self::matches_listing(&location, &m).await?
+        {
+            // A shard changed in place (same size; a listing without ETags cannot tell)
+            // shows at the HEADs: index again.
+            match Self::with_manifest(location.clone(), cache.clone(), m).await {
+                Err(DatasetError::Manifest { .. }) => {}
+                r => return r,
+            }
+        }
+        tracing::info!(
+            dataset = %location.display(""),
+            index = %cache.display(""),
+            "no manifest beside the shards: indexing them into the node's cache"
+        );
+        let m = match crate::indexer::index_prefix_into(&location, &cache, &|_| {}).await {
+            Err(DatasetError::Input { .. }) => {
+                return Err(DatasetError::Manifest {
+                    path: location.display(crate::manifest::MANIFEST_NAME),
+                    cause: "not found, and no .tar or .tfrecord shard under this prefix to index \
+                            (make a dataset with `strata pack`)"
+                        .into(),
+                });
+            }
+            r => r?,
+        };
+        Self::with_manifest(location, cache, m).await
+    }
+
+    /// Where the node's index cache under `dir` keeps the index of the dataset at `location`.
+    fn cache_location(location: &Location, dir: &std::path::Path) -> Result<Location> {
+        let name = format!(
+            "{:016x}",
+            strata_cache::key::object_hash(&location.store.root().to_string(), &location.prefix)
+        );
+        let path = dir.join("indexes").join(name);
+        let url = strata_store::StoreUrl::parse(&path.display().to_string())?;
+        Ok(Location::open(&url, &strata_store::StoreConfig::default())?)
+    }
+
+    /// Whether the shards under `location` are exactly those of `m`: paths, sizes, and ETags
+    /// where the listing gives them (not every store's does).
+    async fn matches_listing(location: &Location, m: &Manifest) -> Result<bool> {
         let strip = if location.prefix.is_empty() {
             0
         } else {
             location.prefix.len() + 1
         };
-        let mut infos = Vec::new();
-        let mut shards = Vec::new();
-        for o in objects {
-            let rel = &o.key[strip..];
-            if split_key(rel).is_none() {
-                continue;
-            }
-            infos.push(ShardInfo {
-                path: rel.to_string(),
-                format: ShardFormat::Raw,
-                samples: 1,
-                bytes: o.size,
-            });
-            shards.push(ObjectVersion::new(
-                &location.store.root().to_string(),
-                &o.key,
-                o.e_tag.as_deref().unwrap_or(""),
-                o.size,
-            ));
-        }
-        if infos.is_empty() {
-            return Err(DatasetError::Input {
-                path: location.display(""),
-                cause: "no object with an extension under this prefix".into(),
-            });
-        }
-        Ok(Self {
-            location,
-            manifest: Manifest::new(Layout::Raw, infos),
-            shards,
-            indexes: Mutex::new(HashMap::new()),
-        })
+        let mut listed: Vec<(String, u64, Option<String>)> = location
+            .store
+            .list(&location.prefix)
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                let rel = o.key.get(strip..)?.to_string();
+                crate::indexer::is_shard(&rel).then(|| {
+                    let etag = o
+                        .e_tag
+                        .as_deref()
+                        .map(|e| strata_store::store::normalize_etag(e).to_string());
+                    (rel, o.size, etag)
+                })
+            })
+            .collect();
+        let mut indexed: Vec<(String, u64, Option<String>)> = m
+            .shards
+            .iter()
+            .map(|s| {
+                let etag = s
+                    .etag
+                    .as_deref()
+                    .map(|e| strata_store::store::normalize_etag(e).to_string());
+                (s.path.clone(), s.bytes, etag)
+            })
+            .collect();
+        listed.sort();
+        indexed.sort();
+        Ok(listed.len() == indexed.len()
+            && listed.iter().zip(&indexed).all(|(l, i)| {
+                l.0 == i.0 && l.1 == i.1 && (l.2.is_none() || i.2.is_none() || l.2 == i.2)
+            }))
     }
 
     /// The display URL of shard `i`.
@@ -135,9 +288,9 @@ impl Dataset {
         } else {
             let rel = format!("{}{INDEX_SUFFIX}", info.path);
             let bytes = self
-                .location
+                .index_location
                 .store
-                .get(&self.location.key(&rel))
+                .get(&self.index_location.key(&rel))
                 .await
                 .map_err(|e| DatasetError::Shard {
                     shard: self.shard_url(i),
@@ -153,7 +306,7 @@ impl Dataset {
             })?;
             if idx.shard_size != info.bytes || idx.samples.len() as u64 != info.samples {
                 return Err(DatasetError::Manifest {
-                    path: self.location.display(crate::manifest::MANIFEST_NAME),
+                    path: self.index_location.display(crate::manifest::MANIFEST_NAME),
                     cause: format!(
                         "shard {} has {} samples in {} bytes by its index, {} in {} by the manifest",
                         info.path,

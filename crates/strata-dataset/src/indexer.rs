@@ -1,9 +1,12 @@
 //! Indexing existing shards (`strata index URL`) and reading tars that have no index.
 //!
-//! [`index_prefix`] streams each shard once (never holding it whole), builds its
-//! [`ShardIndex`], writes it beside the shard as `SHARD.idx`, and writes a manifest over all of
-//! them last. [`stream_unindexed`] reads a tar in archive order, sample by sample, without an
-//! index (plain WebDataset streaming).
+//! [`index_prefix_into`] streams each shard once (never holding it whole), builds its
+//! [`ShardIndex`], writes it as `SHARD.idx` under the index location (beside the shard, or
+//! elsewhere for a dataset in a bucket the job may only read), and writes a manifest over all
+//! of them last. [`index_raw_into`] writes the manifest of a raw dataset (one object per
+//! sample, with sizes and ETags, so readers neither list nor HEAD). [`stream_unindexed`]
+//! reads a tar in archive order, sample by sample, without an index (plain WebDataset
+//! streaming).
 
 use bytes::BytesMut;
 use futures::stream::BoxStream;
@@ -24,8 +27,14 @@ pub fn is_shard(key: &str) -> bool {
 
 /// Indexes one shard object; returns its index (not written).
 pub async fn index_shard(loc: &Location, rel: &str) -> Result<ShardIndex> {
+    Ok(index_shard_versioned(loc, rel).await?.0)
+}
+
+/// Indexes one shard object; returns its index (not written) and the ETag it was read at.
+async fn index_shard_versioned(loc: &Location, rel: &str) -> Result<(ShardIndex, Option<String>)> {
     let key = loc.key(rel);
     let info = loc.store.head(&key).await?;
+    let etag = info.e_tag.clone();
     let mut parts = loc
         .store
         .download_stream(&key, &info, &loc.store.config().transfer);
@@ -39,7 +48,30 @@ pub async fn index_shard(loc: &Location, rel: &str) -> Result<ShardIndex> {
         buf.extend_from_slice(&part?);
         b.push(&mut buf).map_err(|e| shard_err(e.to_string()))?;
     }
-    b.finish(&buf).map_err(|e| shard_err(e.to_string()))
+    let idx = b.finish(&buf).map_err(|e| shard_err(e.to_string()))?;
+    Ok((idx, etag))
+}
+
+/// The objects under `loc`, keys relative to it, with the ones `keep` accepts.
+async fn objects_under(
+    loc: &Location,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<strata_store::ObjectInfo>> {
+    let strip = if loc.prefix.is_empty() {
+        0
+    } else {
+        loc.prefix.len() + 1
+    };
+    Ok(loc
+        .store
+        .list(&loc.prefix)
+        .await?
+        .into_iter()
+        .filter_map(|mut o| {
+            o.key = o.key.get(strip..)?.to_string();
+            keep(&o.key).then_some(o)
+        })
+        .collect())
 }
 
 /// Indexes every shard under `loc` (4 at a time), writes each index beside its shard and a
@@ -48,19 +80,19 @@ pub async fn index_prefix(
     loc: &Location,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Manifest> {
-    let strip = if loc.prefix.is_empty() {
-        0
-    } else {
-        loc.prefix.len() + 1
-    };
-    let shards: Vec<(String, u64)> = loc
-        .store
-        .list(&loc.prefix)
-        .await?
-        .into_iter()
-        .map(|o| (o.key[strip..].to_string(), o.size))
-        .filter(|(rel, _)| is_shard(rel))
-        .collect();
+    index_prefix_into(loc, loc, progress).await
+}
+
+/// Indexes every shard under `loc` (4 at a time) and writes the indexes and the manifest
+/// (last) under `out`, which may be `loc` itself, another prefix or a local directory:
+/// nothing is written under `loc` unless `out` is there. Returns the manifest, which holds
+/// each shard's ETag.
+pub async fn index_prefix_into(
+    loc: &Location,
+    out: &Location,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Manifest> {
+    let shards = objects_under(loc, is_shard).await?;
     if shards.is_empty() {
         return Err(DatasetError::Input {
             path: loc.display(""),
@@ -69,23 +101,25 @@ pub async fn index_prefix(
     }
     let done = std::sync::atomic::AtomicU64::new(0);
     let infos: Vec<ShardInfo> = stream::iter(shards)
-        .map(|(rel, size)| {
+        .map(|o| {
             let done = &done;
             async move {
-                let idx = index_shard(loc, &rel).await?;
-                loc.store
+                let rel = o.key;
+                let (idx, etag) = index_shard_versioned(loc, &rel).await?;
+                out.store
                     .put(
-                        &loc.key(&format!("{rel}{INDEX_SUFFIX}")),
+                        &out.key(&format!("{rel}{INDEX_SUFFIX}")),
                         idx.to_json().into(),
                     )
                     .await?;
-                let n = done.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size;
+                let n = done.fetch_add(o.size, std::sync::atomic::Ordering::Relaxed) + o.size;
                 progress(n);
                 Ok::<_, DatasetError>(ShardInfo {
                     format: idx.format,
                     samples: idx.samples.len() as u64,
                     bytes: idx.shard_size,
                     path: rel,
+                    etag,
                 })
             }
         })
@@ -93,8 +127,46 @@ pub async fn index_prefix(
         .try_collect()
         .await?;
     let manifest = Manifest::new(Layout::Shards, infos);
-    loc.store
-        .put(&loc.key(MANIFEST_NAME), manifest.to_json().into())
+    out.store
+        .put(&out.key(MANIFEST_NAME), manifest.to_json().into())
+        .await?;
+    Ok(manifest)
+}
+
+/// Whether an object under a raw dataset's prefix is a sample: it has an extension, and it
+/// is not Strata's own (a manifest at the root, a shard index).
+fn is_raw_sample(rel: &str) -> bool {
+    rel != MANIFEST_NAME && !rel.ends_with(INDEX_SUFFIX) && split_key(rel).is_some()
+}
+
+/// The manifest of the raw dataset under `loc` (every object with an extension is one
+/// sample, with its size and ETag), from one listing. Not written.
+pub async fn raw_manifest(loc: &Location) -> Result<Manifest> {
+    let infos: Vec<ShardInfo> = objects_under(loc, is_raw_sample)
+        .await?
+        .into_iter()
+        .map(|o| ShardInfo {
+            path: o.key,
+            format: ShardFormat::Raw,
+            samples: 1,
+            bytes: o.size,
+            etag: o.e_tag,
+        })
+        .collect();
+    if infos.is_empty() {
+        return Err(DatasetError::Input {
+            path: loc.display(""),
+            cause: "no object with an extension under this prefix".into(),
+        });
+    }
+    Ok(Manifest::new(Layout::Raw, infos))
+}
+
+/// Writes the manifest of the raw dataset under `loc` ([`raw_manifest`]) at `out`.
+pub async fn index_raw_into(loc: &Location, out: &Location) -> Result<Manifest> {
+    let manifest = raw_manifest(loc).await?;
+    out.store
+        .put(&out.key(MANIFEST_NAME), manifest.to_json().into())
         .await?;
     Ok(manifest)
 }

@@ -23,7 +23,7 @@ pub mod sample;
 pub mod tar;
 pub mod tfrecord;
 
-pub use dataset::Dataset;
+pub use dataset::{Dataset, OpenOptions};
 pub use error::{DatasetError, Result};
 pub use index::{ShardFormat, ShardIndex};
 pub use manifest::{Layout, Manifest, ShardInfo};

@@ -36,6 +36,11 @@ pub struct ShardInfo {
     pub samples: u64,
     /// Size in bytes.
     pub bytes: u64,
+    /// The object's ETag when it was indexed (`strata index`; `strata pack` leaves it out).
+    /// A raw manifest's ETags spare a reader one HEAD per object; a shard whose ETag no
+    /// longer matches has changed since its index was built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// The manifest.
@@ -58,23 +63,35 @@ pub struct Manifest {
 impl Manifest {
     /// Reads the manifest at the root of `loc`.
     pub async fn load(loc: &strata_store::Location) -> crate::Result<Self> {
+        Self::try_load(loc)
+            .await?
+            .ok_or_else(|| crate::DatasetError::Manifest {
+                path: loc.display(MANIFEST_NAME),
+                cause: "not found: no dataset here (make one with `strata pack`, or `strata \
+                        index` for existing shards)"
+                    .into(),
+            })
+    }
+
+    /// Reads the manifest at the root of `loc`; None when there is none.
+    pub async fn try_load(loc: &strata_store::Location) -> crate::Result<Option<Self>> {
         let path = loc.display(MANIFEST_NAME);
-        let bytes = loc.store.get(&loc.key(MANIFEST_NAME)).await.map_err(|e| {
-            crate::DatasetError::Manifest {
-                path: path.clone(),
-                cause: if e.kind() == strata_store::ErrorKind::NotFound {
-                    "not found: no dataset here (make one with `strata pack`, or `strata index` \
-                     for existing shards)"
-                        .into()
-                } else {
-                    e.to_string()
-                },
+        let bytes = match loc.store.get(&loc.key(MANIFEST_NAME)).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == strata_store::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(crate::DatasetError::Manifest {
+                    path,
+                    cause: e.to_string(),
+                });
             }
-        })?;
-        Self::from_json(&bytes).map_err(|e| crate::DatasetError::Manifest {
-            path,
-            cause: e.to_string(),
-        })
+        };
+        Self::from_json(&bytes)
+            .map(Some)
+            .map_err(|e| crate::DatasetError::Manifest {
+                path,
+                cause: e.to_string(),
+            })
     }
 
     /// A manifest over `shards`, totals computed.
@@ -103,6 +120,7 @@ impl Manifest {
                     format: crate::index::ShardFormat::Tar,
                     samples: c,
                     bytes: c * sample_bytes,
+                    etag: None,
                 })
                 .collect(),
         )

@@ -421,6 +421,7 @@ async fn write_shard(
         format: ShardFormat::Tar,
         samples: index.samples.len() as u64,
         bytes: size,
+        etag: None,
     };
     Ok((job.n, info, files, input))
 }

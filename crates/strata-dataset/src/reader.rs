@@ -91,6 +91,8 @@ pub struct ReaderStats {
     pub skipped: AtomicU64,
     /// Ranged GETs issued by direct reads.
     pub direct_requests: AtomicU64,
+    /// Bytes those GETs returned.
+    pub direct_bytes: AtomicU64,
     /// Blocks submitted to the prefetcher.
     pub prefetch_submitted: AtomicU64,
 }
@@ -172,6 +174,11 @@ impl Reader {
     /// The counters.
     pub fn stats(&self) -> Arc<ReaderStats> {
         self.stats.clone()
+    }
+
+    /// The counters of the cache this reader reads through, if any (blocks fetched, bytes).
+    pub fn cache_stats(&self) -> Option<strata_cache::CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
     }
 
     /// The resume state once every rank has consumed `per_rank_done` samples of this run.
@@ -411,14 +418,19 @@ impl Reader {
                                 .await
                                 .expect("the semaphore is never closed");
                             stats.direct_requests.fetch_add(1, Ordering::Relaxed);
-                            ds.location
+                            let b = ds
+                                .location
                                 .store
                                 .get_range(&obj.path, r, version)
                                 .await
                                 .map_err(|err| DatasetError::Shard {
                                     shard: ds.shard_url(w.shard),
                                     cause: err.to_string(),
-                                })
+                                })?;
+                            stats
+                                .direct_bytes
+                                .fetch_add(b.len() as u64, Ordering::Relaxed);
+                            Ok::<_, DatasetError>(b)
                         }
                     }))
                     .await?;
@@ -602,6 +614,9 @@ async fn read_window(
                     shard: ds.shard_url(shard),
                     cause: e.to_string(),
                 })?;
+            stats
+                .direct_bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             Ok::<_, DatasetError>((range, shard, members, bytes))
         })
         .buffer_unordered(concurrency)

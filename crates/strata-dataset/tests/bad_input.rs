@@ -268,3 +268,65 @@ async fn the_raw_layout_reads_one_object_per_sample() {
     // One request per sample: nothing to coalesce across objects.
     assert_eq!(r.stats().direct_requests.load(Ordering::Relaxed), 30);
 }
+
+/// Shards indexed into another location (`strata index --out`), read with that index and
+/// nothing written beside them; a shard rewritten after indexing is refused by name, and the
+/// node-cache index (`OpenOptions::index_cache`) is rebuilt instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_elsewhere_reads_the_shards_and_a_changed_shard_is_named() {
+    use strata_dataset::OpenOptions;
+    use strata_dataset::indexer::index_prefix_into;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shards");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.tar"), webdataset_tar(10)).unwrap();
+    let (loc, out) = (local(&dir), local(&tmp.path().join("index")));
+    let m = index_prefix_into(&loc, &out, &|_| {}).await.unwrap();
+    assert_eq!(m.samples, 10);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, ["a.tar"], "the index was written beside the shards");
+    let ds = Arc::new(
+        Dataset::open_indexed(loc.clone(), out.clone())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(read_all(ds, sequential()).await.len(), 10);
+    // Rewritten in place, same size: its ETag is not the indexed one.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut other = webdataset_tar(10);
+    let at = other.len() / 2;
+    other[at] ^= 1;
+    std::fs::write(dir.join("a.tar"), &other).unwrap();
+    let err = Dataset::open_indexed(loc.clone(), out.clone())
+        .await
+        .err()
+        .expect("a changed shard was read with its old index")
+        .to_string();
+    assert!(
+        err.contains("a.tar") && err.contains("changed since it was indexed"),
+        "{err}"
+    );
+    // The node's index cache indexes on first use, then rebuilds after the change.
+    std::fs::write(dir.join("a.tar"), webdataset_tar(10)).unwrap();
+    let opts = OpenOptions {
+        index_cache: Some(tmp.path().join("node")),
+        ..Default::default()
+    };
+    let ds = Dataset::open_with(loc.clone(), &opts).await.unwrap();
+    assert!(ds.index_location.display("").contains("node"));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(dir.join("a.tar"), webdataset_tar(12)).unwrap();
+    let ds = Arc::new(Dataset::open_with(loc.clone(), &opts).await.unwrap());
+    assert_eq!(ds.manifest.samples, 12, "the stale node index was used");
+    assert_eq!(read_all(ds, sequential()).await.len(), 12);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, ["a.tar"]);
+}

@@ -11,7 +11,7 @@ use strata_dataset::{Dataset, Location, Reader, ReaderConfig, Remainder, World};
 use strata_store::StoreUrl;
 use strata_units::{format_size, parse_size};
 
-use crate::args::{DatasetCommand, DatasetReadArgs, PackArgs, UrlArg};
+use crate::args::{DatasetCommand, DatasetReadArgs, IndexArgs, PackArgs};
 use crate::output;
 use crate::settings::Settings;
 
@@ -65,29 +65,47 @@ pub async fn pack(a: &PackArgs, s: &Settings) -> Result<()> {
     Ok(())
 }
 
-pub async fn index(a: &UrlArg, s: &Settings) -> Result<()> {
+pub async fn index(a: &IndexArgs, s: &Settings) -> Result<()> {
     let loc = location(&a.url, s)?;
-    let total: u64 = loc
-        .store
-        .list(&loc.prefix)
-        .await?
-        .iter()
-        .filter(|o| strata_dataset::indexer::is_shard(&o.key))
-        .map(|o| o.size)
-        .sum();
-    let (bar, _) = output::bytes_bar(total, s.progress, "indexing");
-    let b = bar.clone();
-    let m = strata_dataset::indexer::index_prefix(&loc, &move |n| b.set_position(n)).await?;
-    bar.finish_and_clear();
+    let out = match &a.out {
+        Some(u) => location(u, s)?,
+        None => loc.clone(),
+    };
+    let m = if a.raw {
+        strata_dataset::indexer::index_raw_into(&loc, &out).await?
+    } else {
+        let total: u64 = loc
+            .store
+            .list(&loc.prefix)
+            .await?
+            .iter()
+            .filter(|o| strata_dataset::indexer::is_shard(&o.key))
+            .map(|o| o.size)
+            .sum();
+        let (bar, _) = output::bytes_bar(total, s.progress, "indexing");
+        let b = bar.clone();
+        let m = strata_dataset::indexer::index_prefix_into(&loc, &out, &move |n| b.set_position(n))
+            .await?;
+        bar.finish_and_clear();
+        m
+    };
     if s.json {
         output::json(&m);
+    } else if a.raw {
+        println!(
+            "listed {} objects, {}; wrote {}",
+            m.samples,
+            format_size(m.bytes),
+            out.display(strata_dataset::manifest::MANIFEST_NAME)
+        );
     } else {
         println!(
-            "indexed {} shards, {} samples, {}; wrote {} and one .idx per shard",
+            "indexed {} shards, {} samples, {}; wrote {} and one .idx per shard{}",
             m.shards.len(),
             m.samples,
             format_size(m.bytes),
-            loc.display(strata_dataset::manifest::MANIFEST_NAME)
+            out.display(strata_dataset::manifest::MANIFEST_NAME),
+            if a.out.is_some() { " there" } else { "" }
         );
     }
     Ok(())
@@ -117,12 +135,12 @@ fn spec(a: &DatasetReadArgs) -> Result<PlanSpec> {
 }
 
 async fn open(a: &DatasetReadArgs, s: &Settings) -> Result<Dataset> {
-    let loc = location(&a.url, s)?;
-    Ok(if a.raw {
-        Dataset::open_raw(loc).await?
-    } else {
-        Dataset::open(loc).await?
-    })
+    let opts = strata_dataset::OpenOptions {
+        index: a.index.as_deref().map(|u| location(u, s)).transpose()?,
+        raw: a.raw,
+        index_cache: None,
+    };
+    Ok(Dataset::open_with(location(&a.url, s)?, &opts).await?)
 }
 
 async fn info(a: &DatasetReadArgs, s: &Settings) -> Result<()> {
