@@ -224,7 +224,8 @@ class Dataset(_Base):
         # Made here, in the process that builds the DataLoader, so its workers share it.
         remote = "://" in url and not url.startswith("file://")  # local files: the page cache
         self._scratch: Optional[_Scratch] = None
-        if remote and cache_dir is None and daemon is None and self.shuffle != "global":
+        # (A raw dataset's objects are each read once, by one worker: nothing to share.)
+        if remote and cache_dir is None and daemon is None and self.shuffle != "global" and self.layout != "raw":
             try:
                 self._scratch = _Scratch()
             except OSError as e:  # no room, no permission: direct (coalesced) reads
@@ -340,7 +341,7 @@ class Dataset(_Base):
         )
         self._yielded = 0
         it = iter(reader)
-        report = _Reporter(daemon, self.job) if daemon else None
+        report = _Reporter(daemon, self.job, reader) if daemon else None
         counted = [0] * len(_STATS)
 
         def count() -> None:
@@ -373,8 +374,9 @@ class _Reporter:
     """Wait versus compute of one iteration, sent to the daemon about once a second. Time
     inside ``next`` is waiting for data; time between calls is the consumer's compute."""
 
-    def __init__(self, address: str, job: Optional[str]):
+    def __init__(self, address: str, job: Optional[str], reader: Any = None):
         self.address = address
+        self.reader = reader  # its stats(): the reads that went below this process's memory
         self.name = _daemon.job_name(job)
         self.wait = 0.0
         self.samples = 0
@@ -402,6 +404,9 @@ class _Reporter:
             "samples": self.samples,
             "bytes": self.bytes,
         }
+        if self.reader is not None:
+            st = self.reader.stats()
+            report.update(requests=st["requests"], bytes_read=st["bytes_read"])
         try:
             _strata.daemon_report(self.address, self.name, json.dumps(report))
         except Exception as e:  # the dashboard is not worth stopping training for

@@ -220,7 +220,8 @@ def test_dashboard_shows_rates_change_while_data_flows(s3_link, tmp_path, browse
 
     def report(done):
         body = json.dumps({"kind": "train", "wait_secs": 2.0, "compute_secs": 6.0,
-                           "drain_done": done, "drain_total": 100}).encode()
+                           "drain_done": done, "drain_total": 100, "requests": 130,
+                           "bytes_read": 130 << 23}).encode()
         urllib.request.urlopen(urllib.request.Request(base + "/api/jobs/rank0", data=body,
                                                       method="POST"))
 
@@ -245,6 +246,7 @@ def test_dashboard_shows_rates_change_while_data_flows(s3_link, tmp_path, browse
         assert d.find_element(By.ID, "flow-upstream") is not None
         wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "tr.job"), what="the job's waterfall")
         assert "AU 75.0%" in text(d, "jobs")
+        assert "130 reads, 1.02 GiB" in text(d, "jobs"), text(d, "jobs")
         report(60)
         wait(d, lambda: "60 B of 100 B" in text(d, "drains"), what="the drain's progress")
         shot(d, "dashboard")

@@ -22,6 +22,14 @@ pub struct JobReport {
     /// Bytes consumed.
     #[serde(default)]
     pub bytes: Option<u64>,
+    /// Reads the job sent below its own memory (block or range GETs, to this daemon or to
+    /// the store): a shuffled epoch over shards costs about one per block, never one per
+    /// sample.
+    #[serde(default)]
+    pub requests: Option<u64>,
+    /// Bytes those reads returned.
+    #[serde(default)]
+    pub bytes_read: Option<u64>,
     /// Checkpoint drain: bytes uploaded.
     #[serde(default)]
     pub drain_done: Option<u64>,

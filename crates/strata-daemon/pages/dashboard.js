@@ -59,7 +59,9 @@
       const w = j.report.wait_secs || 0, c = j.report.compute_secs || 0, t = Math.max(w + c, 1e-9);
       return `<tr class="job"><td>${esc(j.name)}</td><td style="width:55%"><div class="bar">` +
         `<i class="wait" style="width:${100 * w / t}%"></i><i class="compute" style="width:${100 * c / t}%"></i></div></td>` +
-        `<td>AU ${S.pct(c / t)}</td><td class="muted">wait ${S.secs(w)} · compute ${S.secs(c)}</td></tr>`;
+        `<td>AU ${S.pct(c / t)}</td><td class="muted">wait ${S.secs(w)} · compute ${S.secs(c)}` +
+        (j.report.requests != null ? ` · ${j.report.requests} reads, ${S.bytes(j.report.bytes_read || 0)}` : "") +
+        `</td></tr>`;
     }).join("") : `<tr><td class="muted">no jobs have reported in the last minute</td></tr>`;
     const drains = s.jobs.filter((j) => j.report.drain_total);
     S.el("drains").innerHTML = drains.length ? drains.map((j) => {

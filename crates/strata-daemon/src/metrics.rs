@@ -126,6 +126,12 @@ pub fn render(node: &Node) -> String {
         if let Some(c) = r.compute_secs {
             metrics::gauge!("strata_job_compute_seconds", "job" => name.clone()).set(c);
         }
+        if let Some(n) = r.requests {
+            metrics::gauge!("strata_job_requests", "job" => name.clone()).set(n as f64);
+        }
+        if let Some(b) = r.bytes_read {
+            metrics::gauge!("strata_job_read_bytes", "job" => name.clone()).set(b as f64);
+        }
     }
     install()
         .map(|h| h.render())

@@ -724,7 +724,7 @@ async fn pages_and_the_planner_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jobs_report_and_show_on_stats_and_metrics() {
     let rig = Rig::start(Options::default()).await;
-    let r = serde_json::json!({"kind": "train", "wait_secs": 1.5, "compute_secs": 8.5, "drain_done": 10, "drain_total": 40});
+    let r = serde_json::json!({"kind": "train", "wait_secs": 1.5, "compute_secs": 8.5, "drain_done": 10, "drain_total": 40, "requests": 130, "bytes_read": 1090519040u64});
     let (st, _, _) = raw(
         &rig.base,
         "POST",
@@ -744,6 +744,11 @@ async fn jobs_report_and_show_on_stats_and_metrics() {
         text.contains("strata_ckpt_drain_total_bytes{job=\"resnet-rank0\"} 40"),
         "{text}"
     );
+    assert!(
+        text.contains("strata_job_requests{job=\"resnet-rank0\"} 130"),
+        "{text}"
+    );
+    assert_eq!(v["jobs"][0]["report"]["bytes_read"], 1090519040u64);
     for (name, body) in [
         ("bad name!", "{}"),
         ("ok", "{\"wait_secs\": -1}"),

@@ -12,6 +12,7 @@ import argparse
 import os
 import resource
 import shutil
+import subprocess
 import tempfile
 import time
 from typing import Any, Callable, Dict, List
@@ -93,6 +94,10 @@ def loaders(r: Regime, work: str, batch: int) -> Dict[str, Callable[[], Callable
     def strata_plain():
         return lambda: strata.Dataset(r.url("bench/train/shards/"), shuffle=True)
 
+    def strata_raw():
+        # One object per sample member: listed once where the DataLoader is built.
+        return lambda: strata.Dataset(r.url("bench/train/raw/"), shuffle=True, layout="raw")
+
     def strata_cache():
         cache = tempfile.mkdtemp(dir=work, prefix="strata-cache-")
         return lambda: strata.Dataset(r.url("bench/train/shards/"), shuffle=True, cache_dir=cache)
@@ -118,7 +123,8 @@ def loaders(r: Regime, work: str, batch: int) -> Dict[str, Callable[[], Callable
         return lambda: StreamingDataset(remote=f"s3://{r.bucket}/bench/train/mds/", local=local, shuffle=True,
                                         batch_size=batch)
 
-    return {"strata": strata_plain, "strata-cache": strata_cache, "webdataset": webdataset, "mosaic": mosaic}
+    return {"strata": strata_plain, "strata-cache": strata_cache, "strata-raw": strata_raw, "webdataset": webdataset,
+            "mosaic": mosaic}
 
 
 def verdicts(rows: Dict[str, List[Epoch]], regime: str, size: int) -> List[str]:
@@ -143,6 +149,9 @@ def verdicts(rows: Dict[str, List[Epoch]], regime: str, size: int) -> List[str]:
         warm = max(v[1] for v in ours.values())
         ratio = warm / rate["mosaic"][1]
         out.append(f"warm: {warm:.0f}/s, MosaicML {rate['mosaic'][1]:.0f}/s: {ratio:.2f}× (≥ 1.25) {mark(ratio >= 1.25)}")
+    if "strata-raw" in ours and "strata" in ours:
+        ratio = ours["strata-raw"][0] / ours["strata"][0]
+        out.append(f"raw layout, cold: {ours['strata-raw'][0]:.0f}/s, {ratio:.2f} of the shards' (≥ 0.8) {mark(ratio >= 0.8)}")
     wire = rows[best_ours][0]["wire"].counts
     if "requests" in wire:
         blocks = -(-size // (8 << 20))
@@ -169,7 +178,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m strata.bench train", description=__doc__.splitlines()[0])
     p.add_argument("--size", default="1GiB", help="dataset bytes (default 1GiB: 9,364 samples)")
     p.add_argument("--regimes", default="A,B")
-    p.add_argument("--loaders", default="strata,strata-cache,webdataset,mosaic")
+    p.add_argument("--loaders", default="strata,strata-cache,strata-raw,webdataset,mosaic")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--shard-size", default="64MiB", help="tar and MDS shard size (default 64MiB, MDS's own)")
@@ -193,6 +202,18 @@ def main(argv=None) -> int:
             name = name.strip()
             with regimes.regime(name) as r:
                 strata.pack(src, r.url("bench/train/shards/"), shard_size=shard_size)
+                if "strata-raw" in names:
+                    # One object per sample: the images alone (a .cls object beside each would
+                    # make it two samples of the raw layout).
+                    raw = os.path.join(work, "raw")
+                    if not os.path.isdir(raw):
+                        os.makedirs(raw)
+                        for f in os.listdir(src):
+                            if f.endswith(".jpg"):
+                                os.link(os.path.join(src, f), os.path.join(raw, f))
+                    subprocess.run([regimes.strata_bin(), "cp", "-r", raw + "/", r.url("bench/train/raw/")],
+                                   env={**os.environ, **r.env}, check=True, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
                 if mds:
                     upload_dir(r, mds, "bench/train/mds/")
                 rows: Dict[str, List[Epoch]] = {}
