@@ -88,32 +88,14 @@ async fn packs_deterministically_and_reads_back_in_every_mode() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_through_the_cache_over_s3_and_the_second_epoch_stays_local() {
-    let tmp = tempfile::tempdir().unwrap();
-    let want = raw_files(&tmp.path().join("raw"), 200);
-    let server = S3Server::start();
-    let emu = LinkEmulator::start(server.addr(), LinkProfile::local());
-    let cfg = StoreConfig::from_layer(&server.config_layer_through(&emu)).unwrap();
-    let loc = Location {
-        store: Store::open(&server.url(""), &cfg).unwrap(),
-        prefix: "datasets/train".into(),
-    };
-    pack(
-        &PackSource::Dir(tmp.path().join("raw")),
-        &loc,
-        &opts(512 << 10),
-        None,
-    )
-    .await
-    .unwrap();
-    let ds = Arc::new(Dataset::open(loc).await.unwrap());
-    let cache = Arc::new(
+/// A cache of 64 KiB blocks in `dir` (1 GiB, next-use) with `dram` bytes of DRAM.
+fn small_cache(dir: &std::path::Path, dram: u64) -> Arc<BlockCache> {
+    Arc::new(
         BlockCache::open(&CacheConfig {
             block_size: 64 << 10,
-            dram_bytes: 0,
+            dram_bytes: dram,
             nvme: Some(NvmeConfig {
-                dir: tmp.path().join("cache"),
+                dir: dir.to_path_buf(),
                 capacity: 1 << 30,
                 min_free_fraction: 0.0,
                 policy: PolicyKind::NextUse,
@@ -121,7 +103,41 @@ async fn reads_through_the_cache_over_s3_and_the_second_epoch_stays_local() {
             read_concurrency: 8,
         })
         .unwrap(),
-    );
+    )
+}
+
+/// The raw files under `dir/raw` packed (512 KiB shards) to `prefix` of an S3 server reached
+/// through a link emulator with `link`, and opened.
+async fn packed_on_s3(
+    dir: &std::path::Path,
+    prefix: &str,
+    link: LinkProfile,
+) -> (S3Server, LinkEmulator, Arc<Dataset>) {
+    let server = S3Server::start();
+    let emu = LinkEmulator::start(server.addr(), link);
+    let cfg = StoreConfig::from_layer(&server.config_layer_through(&emu)).unwrap();
+    let loc = Location {
+        store: Store::open(&server.url(""), &cfg).unwrap(),
+        prefix: prefix.into(),
+    };
+    pack(
+        &PackSource::Dir(dir.join("raw")),
+        &loc,
+        &opts(512 << 10),
+        None,
+    )
+    .await
+    .unwrap();
+    let ds = Arc::new(Dataset::open(loc).await.unwrap());
+    (server, emu, ds)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_through_the_cache_over_s3_and_the_second_epoch_stays_local() {
+    let tmp = tempfile::tempdir().unwrap();
+    let want = raw_files(&tmp.path().join("raw"), 200);
+    let (_server, emu, ds) = packed_on_s3(tmp.path(), "datasets/train", LinkProfile::local()).await;
+    let cache = small_cache(&tmp.path().join("cache"), 0);
     for epoch in 0..2 {
         let before = emu.stats().requests;
         let r = Reader::new(
@@ -168,40 +184,10 @@ async fn a_paused_worker_never_blocks_the_other_workers_blocks() {
     use futures::StreamExt;
     let tmp = tempfile::tempdir().unwrap();
     let want = raw_files(&tmp.path().join("raw"), 300);
-    let server = S3Server::start();
     let mut link = LinkProfile::local();
     link.first_byte_latency = std::time::Duration::from_millis(40);
-    let emu = LinkEmulator::start(server.addr(), link);
-    let cfg = StoreConfig::from_layer(&server.config_layer_through(&emu)).unwrap();
-    let loc = Location {
-        store: Store::open(&server.url(""), &cfg).unwrap(),
-        prefix: "datasets/paused".into(),
-    };
-    pack(
-        &PackSource::Dir(tmp.path().join("raw")),
-        &loc,
-        &opts(512 << 10),
-        None,
-    )
-    .await
-    .unwrap();
-    let ds = Arc::new(Dataset::open(loc).await.unwrap());
-    let cache = || {
-        Arc::new(
-            BlockCache::open(&CacheConfig {
-                block_size: 64 << 10,
-                dram_bytes: 8 << 20,
-                nvme: Some(NvmeConfig {
-                    dir: tmp.path().join("cache"),
-                    capacity: 1 << 30,
-                    min_free_fraction: 0.0,
-                    policy: PolicyKind::NextUse,
-                }),
-                read_concurrency: 8,
-            })
-            .unwrap(),
-        )
-    };
+    let (_server, _emu, ds) = packed_on_s3(tmp.path(), "datasets/paused", link).await;
+    let cache = || small_cache(&tmp.path().join("cache"), 8 << 20);
     let worker = |cache, worker| {
         Reader::new(
             ds.clone(),
