@@ -154,7 +154,13 @@ def test_a_dataset_on_s3_read_through_the_block_cache(tmp_path, s3):
     m = strata.pack(str(src), url, shard_size=8192)
     assert m["samples"] == 40
     cache = str(tmp_path / "cache")
-    a = [(s["__key__"], s["txt"]) for s in strata.Dataset(url, seed=2, cache_dir=cache)]
+    ds = strata.Dataset(url, seed=2, cache_dir=cache)
+    # The manifest and shard indexes are copied into the node's cache once, where the
+    # DataLoader is built: its workers read them from there, not from the bucket.
+    assert ds.index and cache in ds.index, ds.index
+    kept = os.listdir(os.path.join(cache, "indexes", os.listdir(os.path.join(cache, "indexes"))[0]))
+    assert "manifest.json" in kept and sum(k.endswith(".idx") for k in kept) == len(m["shards"]), kept
+    a = [(s["__key__"], s["txt"]) for s in ds]
     b = [(s["__key__"], s["txt"]) for s in strata.Dataset(url, seed=2)]
     assert a == b and len(a) == 40
     assert sorted(k for k, _ in a) == [f"{i:04d}" for i in range(40)]

@@ -146,6 +146,10 @@ impl Dataset {
     /// without a raw manifest is listed once, and the listing kept in `index_cache` so that
     /// the workers which open it next ([`Dataset::index_location`]) do not list again.
     pub async fn open_with(location: Location, opts: &OpenOptions) -> Result<Self> {
+        let cache = match &opts.index_cache {
+            Some(dir) => Some(Self::cache_location(&location, dir)?),
+            None => None,
+        };
         if let Some(index) = &opts.index {
             let ds = Self::open_indexed(location, index.clone()).await?;
             if opts.raw && ds.manifest.layout != Layout::Raw {
@@ -154,12 +158,8 @@ impl Dataset {
                     cause: "is the manifest of a sharded dataset, not of a raw one (`strata index --raw`)".into(),
                 });
             }
-            return Ok(ds);
+            return ds.indexes_kept_in(cache).await;
         }
-        let cache = match &opts.index_cache {
-            Some(dir) => Some(Self::cache_location(&location, dir)?),
-            None => None,
-        };
         let beside = Manifest::try_load(&location).await?;
         if opts.raw {
             if let Some(m) = beside.filter(|m| m.layout == Layout::Raw) {
@@ -177,7 +177,10 @@ impl Dataset {
         }
         if let Some(m) = beside {
             let index = location.clone();
-            return Self::with_manifest(location, index, m).await;
+            return Self::with_manifest(location, index, m)
+                .await?
+                .indexes_kept_in(cache)
+                .await;
         }
         let Some(cache) = cache else {
             // The same error as a plain open: no manifest here.
@@ -210,6 +213,57 @@ impl Dataset {
             r => r?,
         };
         Self::with_manifest(location, cache, m).await
+    }
+
+    /// A sharded dataset whose manifest and indexes are in a remote store, with them copied
+    /// into the node's index cache `cache` (the manifest pinned to the ETags just seen), so
+    /// that the DataLoader's workers, which open it after this process, read them from local
+    /// files instead of fetching every index again each epoch. Unchanged when `cache` is None,
+    /// the dataset is raw or its index is already local.
+    async fn indexes_kept_in(self, cache: Option<Location>) -> Result<Self> {
+        let Some(cache) = cache else {
+            return Ok(self);
+        };
+        if self.manifest.layout == Layout::Raw
+            || !self.index_location.store.root().scheme().is_remote()
+        {
+            return Ok(self);
+        }
+        let mut m = self.manifest.clone();
+        for (info, v) in m.shards.iter_mut().zip(&self.shards) {
+            if !v.version.is_empty() {
+                info.etag = Some(v.version.to_string());
+            }
+        }
+        let idx_of = |p: &str| format!("{p}{INDEX_SUFFIX}");
+        let mut cached = Manifest::try_load(&cache).await.ok().flatten() == Some(m.clone());
+        for s in &m.shards {
+            if !cached {
+                break;
+            }
+            cached = cache.store.head(&cache.key(&idx_of(&s.path))).await.is_ok();
+        }
+        if !cached {
+            let indexes = self.load_indexes().await?;
+            for (s, idx) in m.shards.iter().zip(&indexes) {
+                cache
+                    .store
+                    .put(&cache.key(&idx_of(&s.path)), idx.to_json().into())
+                    .await?;
+            }
+            cache
+                .store
+                .put(
+                    &cache.key(crate::manifest::MANIFEST_NAME),
+                    m.to_json().into(),
+                )
+                .await?;
+        }
+        Ok(Self {
+            index_location: cache,
+            manifest: m,
+            ..self
+        })
     }
 
     /// Where the node's index cache under `dir` keeps the index of the dataset at `location`.
