@@ -410,13 +410,11 @@ fn open_dataset(
         rt().block_on(async move {
             let beside = loc.clone();
             let ds = Dataset::open_with(loc, &opts).await.map_err(err)?;
-            let at = if ds.index_location.store.root().to_string()
-                == beside.store.root().to_string()
-                && ds.index_location.prefix == beside.prefix
-            {
+            let at = ds.index_location.display("");
+            let at = if at == beside.display("") {
                 String::new()
             } else {
-                ds.index_location.display("")
+                at
             };
             let layout = match ds.manifest.layout {
                 strata_dataset::Layout::Raw => "raw",

@@ -1,9 +1,11 @@
-import contextlib
 import json
 import os
 import subprocess
 
 import pytest
+
+# `environment(env)`: the variables of `env` set while a block runs (the benches' helper).
+from strata.bench.regimes import environment  # noqa: F401
 
 # Tests never ask a cloud metadata service for credentials, and ignore the user's config.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
@@ -53,19 +55,6 @@ def server_stats(p):
     return json.loads(p.stdout.readline())
 
 
-@contextlib.contextmanager
-def environment(env):
-    """The variables of `env` set while the block runs, and put back as they were."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

@@ -280,37 +280,17 @@ impl Dataset {
     /// Whether the shards under `location` are exactly those of `m`: paths, sizes, and ETags
     /// where the listing gives them (not every store's does).
     async fn matches_listing(location: &Location, m: &Manifest) -> Result<bool> {
-        let strip = if location.prefix.is_empty() {
-            0
-        } else {
-            location.prefix.len() + 1
-        };
-        let mut listed: Vec<(String, u64, Option<String>)> = location
-            .store
-            .list(&location.prefix)
-            .await?
-            .into_iter()
-            .filter_map(|o| {
-                let rel = o.key.get(strip..)?.to_string();
-                crate::indexer::is_shard(&rel).then(|| {
-                    let etag = o
-                        .e_tag
-                        .as_deref()
-                        .map(|e| strata_store::store::normalize_etag(e).to_string());
-                    (rel, o.size, etag)
-                })
-            })
-            .collect();
+        let etag = |e: Option<&str>| e.map(|e| strata_store::store::normalize_etag(e).to_string());
+        let mut listed: Vec<(String, u64, Option<String>)> =
+            crate::indexer::objects_under(location, crate::indexer::is_shard)
+                .await?
+                .into_iter()
+                .map(|o| (o.key, o.size, etag(o.e_tag.as_deref())))
+                .collect();
         let mut indexed: Vec<(String, u64, Option<String>)> = m
             .shards
             .iter()
-            .map(|s| {
-                let etag = s
-                    .etag
-                    .as_deref()
-                    .map(|e| strata_store::store::normalize_etag(e).to_string());
-                (s.path.clone(), s.bytes, etag)
-            })
+            .map(|s| (s.path.clone(), s.bytes, etag(s.etag.as_deref())))
             .collect();
         listed.sort();
         indexed.sort();

@@ -53,7 +53,7 @@ async fn index_shard_versioned(loc: &Location, rel: &str) -> Result<(ShardIndex,
 }
 
 /// The objects under `loc`, keys relative to it, with the ones `keep` accepts.
-async fn objects_under(
+pub(crate) async fn objects_under(
     loc: &Location,
     keep: impl Fn(&str) -> bool,
 ) -> Result<Vec<strata_store::ObjectInfo>> {

@@ -72,6 +72,21 @@ class Regime:
 
 
 @contextlib.contextmanager
+def environment(env: Dict[str, str]) -> Iterator[None]:
+    """The variables of `env` set while the block runs, and put back as they were."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
 def regime(name: str) -> Iterator[Regime]:
     """Regime "A" (the s3 link profile over the in-process server) or "B" (Garage, no
     emulator); the environment points at it while the block runs."""
@@ -82,16 +97,10 @@ def regime(name: str) -> Iterator[Regime]:
         p.wait()
         raise SystemExit(f"regime {name}: the server did not start ({' '.join(args)})")
     r = Regime(name, json.loads(line), p)
-    saved = {k: os.environ.get(k) for k in r.env}
-    os.environ.update(r.env)
     try:
-        yield r
+        with environment(r.env):
+            yield r
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         p.terminate()
         try:
             p.wait(30)
