@@ -160,6 +160,12 @@ def test_a_dataset_on_s3_read_through_the_block_cache(tmp_path, s3):
     assert ds.index and cache in ds.index, ds.index
     kept = os.listdir(os.path.join(cache, "indexes", os.listdir(os.path.join(cache, "indexes"))[0]))
     assert "manifest.json" in kept and sum(k.endswith(".idx") for k in kept) == len(m["shards"]), kept
+    # A copy damaged on the node's disk is made again, not served or left in the way.
+    idx = next(os.path.join(cache, "indexes", d, k) for d in os.listdir(os.path.join(cache, "indexes"))
+               for k in kept if k.endswith(".idx"))
+    with open(idx, "r+b") as f:
+        f.truncate(20)
+    ds = strata.Dataset(url, seed=2, cache_dir=cache)
     a = [(s["__key__"], s["txt"]) for s in ds]
     b = [(s["__key__"], s["txt"]) for s in strata.Dataset(url, seed=2)]
     assert a == b and len(a) == 40

@@ -188,6 +188,7 @@ impl Dataset {
         };
         if let Some(m) = Manifest::try_load(&cache).await.ok().flatten()
             && Self::matches_listing(&location, &m).await?
+            && Self::indexes_intact(&cache, &m).await
         {
             // A shard changed in place (same size; a listing without ETags cannot tell)
             // shows at the HEADs: index again.
@@ -236,13 +237,8 @@ impl Dataset {
             }
         }
         let idx_of = |p: &str| format!("{p}{INDEX_SUFFIX}");
-        let mut cached = Manifest::try_load(&cache).await.ok().flatten() == Some(m.clone());
-        for s in &m.shards {
-            if !cached {
-                break;
-            }
-            cached = cache.store.head(&cache.key(&idx_of(&s.path))).await.is_ok();
-        }
+        let cached = Manifest::try_load(&cache).await.ok().flatten() == Some(m.clone())
+            && Self::indexes_intact(&cache, &m).await;
         if !cached {
             let indexes = self.load_indexes().await?;
             for (s, idx) in m.shards.iter().zip(&indexes) {
@@ -264,6 +260,26 @@ impl Dataset {
             manifest: m,
             ..self
         })
+    }
+
+    /// Whether every shard index of `m` under the node's index cache `cache` reads and
+    /// agrees with `m`: a copy damaged on the node's disk is built again, never a dataset
+    /// that stays unreadable until someone deletes the cache.
+    async fn indexes_intact(cache: &Location, m: &Manifest) -> bool {
+        for s in &m.shards {
+            let Ok(bytes) = cache
+                .store
+                .get(&cache.key(&format!("{}{INDEX_SUFFIX}", s.path)))
+                .await
+            else {
+                return false;
+            };
+            match ShardIndex::from_json(&bytes) {
+                Ok(idx) if idx.shard_size == s.bytes && idx.samples.len() as u64 == s.samples => {}
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// Where the node's index cache under `dir` keeps the index of the dataset at `location`.
