@@ -139,7 +139,8 @@ pub fn read(path: &Path, key_text: &str) -> Result<Block, BlockError> {
 }
 
 /// Like [`read`], into a buffer from `take` (given the file length) that `freeze` turns into
-/// `Bytes` (see [`crate::bufpool`]).
+/// `Bytes` (see [`crate::bufpool`]) — unless the whole file is in the page cache: then it is
+/// mapped ([`crate::page_cache::map_resident`]) and `take` is not called.
 pub fn read_with(
     path: &Path,
     key_text: &str,
@@ -153,6 +154,9 @@ pub fn read_with(
         Err(e) => return Err(e.into()),
     };
     let len = f.metadata()?.len() as usize;
+    if let Some(mapped) = crate::page_cache::map_resident(&f, len) {
+        return decode(mapped, key_text);
+    }
     let mut bytes = take();
     bytes.clear();
     bytes.reserve(len);
@@ -274,5 +278,58 @@ mod tests {
         let mut longer = good.clone();
         longer.push(0);
         assert!(decode(Bytes::from(longer), "key-1").is_err());
+    }
+
+    /// A block file in the page cache is mapped, not copied, and a mapped file is checked
+    /// like a copied one: damage made through the page cache (the file's bytes changed in
+    /// place, or cut short) is caught; a file not in the page cache is read into a buffer.
+    #[test]
+    fn a_resident_file_is_mapped_and_still_checked() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, dest) = (dir.path().join("t"), dir.path().join("b.blk"));
+        let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 253) as u8).collect();
+        write(&tmp, &dest, "key-1", 0, &data).unwrap();
+        let _ = std::fs::read(&dest).unwrap(); // resident, whatever the write left
+        let took = std::cell::Cell::new(false);
+        let take = || {
+            took.set(true);
+            Vec::new()
+        };
+        let b = read_with(&dest, "key-1", take, Bytes::from).unwrap();
+        assert!(!took.get(), "a resident block file is mapped");
+        assert_eq!(&b.data[..], &data[..]);
+        drop(b);
+
+        // Out of the page cache (clean pages dropped on request): read into a buffer.
+        let f = std::fs::File::open(&dest).unwrap();
+        // SAFETY: advice on an open file.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        if crate::page_cache::resident_bytes(&dest).unwrap()
+            < std::fs::metadata(&dest).unwrap().len()
+        {
+            let b = read_with(&dest, "key-1", take, Bytes::from).unwrap();
+            assert!(
+                took.get(),
+                "a block file not in the page cache is read into a buffer"
+            );
+            assert_eq!(&b.data[..], &data[..]);
+        }
+
+        // Damage in place (not how Strata writes: a hostile or broken writer).
+        let mut bytes = std::fs::read(&dest).unwrap();
+        let at = bytes.len() - 1000;
+        bytes[at] ^= 1;
+        std::fs::write(&dest, &bytes).unwrap();
+        let _ = std::fs::read(&dest).unwrap();
+        assert!(matches!(
+            read_with(&dest, "key-1", Vec::new, Bytes::from),
+            Err(BlockError::Corrupt(_))
+        ));
+        std::fs::write(&dest, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(
+            read_with(&dest, "key-1", Vec::new, Bytes::from),
+            Err(BlockError::Corrupt(_))
+        ));
     }
 }
