@@ -370,7 +370,7 @@ async fn write_shard(
         for (ext, e) in &s.members {
             let bytes = data.next().await.expect("one read per member")?;
             let at = w.append(&e.rel, &bytes).map_err(out_err)?;
-            crc = crc32c::crc32c_combine(crc, crc32c::crc32c(&bytes), bytes.len());
+            crc = crc32c::crc32c_append(crc, &bytes);
             entries.push(MemberEntry {
                 ext: ext.clone(),
                 offset: at - offset,

@@ -221,6 +221,41 @@ impl Reader {
             && self.cfg.use_cache
             && self.plan.spec.mode != ShuffleMode::Global
             && self.ds.manifest.layout == crate::manifest::Layout::Shards
+            && !self.scattered()
+    }
+
+    /// How far ahead the cached path prefetches, in bytes of this reader's samples: at least
+    /// [`PREFETCH_SAMPLES`] mean samples (with 140 MB samples, 512 MiB is 3.6 samples, and
+    /// the link drained while the head sample's last blocks arrived), at most a quarter of
+    /// what the cache's tiers hold (blocks fetched ahead must still be there when their sample
+    /// comes).
+    fn horizon(&self, cache: &BlockCache) -> u64 {
+        self.cfg
+            .lookahead_bytes
+            .max(PREFETCH_SAMPLES * self.mean_sample())
+            .min(cache.capacity() / 4)
+    }
+
+    /// Whether the shuffle scatters samples smaller than a block wider than the prefetch
+    /// horizon (a window of 1,024 cosmoflow samples of 2.8 MB is 2.8 GB): then block reads
+    /// cannot be coalesced ahead of the consumer. The first samples of a window are spread
+    /// over all of its blocks, and in-order delivery waits until most of them are in (found by
+    /// `strata bench plan`: cosmoflow shards at 1.5× the link's demand read 95-112 MiB/s where
+    /// the same samples as raw objects read 154, the link idle at the end while the consumer
+    /// drained the cache). Such a reader reads each sample's own range, like the global
+    /// shuffle and raw objects, and leaves the cache alone.
+    /// Without a cache, the same test with [`RAW_PART`] for the block and `lookahead_bytes`.
+    fn scattered(&self) -> bool {
+        let m = &self.ds.manifest;
+        let mean = self.mean_sample();
+        let (block, horizon) = match &self.cache {
+            Some(cache) => (cache.geometry().block_size, self.horizon(cache)),
+            None => (RAW_PART, self.cfg.lookahead_bytes),
+        };
+        self.plan.spec.mode == ShuffleMode::Window
+            && m.layout == crate::manifest::Layout::Shards
+            && mean < block
+            && self.plan.spec.window.min(m.samples).saturating_mul(mean) > horizon
     }
 
     /// The samples, in this worker's order. Dropping the stream stops its prefetching.
@@ -297,15 +332,7 @@ impl Reader {
             future: first_uses,
             frontier: Arc::new(frontier),
             block_size: geometry.block_size,
-            // At least PREFETCH_SAMPLES mean samples ahead: with 140 MB samples, 512 MiB
-            // is 3.6 samples, and the link drained while the head sample's last blocks
-            // arrived. Blocks fetched ahead must still be there when their sample comes: never
-            // look further ahead than a quarter of what the tiers hold.
-            lookahead: self
-                .cfg
-                .lookahead_bytes
-                .max(PREFETCH_SAMPLES * self.mean_sample())
-                .min(cache.capacity() / 4),
+            lookahead: self.horizon(&cache),
             consumed: consumed.clone(),
             stats: self.stats.clone(),
         };
@@ -343,7 +370,7 @@ impl Reader {
     }
 
     fn direct_stream(&self, wants: Vec<Want>) -> BoxStream<'static, Result<Sample>> {
-        if self.ds.manifest.layout == crate::manifest::Layout::Raw {
+        if self.ds.manifest.layout == crate::manifest::Layout::Raw || self.scattered() {
             return self.raw_stream(wants);
         }
         let ds = self.ds.clone();
@@ -374,7 +401,8 @@ impl Reader {
 }
 
 impl Reader {
-    /// One object per sample: nothing to coalesce, so each sample is its own read, and
+    /// One object per sample, or samples too scattered to coalesce ([`Reader::scattered`]):
+    /// each sample is its own read, and
     /// samples come out as soon as they and those before them have arrived. Two bounds, kept
     /// apart: at most `max_in_flight` requests at once (a semaphore), and a reorder window of
     /// samples bounded by `lookahead_bytes` (so a slow request does not stop the others, and
@@ -548,7 +576,7 @@ fn cut(
         let from = (skip + m.offset) as usize;
         let data = bytes.slice(from..from + m.size as usize);
         if format != ShardFormat::Raw {
-            crc = crc32c::crc32c_combine(crc, crc32c::crc32c(&data), data.len());
+            crc = crc32c::crc32c_append(crc, &data);
         }
         members.push((m.ext.clone(), data));
     }
