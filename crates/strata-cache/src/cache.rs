@@ -351,7 +351,7 @@ impl BlockCache {
             .expect("the fetch semaphore is never closed");
         let t = Instant::now();
         let data = source
-            .fetch(object, range.clone())
+            .fetch_pooled(object, range.clone(), crate::bufpool::BufPool::global())
             .await
             .map_err(CacheError::Fetch)?;
         drop(slot);

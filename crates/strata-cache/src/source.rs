@@ -3,11 +3,13 @@
 //! retries, limits and metrics, checked against the object's ETag).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use strata_store::{ObjectInfo, Store, StoreError};
 
+use crate::bufpool::BufPool;
 use crate::key::ObjectVersion;
 
 /// An error from a source, kept whole so callers can inspect it (for example downcast to
@@ -22,6 +24,18 @@ pub trait BlockSource: Send + Sync {
         object: &ObjectVersion,
         range: Range<u64>,
     ) -> BoxFuture<'static, Result<Bytes, FetchError>>;
+
+    /// Like [`BlockSource::fetch`], into a buffer taken from `pool` that returns to it when
+    /// the bytes are dropped (see [`crate::bufpool`]). Default: [`BlockSource::fetch`].
+    fn fetch_pooled(
+        &self,
+        object: &ObjectVersion,
+        range: Range<u64>,
+        pool: &Arc<BufPool>,
+    ) -> BoxFuture<'static, Result<Bytes, FetchError>> {
+        let _ = pool;
+        self.fetch(object, range)
+    }
 }
 
 impl BlockSource for Store {
@@ -38,6 +52,27 @@ impl BlockSource for Store {
             store
                 .get_range(&path, range, e_tag)
                 .await
+                .map_err(|e| Box::new(e) as FetchError)
+        })
+    }
+
+    fn fetch_pooled(
+        &self,
+        object: &ObjectVersion,
+        range: Range<u64>,
+        pool: &Arc<BufPool>,
+    ) -> BoxFuture<'static, Result<Bytes, FetchError>> {
+        let store = self.clone();
+        let path = object.path.clone();
+        let version = object.version.clone();
+        let pool = pool.clone();
+        Box::pin(async move {
+            let e_tag = (!version.is_empty()).then_some(&*version);
+            let buf = pool.take((range.end - range.start) as usize);
+            store
+                .get_range_into(&path, range, e_tag, buf)
+                .await
+                .map(|b| pool.freeze(b))
                 .map_err(|e| Box::new(e) as FetchError)
         })
     }

@@ -247,3 +247,53 @@ async fn object_changed_mid_download_is_detected() {
         "temp file removed"
     );
 }
+
+/// Ranged reads into a recycled buffer (the block cache's reads) under injected 5xx and
+/// bodies cut by resets: every attempt starts the buffer again, so each range is bit-exact,
+/// and the buffer's memory is reused; a read pinned to an ETag the object no longer has fails
+/// as changed, naming the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranged_reads_into_a_reused_buffer_survive_faults_and_stay_pinned() {
+    let server = S3Server::start();
+    let mut profile = LinkProfile::local().with_faults(0.10, 0.20);
+    profile.first_byte_latency = Duration::from_millis(1);
+    let emu = LinkEmulator::start(server.addr(), profile);
+    let store = Store::open(&server.url(""), &through(&server, &emu)).unwrap();
+    let body = data::bytes(7, 3 << 20);
+    store
+        .upload_bytes(Bytes::from(body.clone()), "into/obj", &parts(), None)
+        .await
+        .unwrap();
+    let etag = store.head("into/obj").await.unwrap().e_tag.unwrap();
+    let mut buf = Vec::with_capacity(1 << 20);
+    let first = buf.as_ptr();
+    for i in 0..40u64 {
+        let start = (i * 77_777) % (2 << 20);
+        let len = 1 + (i * 13_331) % (1 << 20);
+        buf = store
+            .get_range_into("into/obj", start..start + len, Some(&etag), buf)
+            .await
+            .unwrap_or_else(|e| panic!("range {i}: {e}"));
+        assert_eq!(
+            &buf[..],
+            &body[start as usize..(start + len) as usize],
+            "range {i}"
+        );
+    }
+    assert_eq!(buf.as_ptr(), first, "the buffer was reallocated");
+    store
+        .upload_bytes(
+            Bytes::from(data::bytes(8, 1 << 20)),
+            "into/obj",
+            &parts(),
+            None,
+        )
+        .await
+        .unwrap();
+    let err = store
+        .get_range_into("into/obj", 0..100, Some(&etag), buf)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Precondition, "{err}");
+    assert!(err.to_string().contains("into/obj"), "{err}");
+}
