@@ -261,6 +261,44 @@ def test_a_dataset_in_a_bucket_the_job_may_only_read(tmp_path, s3, monkeypatch):
     assert os.stat(manifests[0]).st_mtime_ns != first
 
 
+def test_kill_9_while_indexing_on_first_use_leaves_the_node_cache_usable(tmp_path, s3_link):
+    """A process killed (SIGKILL) at random points while it indexes a read-only dataset into
+    the node's cache on first use: the next process opens the same dataset from the same
+    cache and reads every sample, byte-exact (a half-written index set is never taken as
+    whole: the manifest goes last, and copies are checked against it)."""
+    import random
+    import signal
+    import sys
+    import time
+
+    from conftest import cp, environment
+
+    want = {s["__key__"]: s for s in write_wds(str(tmp_path / "wds"), shards=12, per=20)}
+    url = f"s3://{s3_link['bucket']}/py/kill-index/"
+    cp(s3_link, str(tmp_path / "wds") + "/", url)
+    node = tmp_path / "node"
+    env = {**os.environ, **s3_link["env"], "STRATA_CACHE_DIR": str(node)}
+    child = ("import sys, strata; print('go', flush=True); "
+             "ds = strata.Dataset(sys.argv[1], seed=1); print('indexed', flush=True)")
+    rng = random.Random(7)
+    killed_midway = 0
+    for round in range(6):
+        if round % 2 == 0:  # from nothing now and then, so most kills land in a first indexing
+            subprocess.run(["rm", "-rf", str(node)], check=True)
+        p = subprocess.Popen([sys.executable, "-c", child, url], env=env, stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "go"
+        time.sleep(rng.uniform(0.0, 0.4))
+        p.send_signal(signal.SIGKILL)
+        out = p.stdout.read()
+        p.wait()
+        killed_midway += "indexed" not in out
+    assert killed_midway >= 2, f"only {killed_midway} kills landed before the index was whole"
+    with environment({**s3_link["env"], "STRATA_CACHE_DIR": str(node)}):
+        got = {s["__key__"]: s for s in strata.Dataset(url, seed=2)}
+    assert len(got) == len(want)
+    assert all(got[k]["npy"] == want[k]["npy"] and got[k]["txt"] == want[k]["txt"] for k in want)
+
+
 def test_the_raw_layout_under_a_dataloader_heads_nothing(tmp_path):
     """One object per sample member: `layout="raw"` lists once where the DataLoader is
     built, and its two workers read every sample once, byte-exact, with one GET per object
