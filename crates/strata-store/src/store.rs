@@ -244,21 +244,11 @@ impl Store {
             let path = path.clone();
             let range = range.clone();
             async move {
-                let opts = GetOptions {
-                    range: Some(GetRange::Bounded(range)),
-                    ..Default::default()
-                };
-                let res = os.get_opts(&path, opts).await?;
+                let res = os.get_opts(&path, ranged(range)).await?;
                 let e_tag = res.meta.e_tag.clone();
                 let bytes = res.bytes().await?;
                 if bytes.len() as u64 != want {
-                    return Err(object_store::Error::Generic {
-                        store: "strata",
-                        source: Box::new(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            format!("short read: got {} of {want} bytes", bytes.len()),
-                        )),
-                    });
+                    return Err(short_read(bytes.len(), want));
                 }
                 Ok((e_tag, bytes))
             }
@@ -289,11 +279,7 @@ impl Store {
             let range = range.clone();
             let buf = &buf;
             async move {
-                let opts = GetOptions {
-                    range: Some(GetRange::Bounded(range)),
-                    ..Default::default()
-                };
-                let res = os.get_opts(&path, opts).await?;
+                let res = os.get_opts(&path, ranged(range)).await?;
                 let e_tag = res.meta.e_tag.clone();
                 let mut out = std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()));
                 out.clear();
@@ -323,13 +309,7 @@ impl Store {
                     return Err(e);
                 }
                 if got as u64 != want {
-                    return Err(object_store::Error::Generic {
-                        store: "strata",
-                        source: Box::new(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            format!("short read: got {got} of {want} bytes"),
-                        )),
-                    });
+                    return Err(short_read(got, want));
                 }
                 Ok(e_tag)
             }
@@ -529,6 +509,25 @@ impl Store {
         listing.objects.sort_by(|a, b| a.key.cmp(&b.key));
         listing.prefixes.sort();
         Ok(listing)
+    }
+}
+
+/// A GET of `range` only.
+fn ranged(range: Range<u64>) -> GetOptions {
+    GetOptions {
+        range: Some(GetRange::Bounded(range)),
+        ..Default::default()
+    }
+}
+
+/// A ranged GET whose body ended before the `want` bytes asked for (retried).
+fn short_read(got: usize, want: u64) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "strata",
+        source: Box::new(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("short read: got {got} of {want} bytes"),
+        )),
     }
 }
 

@@ -6,7 +6,9 @@ shards of the same samples, its local cache directory), in regimes A and B (see 
 
 Per loader and epoch it prints samples/s, the fraction of the link cap (A), what crossed the
 link (requests and MiB, A) and the server's CPU seconds, and the client's CPU seconds per GiB
-(the loading process and its DataLoader workers)."""
+(the loading process and its DataLoader workers). With ``--repeat N`` each loader's cold and
+warm epochs run N times (cold again each time: a fresh cache) and the table shows the median
+runs, the verdicts judge them, and a second line gives the slowest and fastest rates."""
 
 import argparse
 import os
@@ -85,6 +87,17 @@ def run_epoch(r: Regime, make: Callable[[], Any], workers: int, batch: int) -> E
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(getattr(b, f) - getattr(a, f) for a, b in ((r0, r1), (c0, c1)) for f in ("ru_utime", "ru_stime"))
     return Epoch(secs=secs, samples=n, cpu=cpu, wire=wire)
+
+
+def median_run(epochs: List[Epoch]) -> Epoch:
+    """The epoch of median rate (the lower of two middles; its CPU and wire counts with it),
+    with ``spread``: the
+    slowest and fastest rates, for the table."""
+    ranked = sorted(epochs, key=lambda e: e["samples"] / e["secs"])
+    mid = Epoch(ranked[(len(ranked) - 1) // 2])  # the lower median of an even count
+    rates = [e["samples"] / e["secs"] for e in ranked]
+    mid["spread"] = f"{rates[0]:.0f}-{rates[-1]:.0f}"
+    return mid
 
 
 def loaders(r: Regime, work: str, batch: int) -> Dict[str, Callable[[], Callable[[], Any]]]:
@@ -184,6 +197,9 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--shard-size", default="64MiB", help="tar and MDS shard size (default 64MiB, MDS's own)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each loader's cold and warm epoch (default 1); the table shows each one's median "
+                        "run, and the spread")
     a = p.parse_args(argv)
     count = max(regimes.parse_size(a.size) // SAMPLE_SIZE, 1)
     work = tempfile.mkdtemp(prefix="strata-bench-train-", dir=os.environ.get("STRATA_BENCH_DIR"))
@@ -225,8 +241,11 @@ def main(argv=None) -> int:
                     if not available(loader):
                         print(f"  {loader}: not installed, skipped")
                         continue
-                    make = setup()
-                    rows[loader] = [run_epoch(r, make, a.workers, a.batch) for _ in range(2)]
+                    runs = []
+                    for _ in range(max(a.repeat, 1)):
+                        make = setup()  # a fresh cache (or local directory) each run: cold again
+                        runs.append([run_epoch(r, make, a.workers, a.batch) for _ in range(2)])
+                    rows[loader] = [median_run([run[i] for run in runs]) for i in (0, 1)]
                 print(f"\nregime {name} ({'s3 link profile, 160 MiB/s' if name == 'A' else 'Garage, no emulator'})")
                 print(f"  {'loader':<14} {'cold samples/s':>14} {'warm samples/s':>14} {'CPU s/GiB':>10}  on the wire (cold epoch)")
                 for loader, (cold, warm) in rows.items():
@@ -234,6 +253,8 @@ def main(argv=None) -> int:
                     extra = f" ({cold['samples'] * SAMPLE_SIZE / cold['secs'] / LINK_CAP:.2f} of the cap)" if name == "A" else ""
                     print(f"  {loader:<14} {cold['samples'] / cold['secs']:>14.0f} {warm['samples'] / warm['secs']:>14.0f} {cpu:>10.2f}  "
                           f"{cold['wire'].text()}{extra}")
+                    if a.repeat > 1:
+                        print(f"  {'':<14} {cold['spread']:>14} {warm['spread']:>14}  (min-max of {a.repeat} runs)")
                     if cold["samples"] < count:
                         print(f"    ({loader} yielded {cold['samples']} of {count} samples)")
                 for line in verdicts(rows, name, size):
