@@ -91,8 +91,7 @@ def run_epoch(r: Regime, make: Callable[[], Any], workers: int, batch: int) -> E
 
 def median_run(epochs: List[Epoch]) -> Epoch:
     """The epoch of median rate (the lower of two middles; its CPU and wire counts with it),
-    with ``spread``: the
-    slowest and fastest rates, for the table."""
+    with ``spread``: the slowest and fastest rates, for the table."""
     ranked = sorted(epochs, key=lambda e: e["samples"] / e["secs"])
     mid = Epoch(ranked[(len(ranked) - 1) // 2])  # the lower median of an even count
     rates = [e["samples"] / e["secs"] for e in ranked]
