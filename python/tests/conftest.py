@@ -55,8 +55,6 @@ def server_stats(p):
     return json.loads(p.stdout.readline())
 
 
-
-
 @pytest.fixture(scope="session")
 def s3():
     """A real S3 server on 127.0.0.1 (`strata test-s3-server`: s3s with files in a temporary

@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use strata_cache::ObjectVersion;
 
 use crate::error::{DatasetError, Result};
-use crate::index::{INDEX_SUFFIX, ShardFormat, ShardIndex, split_key};
+use crate::index::{ShardFormat, ShardIndex, index_path, split_key};
 use crate::manifest::{Layout, Manifest};
 use strata_store::Location;
 
@@ -236,7 +236,6 @@ impl Dataset {
                 info.etag = Some(v.version.to_string());
             }
         }
-        let idx_of = |p: &str| format!("{p}{INDEX_SUFFIX}");
         let cached = Manifest::try_load(&cache).await.ok().flatten() == Some(m.clone())
             && Self::indexes_intact(&cache, &m).await;
         if !cached {
@@ -244,7 +243,7 @@ impl Dataset {
             for (s, idx) in m.shards.iter().zip(&indexes) {
                 cache
                     .store
-                    .put(&cache.key(&idx_of(&s.path)), idx.to_json().into())
+                    .put(&cache.key(&index_path(&s.path)), idx.to_json().into())
                     .await?;
             }
             cache
@@ -267,11 +266,7 @@ impl Dataset {
     /// that stays unreadable until someone deletes the cache.
     async fn indexes_intact(cache: &Location, m: &Manifest) -> bool {
         for s in &m.shards {
-            let Ok(bytes) = cache
-                .store
-                .get(&cache.key(&format!("{}{INDEX_SUFFIX}", s.path)))
-                .await
-            else {
+            let Ok(bytes) = cache.store.get(&cache.key(&index_path(&s.path))).await else {
                 return false;
             };
             match ShardIndex::from_json(&bytes) {
@@ -336,7 +331,7 @@ impl Dataset {
             let (_, ext) = split_key(&info.path).expect("raw paths have an extension");
             ShardIndex::raw(ext, info.bytes)
         } else {
-            let rel = format!("{}{INDEX_SUFFIX}", info.path);
+            let rel = index_path(&info.path);
             let bytes = self
                 .index_location
                 .store

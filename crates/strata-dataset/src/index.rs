@@ -21,6 +21,12 @@ pub const INDEX_VERSION: u32 = 1;
 /// The file name suffix of a shard's index.
 pub const INDEX_SUFFIX: &str = ".idx";
 
+/// Where the index of the shard at `shard` (a path relative to the dataset) is kept, relative
+/// to the index location: `SHARD.idx`.
+pub fn index_path(shard: &str) -> String {
+    format!("{shard}{INDEX_SUFFIX}")
+}
+
 /// Shard file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

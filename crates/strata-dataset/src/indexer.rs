@@ -13,7 +13,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::error::{DatasetError, Result};
-use crate::index::{INDEX_SUFFIX, IndexBuilder, ShardFormat, ShardIndex, split_key};
+use crate::index::{INDEX_SUFFIX, IndexBuilder, ShardFormat, ShardIndex, index_path, split_key};
 use crate::manifest::{Layout, MANIFEST_NAME, Manifest, ShardInfo};
 use crate::sample::Sample;
 use crate::tar::TarScanner;
@@ -107,10 +107,7 @@ pub async fn index_prefix_into(
                 let rel = o.key;
                 let (idx, etag) = index_shard_versioned(loc, &rel).await?;
                 out.store
-                    .put(
-                        &out.key(&format!("{rel}{INDEX_SUFFIX}")),
-                        idx.to_json().into(),
-                    )
+                    .put(&out.key(&index_path(&rel)), idx.to_json().into())
                     .await?;
                 let n = done.fetch_add(o.size, std::sync::atomic::Ordering::Relaxed) + o.size;
                 progress(n);

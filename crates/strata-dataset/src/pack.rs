@@ -21,9 +21,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::error::{DatasetError, Result};
 use crate::index::split_key;
-use crate::index::{
-    INDEX_SUFFIX, INDEX_VERSION, MemberEntry, SampleEntry, ShardFormat, ShardIndex,
-};
+use crate::index::{INDEX_VERSION, MemberEntry, SampleEntry, ShardFormat, ShardIndex, index_path};
 use crate::manifest::{Layout, MANIFEST_NAME, Manifest, ShardInfo};
 use crate::tar::{BLOCK, TarWriter, padded};
 use strata_store::Location;
@@ -411,10 +409,7 @@ async fn write_shard(
         samples,
     };
     dst.store
-        .put(
-            &dst.key(&format!("{name}{INDEX_SUFFIX}")),
-            Bytes::from(index.to_json()),
-        )
+        .put(&dst.key(&index_path(&name)), Bytes::from(index.to_json()))
         .await?;
     let info = ShardInfo {
         path: name,

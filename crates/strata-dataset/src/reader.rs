@@ -402,8 +402,8 @@ impl Reader {
 
 impl Reader {
     /// One object per sample, or samples too scattered to coalesce ([`Reader::scattered`]):
-    /// each sample is its own read, and
-    /// samples come out as soon as they and those before them have arrived. Two bounds, kept
+    /// each sample is its own read, and samples come out as soon as they and those before
+    /// them have arrived. Two bounds, kept
     /// apart: at most `max_in_flight` requests at once (a semaphore), and a reorder window of
     /// samples bounded by `lookahead_bytes` (so a slow request does not stop the others, and
     /// memory stays bounded for large objects). Objects larger than [`RAW_PART`] are read in
