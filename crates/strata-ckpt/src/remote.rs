@@ -100,7 +100,7 @@ impl RemoteTier {
     }
 
     /// The manifest of `step`: `None` when there is none; an error when it cannot be read
-    /// or is invalid.
+    /// or is invalid (for a step named by the caller: restore, verify, show).
     pub async fn manifest(&self, step: u64) -> Result<Option<Manifest>> {
         let key = self.loc.key(&layout::manifest_rel(step));
         let bytes = match self.get_small(&key).await {
@@ -119,6 +119,20 @@ impl RemoteTier {
             });
         }
         Ok(Some(m))
+    }
+
+    /// The manifest of `step` when there is a valid one. A checkpoint without a valid manifest
+    /// does not exist: a damaged one is skipped with a warning naming it (so one bad step
+    /// hides nothing else from listings, `latest` and retention), and `gc` collects it like
+    /// any incomplete step. Other errors (the store unreachable) are errors.
+    pub async fn valid_manifest(&self, step: u64) -> Result<Option<Manifest>> {
+        match self.manifest(step).await {
+            Err(CkptError::Manifest { path, cause }) => {
+                tracing::warn!("checkpoint {path}: bad manifest: {cause}; step {step} ignored");
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     /// The steps with objects under the root (complete or not), ascending.
@@ -213,6 +227,12 @@ impl RemoteTier {
         for o in objects {
             self.loc.store.delete(&o.key).await?;
         }
+        // A file store keeps the step's directories: without this, the step would still
+        // list (as incomplete) after every later gc.
+        self.loc
+            .store
+            .prune_empty_dirs(&self.loc.key(&layout::step_dir(step)))
+            .await?;
         Ok(n)
     }
 

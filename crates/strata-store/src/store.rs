@@ -448,6 +448,21 @@ impl Store {
         }
     }
 
+    /// On a `file://` store, removes the empty directories under the directory `prefix` and
+    /// `prefix` itself if it ends up empty: an object store has no empty prefixes, and a
+    /// directory left behind by deleted objects would still list as one. Directories that
+    /// hold a file are kept. A no-op on other backends. Returns the directories removed.
+    pub async fn prune_empty_dirs(&self, prefix: &str) -> Result<usize> {
+        let Some(dir) = self.url(prefix.trim_end_matches('/')).local_path() else {
+            return Ok(0);
+        };
+        let shown = dir.clone();
+        tokio::task::spawn_blocking(move || prune(&dir))
+            .await
+            .map_err(|e| StoreError::io("prune", &shown, std::io::Error::other(e)))?
+            .map_err(|e| StoreError::io("prune", &shown, e))
+    }
+
     /// Every object under the directory `prefix` (recursively; `a/b` lists `a/b/...`, not the
     /// object `a/b` nor `a/bc`), in key order. A listing interrupted by a transient fault
     /// resumes after the last key received.
@@ -558,4 +573,28 @@ fn both<T: ObjectStore + MultipartStore>(
 ) -> (Arc<dyn ObjectStore>, Option<Arc<dyn MultipartStore>>) {
     let limited = Arc::new(LimitedStore::new(Arc::new(backend), limits));
     (limited.clone(), Some(limited))
+}
+
+/// Removes the empty directories under `dir`, bottom-up, and `dir` if it ends up empty;
+/// returns how many. A missing `dir` is nothing to do. Symbolic links are not followed.
+fn prune(dir: &std::path::Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for e in entries {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            removed += prune(&e.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(removed + 1),
+        // Not empty (a file, or a directory that holds one): kept.
+        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(removed),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(removed),
+        Err(e) => Err(e),
+    }
 }

@@ -63,7 +63,7 @@ impl Inner {
             // Manifests are read 16 at a time: a root with thousands of steps is listed in
             // hundreds of round trips, not thousands.
             let manifests: Vec<(u64, Option<Manifest>)> = stream::iter(r.steps().await?)
-                .map(|s| async move { Ok::<_, CkptError>((s, r.manifest(s).await?)) })
+                .map(|s| async move { Ok::<_, CkptError>((s, r.valid_manifest(s).await?)) })
                 .buffered(16)
                 .try_collect()
                 .await?;

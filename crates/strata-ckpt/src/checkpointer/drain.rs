@@ -195,7 +195,7 @@ impl Inner {
             });
         };
         // 2. A step committed before is never overwritten.
-        if remote.manifest(step).await?.is_some() {
+        if remote.valid_manifest(step).await?.is_some() {
             return Err(CkptError::Exists {
                 root: remote.display(),
                 step,

@@ -88,7 +88,7 @@ impl Inner {
             if rules_apply {
                 let mut complete = Vec::new();
                 for s in remote.steps().await? {
-                    if let Some(m) = remote.manifest(s).await? {
+                    if let Some(m) = remote.valid_manifest(s).await? {
                         complete.push((s, m.committed_unix_ms));
                     }
                 }
@@ -194,7 +194,7 @@ async fn gc_local(l: LocalTier, abandoned_after: Duration) -> Result<Vec<u64>> {
 async fn gc_remote_steps(r: &RemoteTier, abandoned_after: Duration) -> Result<(Vec<u64>, usize)> {
     let (mut steps, mut deleted) = (Vec::new(), 0);
     for s in r.steps().await? {
-        if r.manifest(s).await?.is_some() {
+        if r.valid_manifest(s).await?.is_some() {
             continue;
         }
         let objects = r.step_objects(s).await?;
@@ -203,6 +203,10 @@ async fn gc_remote_steps(r: &RemoteTier, abandoned_after: Duration) -> Result<(V
             for o in &objects {
                 r.loc.store.delete(&o.key).await?;
             }
+            r.loc
+                .store
+                .prune_empty_dirs(&r.loc.key(&layout::step_dir(s)))
+                .await?;
             deleted += objects.len();
             steps.push(s);
         }

@@ -71,6 +71,12 @@ impl Inner {
                     });
                 }
                 Ok(None) => continue, // incomplete: not a checkpoint
+                // Without a valid manifest a checkpoint does not exist: skipped, named.
+                Err(CkptError::Manifest { path, cause }) if want.is_none() => {
+                    warnings.push(format!(
+                        "checkpoint {path}: bad manifest: {cause}; step {step} ignored"
+                    ));
+                }
                 Err(e) => {
                     // Only a damaged checkpoint is skipped (bad bytes, a missing object or
                     // file): a store that fails (down, denied, out of retries) says nothing
