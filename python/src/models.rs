@@ -45,18 +45,20 @@ fn open_pull(
 /// Pulls the model at `url` into the node cache (`cache_dir`, else the configured one) and
 /// returns the pull report as a dict.
 #[pyfunction]
-#[pyo3(signature = (url, *, cache_dir=None, tensors=Vec::new()))]
+#[pyo3(signature = (url, *, cache_dir=None, tensors=Vec::new(), verify=false))]
 pub(crate) fn models_pull(
     py: Python<'_>,
     url: &str,
     cache_dir: Option<&str>,
     tensors: Vec<String>,
+    verify: bool,
 ) -> PyResult<Py<PyAny>> {
     let (store, u, repo) = open_pull(url, cache_dir)?;
     let report = py.detach(move || {
         rt().block_on(async move {
             let opts = strata_models::PullOptions {
                 tensors,
+                verify,
                 ..Default::default()
             };
             strata_models::pull(&repo, &store, &u, &opts)
@@ -248,11 +250,12 @@ impl ModelStream {
 /// Starts pulling the model at `url` into the node cache and returns a [`ModelStream`] of
 /// its tensors as they land.
 #[pyfunction]
-#[pyo3(signature = (url, *, cache_dir=None, tensors=Vec::new()))]
+#[pyo3(signature = (url, *, cache_dir=None, tensors=Vec::new(), verify=false))]
 fn models_stream(
     url: &str,
     cache_dir: Option<&str>,
     tensors: Vec<String>,
+    verify: bool,
 ) -> PyResult<ModelStream> {
     let (store, u, repo) = open_pull(url, cache_dir)?;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -280,6 +283,7 @@ fn models_stream(
     };
     let opts = strata_models::PullOptions {
         tensors,
+        verify,
         on_tensor: Some(on_tensor),
         ..Default::default()
     };

@@ -18,12 +18,19 @@ _lock = threading.Lock()
 _streams: List[Any] = []
 
 
-def pull(url: str, *, cache_dir: Optional[str] = None, tensors: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+def pull(
+    url: str,
+    *,
+    cache_dir: Optional[str] = None,
+    tensors: Optional[Iterable[str]] = None,
+    verify: bool = False,
+) -> Dict[str, Any]:
     """Pulls the model at ``url`` (every file under it) into the node cache, once per node
     however many processes ask; returns the report (``dir``, ``bytes``,
     ``first_tensor_secs``, ...). ``tensors``: names or prefixes (``"layers.0."``) to pull
-    only."""
-    return _strata.models_pull(url, cache_dir=cache_dir, tensors=list(tensors or []))
+    only. A cached copy is served when every file has its recorded size; with
+    ``verify=True`` every file's CRC32C is checked first. A damaged copy is pulled again."""
+    return _strata.models_pull(url, cache_dir=cache_dir, tensors=list(tensors or []), verify=verify)
 
 
 def _check_framework(framework: str) -> None:
@@ -52,14 +59,15 @@ def stream(
     cache_dir: Optional[str] = None,
     tensors: Optional[Iterable[str]] = None,
     framework: str = "numpy",
+    verify: bool = False,
 ) -> Iterator[Tuple[str, Any]]:
     """Pulls the model (see :func:`pull`) and yields ``(name, tensor)`` as soon as each
     tensor's bytes are on the node, in file order per file. The iteration ends with the last
     tensor; the pull's fsync and publication finish in the background (:func:`wait` waits for
     them; a model already cached is yielded at once). Tensors are views of the cached files
-    as in :func:`load`."""
+    as in :func:`load`. ``verify``: as for :func:`pull`."""
     _check_framework(framework)
-    native = _strata.models_stream(url, cache_dir=cache_dir, tensors=list(tensors or []))
+    native = _strata.models_stream(url, cache_dir=cache_dir, tensors=list(tensors or []), verify=verify)
     with _lock:
         _streams.append(native)
     for fd, _file, name, dtype, shape, start, end in native:
@@ -81,6 +89,7 @@ def load(
     cache_dir: Optional[str] = None,
     tensors: Optional[Iterable[str]] = None,
     framework: str = "numpy",
+    verify: bool = False,
 ) -> Dict[str, Any]:
     """Pulls the model (see :func:`pull`) and returns tensor name -> array viewing the
     cached file (a private copy-on-write map: nothing is copied unless you write to it).
@@ -89,7 +98,7 @@ def load(
     numpy has no bfloat16 or float8: those come back as their raw bits (uint16, uint8);
     ``framework="torch"`` returns torch tensors of the right dtype, sharing the same memory.
     """
-    return dict(stream(url, cache_dir=cache_dir, tensors=tensors, framework=framework))
+    return dict(stream(url, cache_dir=cache_dir, tensors=tensors, framework=framework, verify=verify))
 
 
 def _wait_at_exit() -> None:

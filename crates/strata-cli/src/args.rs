@@ -469,6 +469,10 @@ pub struct ModelsPullArgs {
     /// Ranged reads in flight across all files.
     #[arg(long, default_value_t = 32)]
     pub parts_in_flight: usize,
+    /// Before serving a cached copy, read it and check every file's CRC32C (otherwise only
+    /// the sizes are checked); a damaged copy is pulled again.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use std::process::Output;
 
 use common::{ok, run};
 
-use strata_testkit::{S3Server, data};
+use strata_testkit::{S3Endpoint, S3Server, data};
 
 /// Standard error as text.
 fn stderr(out: &Output) -> String {
@@ -174,4 +174,104 @@ fn a_damaged_manifest_hides_only_its_own_step() {
         std::fs::remove_dir_all(dir.path().join("out29")).unwrap();
         std::fs::remove_dir_all(dir.path().join("outl")).unwrap();
     }
+}
+
+/// Puts `files` under `prefix` on `server`.
+fn put_all(server: &S3Server, prefix: &str, files: &[(String, Vec<u8>)]) {
+    let store = strata_store::Store::open(&server.url(""), &server.store_config()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for (n, b) in files {
+            store
+                .put(&format!("{prefix}/{n}"), bytes::Bytes::from(b.clone()))
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// The one file called `name` under `dir` (recursively).
+fn find(dir: &Path, name: &str) -> std::path::PathBuf {
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_name() == name && p.is_file() && !p.to_string_lossy().contains(".partial") {
+                return p;
+            }
+            if p.is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    panic!("no {name} under {}", dir.display());
+}
+
+/// Fault 2: a cached model with a truncated file was served (`… is cached`, exit 0). The
+/// hit path compares every size with the manifest; `--verify` checks CRC32C too; a damaged
+/// copy is pulled again, never served.
+#[test]
+fn a_damaged_cached_model_is_pulled_again() {
+    let server = S3Server::start();
+    let shard = strata_models::synth::shard(5, 0, 3 << 20);
+    put_all(
+        &server,
+        "hostile/model",
+        &[("model.safetensors".into(), shard.clone())],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let url = "s3://strata-test/hostile/model/";
+    let pull = |extra: &[&str]| {
+        let mut args = vec!["--cache", c, "models", "pull", url, "--json"];
+        args.extend_from_slice(extra);
+        let out = run(&server, &args);
+        let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+        (v, stderr(&out))
+    };
+    let (first, _) = pull(&[]);
+    assert_eq!(first["already_cached"], false);
+    let (again, _) = pull(&[]);
+    assert_eq!(again["already_cached"], true);
+    let file = find(&cache, "model.safetensors");
+
+    // Truncated: the sizes catch it.
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.set_len(shard.len() as u64 - 1000).unwrap();
+    drop(f);
+    let (v, err) = pull(&[]);
+    assert_eq!(v["already_cached"], false, "a truncated copy was served");
+    assert!(
+        err.contains("model.safetensors") && err.contains("bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(find(&cache, "model.safetensors")).unwrap(),
+        shard
+    );
+
+    // Same size, one byte flipped: only --verify reads it.
+    let file = find(&cache, "model.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    let (v, _) = pull(&[]);
+    assert_eq!(
+        v["already_cached"], true,
+        "sizes alone do not read the files"
+    );
+    let (v, err) = pull(&["--verify"]);
+    assert_eq!(
+        v["already_cached"], false,
+        "a corrupt copy was served with --verify"
+    );
+    assert!(err.contains("CRC32C"), "{err}");
+    assert_eq!(
+        std::fs::read(find(&cache, "model.safetensors")).unwrap(),
+        shard
+    );
+    let out = ok(&run(&server, &["--cache", c, "models", "verify", url]));
+    assert!(!out.contains("CRC32C"), "{out}");
 }

@@ -119,6 +119,29 @@ impl Model {
         self.tensors().into_iter().find(|t| t.name == name)
     }
 
+    /// Checks every file's size against the manifest, without reading the files (what a
+    /// pull checks before it serves a cached model). Returns the problems found (empty:
+    /// intact as far as sizes tell).
+    pub fn check_sizes(dir: &Path) -> Result<Vec<String>> {
+        let manifest = ModelManifest::read(dir)?;
+        let mut problems = Vec::new();
+        for f in &manifest.files {
+            let p = dir.join(&f.name);
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_file() && m.len() == f.size => {}
+                Ok(m) if m.is_file() => problems.push(format!(
+                    "{}: {} bytes, the manifest says {}",
+                    p.display(),
+                    m.len(),
+                    f.size
+                )),
+                Ok(_) => problems.push(format!("{}: not a regular file", p.display())),
+                Err(e) => problems.push(format!("{}: {e}", p.display())),
+            }
+        }
+        Ok(problems)
+    }
+
     /// Reads every file and checks its size and CRC32C against the manifest (and every
     /// safetensors header). Returns the problems found (empty: intact).
     pub fn verify(dir: &Path) -> Result<Vec<String>> {

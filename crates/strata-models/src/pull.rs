@@ -71,6 +71,9 @@ pub struct PullOptions {
     pub on_tensor: Option<TensorCallback>,
     /// Called with the bytes of each segment written (progress bars).
     pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// Before serving a cached copy, read it and check every file's CRC32C (without this,
+    /// only the sizes are checked). A damaged copy is removed and pulled again.
+    pub verify: bool,
 }
 
 /// What a pull did.
@@ -239,7 +242,7 @@ pub async fn pull(
             first_tensor_secs: None,
         })
     };
-    if published.join(MANIFEST).is_file() {
+    if published.join(MANIFEST).is_file() && damage(&published, opts.verify).is_empty() {
         return done(&published, true, false);
     }
     let lock_path = repo.lock_path(&key, &version);
@@ -259,7 +262,14 @@ pub async fn pull(
     .map_err(|e| ModelError::io(repo.dir(), std::io::Error::other(e)))?
     .map_err(|e| ModelError::io(repo.lock_path(&key, &version), e))?;
     if published.join(MANIFEST).is_file() {
-        return done(&published, false, true);
+        let problems = damage(&published, opts.verify);
+        if problems.is_empty() {
+            return done(&published, false, true);
+        }
+        for p in &problems {
+            tracing::warn!("cached model damaged, pulling it again: {p}");
+        }
+        retire(repo, &published)?;
     }
     let pull = Pull {
         repo,
@@ -691,6 +701,40 @@ impl Pull<'_> {
         sync_dir(parent)?;
         Ok((published, manifest))
     }
+}
+
+/// What is wrong with the published model in `dir` (empty: it may be served): a file not
+/// at its manifest's size, and with `verify` a CRC32C or header that does not match.
+fn damage(dir: &Path, verify: bool) -> Vec<String> {
+    let checked = if verify {
+        crate::Model::verify(dir)
+    } else {
+        crate::Model::check_sizes(dir)
+    };
+    checked.unwrap_or_else(|e| vec![e.to_string()])
+}
+
+/// Moves a damaged published model out of the way (processes that mapped its files keep
+/// their maps) and removes it.
+fn retire(repo: &ModelRepo, dir: &Path) -> Result<()> {
+    let trash = repo.dir().join(".partial").join(format!(
+        ".damaged-{}-{:x}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    if let Some(parent) = trash.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
+    }
+    std::fs::rename(dir, &trash).map_err(|e| ModelError::io(dir, e))?;
+    let _ = std::fs::remove_dir_all(&trash);
+    Ok(())
+}
+
+/// A value that differs between calls (names of scratch directories).
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// `dir/name` for a name from a listing, refusing names that would leave `dir`.

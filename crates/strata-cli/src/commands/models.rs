@@ -112,6 +112,7 @@ async fn pull(a: &ModelsPullArgs, s: &Settings, repo: &ModelRepo) -> Result<()> 
     let opts = PullOptions {
         tensors: a.tensors.clone(),
         parts_in_flight: a.parts_in_flight.max(1),
+        verify: a.verify,
         on_tensor: Some(Arc::new(move |t| {
             let mut f = f2.lock().unwrap_or_else(|e| e.into_inner());
             if f.is_none() {
