@@ -407,6 +407,11 @@ pub struct CpArgs {
     /// Copy everything under the source prefix or directory.
     #[arg(short, long)]
     pub recursive: bool,
+    /// Follow symbolic links in a local source directory (a link back to a directory being
+    /// copied is reported as a loop and not entered). By default links are skipped, each
+    /// named in a warning.
+    #[arg(long)]
+    pub follow_symlinks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -62,7 +62,10 @@ fn main() -> ExitCode {
             if code != 130 {
                 eprintln!("strata: error: {msg}");
             }
-            if json && e.downcast_ref::<Reported>().is_none() {
+            if json
+                && e.downcast_ref::<Reported>().is_none()
+                && e.downcast_ref::<output::PartlySkipped>().is_none()
+            {
                 output::json(&serde_json::json!({"error": msg, "exit_code": code}));
             }
             ExitCode::from(code)
@@ -147,6 +150,9 @@ impl std::error::Error for Reported {}
 fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<Interrupted>().is_some() {
         return 130;
+    }
+    if e.downcast_ref::<output::PartlySkipped>().is_some() {
+        return 8;
     }
     if let Some(d) = e
         .chain()

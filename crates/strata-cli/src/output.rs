@@ -42,3 +42,29 @@ pub fn bytes_bar(total: u64, show: bool, what: &str) -> (ProgressBar, ProgressFn
     let b = bar.clone();
     (bar, Arc::new(move |n| b.inc(n)))
 }
+
+/// Some entries were left out, each already named on standard error; the rest was done.
+/// Exit code 8.
+#[derive(Debug)]
+pub struct PartlySkipped(pub usize);
+
+impl std::fmt::Display for PartlySkipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} entr{} skipped (named above); the rest was done",
+            self.0,
+            if self.0 == 1 { "y" } else { "ies" }
+        )
+    }
+}
+
+impl std::error::Error for PartlySkipped {}
+
+/// Names each skipped entry on standard error (escaped); returns how many.
+pub fn report_skipped(skipped: &[strata_store::Skipped]) -> usize {
+    for s in skipped {
+        eprintln!("strata: warning: skipped {s}");
+    }
+    skipped.len()
+}

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::TransferConfig;
 use crate::error::{Result, StoreError};
-use crate::local::{start_writeback, sync_parent, temp_path};
+use crate::local::{TempGuard, start_writeback, sync_parent, temp_path};
 use crate::store::{ObjectInfo, Store};
 use crate::transfer::{Buffered, ProgressFn, TransferReport, combine_crc32c, plan_parts};
 
@@ -48,6 +48,7 @@ impl Store {
             .create_new(true)
             .open(&tmp)
             .map_err(|e| StoreError::io("create", &tmp, e))?;
+        let guard = TempGuard::new(&tmp);
         let file = Arc::new(file);
         let result = async {
             file.set_len(info.size)
@@ -108,18 +109,12 @@ impl Store {
             })
         }
         .await;
-        match result {
-            Ok(mut report) => {
-                std::fs::rename(&tmp, dest).map_err(|e| StoreError::io("rename", dest, e))?;
-                sync_parent(dest);
-                report.elapsed_secs = start.elapsed().as_secs_f64();
-                Ok(report)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        let mut report = result?;
+        std::fs::rename(&tmp, dest).map_err(|e| StoreError::io("rename", dest, e))?;
+        guard.keep();
+        sync_parent(dest);
+        report.elapsed_secs = start.elapsed().as_secs_f64();
+        Ok(report)
     }
 
     /// Streams `key` in order, part by part, fetching up to `opts.concurrency` parts ahead.

@@ -29,6 +29,7 @@ pub fn copy_file(src: &Path, dst: &Path) -> Result<TransferReport> {
         });
     }
     let tmp = temp_path(dst);
+    let guard = TempGuard::new(&tmp);
     let result = (|| {
         let bytes = std::fs::copy(src, &tmp).map_err(|e| StoreError::io("copy", src, e))?;
         std::fs::File::open(&tmp)
@@ -38,32 +39,67 @@ pub fn copy_file(src: &Path, dst: &Path) -> Result<TransferReport> {
         sync_parent(dst);
         Ok(bytes)
     })();
-    match result {
-        Ok(bytes) => Ok(TransferReport {
-            bytes,
-            parts: 1,
-            elapsed_secs: start.elapsed().as_secs_f64(),
-            ..Default::default()
-        }),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    let bytes = result?;
+    guard.keep();
+    Ok(TransferReport {
+        bytes,
+        parts: 1,
+        elapsed_secs: start.elapsed().as_secs_f64(),
+        ..Default::default()
+    })
 }
 
-/// A unique temporary name beside `dest`, hidden, so that listings and globbing skip it.
+/// A unique temporary name beside `dest`, hidden, so that listings and globbing skip it:
+/// `.NAME.strata-PID-NONCE.tmp`, with NAME cut (at a character boundary) so that the whole
+/// name fits in [`NAME_MAX`] bytes whatever the length of `dest`'s name.
 pub fn temp_path(dest: &Path) -> std::path::PathBuf {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let nonce: u64 = rand::random();
-    dest.with_file_name(format!(
-        ".{name}.strata-{}-{nonce:016x}.tmp",
-        std::process::id()
-    ))
+    let tail = format!(".strata-{}-{nonce:016x}.tmp", std::process::id());
+    let room = NAME_MAX - 1 - tail.len();
+    let mut cut = name.len().min(room);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    dest.with_file_name(format!(".{}{tail}", &name[..cut]))
 }
+
+/// Removes a temporary file when dropped, unless [`TempGuard::keep`] was called: a copy
+/// that fails, or whose task is dropped (a `cp -r` stopping at another file's error), leaves
+/// no temporary file behind.
+pub struct TempGuard {
+    path: std::path::PathBuf,
+    armed: bool,
+}
+
+impl TempGuard {
+    /// Guards `path`.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            armed: true,
+        }
+    }
+
+    /// The file was renamed into place: nothing to remove.
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The longest file name (bytes) Linux file systems take.
+pub const NAME_MAX: usize = 255;
 
 /// Makes a rename durable by syncing the directory that holds it (best effort).
 pub fn sync_parent(path: &Path) {
@@ -94,4 +130,22 @@ pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_fit_whatever_the_name() {
+        for name in ["a", &"x".repeat(230), &"y".repeat(255), &"é".repeat(127)] {
+            let t = temp_path(&Path::new("/d").join(name));
+            let n = t.file_name().unwrap().to_str().unwrap();
+            assert!(n.len() <= NAME_MAX, "{} bytes", n.len());
+            assert!(n.starts_with('.') && n.ends_with(".tmp") && n.contains(".strata-"));
+        }
+        // Two temporaries of one long name differ.
+        let long = Path::new("/d").join("z".repeat(255));
+        assert_ne!(temp_path(&long), temp_path(&long));
+    }
 }

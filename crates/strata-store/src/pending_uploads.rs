@@ -3,20 +3,15 @@
 //! by the byte until someone aborts it.
 //!
 //! object_store 0.14 has no ListMultipartUploads, so [`Store::pending_uploads`] sends it
-//! itself, signed with object_store's own SigV4 (`AwsAuthorizer`) and sent through its HTTP
-//! connector, under the store layer's retry policy. Aborting goes through object_store's
-//! `MultipartStore`.
+//! itself (`s3_raw`). Aborting goes through object_store's `MultipartStore`.
 
 use chrono::{DateTime, Utc};
-use object_store::aws::{AwsAuthorizer, AwsCredential};
-use object_store::client::{ClientOptions, HttpConnector, HttpRequestBody, ReqwestConnector};
-use object_store::path::Path as ObjPath;
 use serde::Deserialize;
 
 use crate::error::{Result, StoreError};
 use crate::retry::with_retry;
-use crate::store::Store;
-use crate::url::Scheme;
+use crate::s3_raw::S3Raw;
+use crate::store::{Store, object_path};
 
 /// One multipart upload in progress (or abandoned).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -46,13 +41,6 @@ struct UploadEntry {
     initiated: Option<String>,
 }
 
-fn generic(text: String) -> object_store::Error {
-    object_store::Error::Generic {
-        store: "S3",
-        source: text.into(),
-    }
-}
-
 /// Parses one page of a ListMultipartUploads response.
 fn parse_page(xml: &str) -> std::result::Result<ListResult, quick_xml::DeError> {
     quick_xml::de::from_str(xml)
@@ -64,94 +52,21 @@ impl Store {
     /// come from a provider chain (instance metadata, web identity) this request cannot sign
     /// with.
     pub async fn pending_uploads(&self, prefix: &str) -> Result<Option<Vec<PendingUpload>>> {
-        if self.root().scheme() != Scheme::S3 {
+        let Some(raw) = S3Raw::new(self)? else {
             return Ok(None);
-        }
-        let s3 = &self.config().s3;
-        let credential = match (&s3.access_key_id, &s3.secret_access_key) {
-            (Some(k), Some(s)) => Some(std::sync::Arc::new(AwsCredential {
-                key_id: k.clone(),
-                secret_key: s.expose().to_string(),
-                token: s3.session_token.as_ref().map(|t| t.expose().to_string()),
-            })),
-            _ if s3.anonymous() => None,
-            _ => return Ok(None),
         };
-        let endpoint = s3
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", s3.region));
-        let base = if s3.virtual_hosted {
-            format!("{}/", endpoint.trim_end_matches('/'))
-        } else {
-            format!(
-                "{}/{}",
-                endpoint.trim_end_matches('/'),
-                self.root().bucket()
-            )
-        };
-        let client = ReqwestConnector::default()
-            .connect(
-                &ClientOptions::new()
-                    .with_allow_http(s3.allow_http)
-                    .with_timeout(self.config().retry.request_timeout)
-                    .with_connect_timeout(self.config().retry.connect_timeout),
-            )
-            .map_err(|e| StoreError::Config {
-                reason: format!("cannot configure a client for {}: {e}", self.root()),
-            })?;
         let shown = self.url(prefix);
         let mut out = Vec::new();
         let mut markers: Option<(String, String)> = None;
         loop {
-            let mut url = url::Url::parse(&base).map_err(|e| StoreError::Config {
-                reason: format!("s3.endpoint {endpoint:?}: {e}"),
-            })?;
-            {
-                let mut q = url.query_pairs_mut();
-                q.append_pair("uploads", "");
-                q.append_pair("prefix", prefix);
-                if let Some((k, u)) = &markers {
-                    q.append_pair("key-marker", k);
-                    q.append_pair("upload-id-marker", u);
-                }
+            let mut query = vec![("uploads", ""), ("prefix", prefix)];
+            if let Some((k, u)) = &markers {
+                query.push(("key-marker", k));
+                query.push(("upload-id-marker", u));
             }
-            let page = with_retry(&self.config().retry, "ListMultipartUploads", &shown, || {
-                let client = client.clone();
-                let url = url.clone();
-                let credential = credential.clone();
-                let region = s3.region.clone();
-                async move {
-                    let mut req = http::Request::builder()
-                        .method(http::Method::GET)
-                        .uri(url.as_str())
-                        .body(HttpRequestBody::empty())
-                        .map_err(|e| generic(e.to_string()))?;
-                    if let Some(c) = &credential {
-                        AwsAuthorizer::new(c, "s3", &region).try_authorize(&mut req, None)?;
-                    }
-                    let resp = client
-                        .execute(req)
-                        .await
-                        .map_err(|e| generic(format!("ListMultipartUploads: {e}")))?;
-                    let status = resp.status();
-                    let body = resp
-                        .into_body()
-                        .bytes()
-                        .await
-                        .map_err(|e| generic(format!("ListMultipartUploads: {e}")))?;
-                    let text = String::from_utf8_lossy(&body).into_owned();
-                    if !status.is_success() {
-                        let excerpt: String = text.chars().take(300).collect();
-                        return Err(generic(format!(
-                            "ListMultipartUploads returned status code: {} {excerpt}",
-                            status.as_u16()
-                        )));
-                    }
-                    Ok(text)
-                }
-            })
-            .await?;
+            let page = raw
+                .get(self, "ListMultipartUploads", &shown, &query)
+                .await?;
             let page = parse_page(&page).map_err(|e| StoreError::Io {
                 op: "list pending uploads",
                 path: shown.to_string(),
@@ -189,7 +104,7 @@ impl Store {
         let Some(mp) = self.mp.clone() else {
             return Ok(());
         };
-        let path = ObjPath::from(key);
+        let path = object_path(key)?;
         let id = upload_id.to_string();
         let r = with_retry(
             &self.config().retry,

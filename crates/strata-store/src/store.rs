@@ -58,6 +58,26 @@ pub struct Listing {
     pub objects: Vec<ObjectInfo>,
     /// Common prefixes ("directories"), without a trailing `/`.
     pub prefixes: Vec<String>,
+    /// Entries left out (see [`Skipped`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// An entry a listing left out, and why: a name this client cannot address (a control
+/// character such as a newline, not UTF-8), or on `file://` stores a symbolic link not
+/// followed or a loop. The rest of the listing is whole.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    /// The key as listed (show it escaped: `{:?}`).
+    pub key: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.key, self.reason)
+    }
 }
 
 /// The outcome of a conditional create.
@@ -79,6 +99,8 @@ pub struct Store {
     pub(crate) os: Arc<dyn ObjectStore>,
     pub(crate) mp: Option<Arc<dyn MultipartStore>>,
     pub(crate) config: Arc<StoreConfig>,
+    /// `file://` listings follow symbolic links (default: they skip them).
+    follow_symlinks: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -185,7 +207,16 @@ impl Store {
             os,
             mp,
             config: Arc::new(config.clone()),
+            follow_symlinks: false,
         })
+    }
+
+    /// This store, its `file://` listings following symbolic links (a link back to a
+    /// directory being walked is reported as a loop and not entered). By default links are
+    /// skipped and reported. No effect on other backends.
+    pub fn with_follow_symlinks(mut self, follow: bool) -> Self {
+        self.follow_symlinks = follow;
+        self
     }
 
     /// The URL of the bucket root.
@@ -217,7 +248,7 @@ impl Store {
 
     /// Size, ETag and modification time of one object.
     pub async fn head(&self, key: &str) -> Result<ObjectInfo> {
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let url = self.url(key);
         let meta = with_retry(&self.config.retry, "HEAD", &url, || {
             let os = self.os.clone();
@@ -237,7 +268,7 @@ impl Store {
         expect_e_tag: Option<&str>,
     ) -> Result<Bytes> {
         let url = self.url(key);
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let want = range.end - range.start;
         let (e_tag, bytes) = with_retry(&self.config.retry, "GET", &url, || {
             let os = self.os.clone();
@@ -270,7 +301,7 @@ impl Store {
         buf: Vec<u8>,
     ) -> Result<Vec<u8>> {
         let url = self.url(key);
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let want = range.end - range.start;
         let buf = Mutex::new(buf);
         let e_tag = with_retry(&self.config.retry, "GET", &url, || {
@@ -325,7 +356,7 @@ impl Store {
     /// [`Store::download`](crate::download), which reads parts in parallel.
     pub async fn get(&self, key: &str) -> Result<Bytes> {
         let url = self.url(key);
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let bytes = with_retry(&self.config.retry, "GET", &url, || {
             let os = self.os.clone();
             let path = path.clone();
@@ -348,7 +379,7 @@ impl Store {
     /// already handed on cannot be taken back). Dropping the stream closes the request.
     pub async fn get_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
         let url = self.url(key);
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let res = with_retry(&self.config.retry, "GET", &url, || {
             let os = self.os.clone();
             let path = path.clone();
@@ -383,7 +414,7 @@ impl Store {
     /// [`Store::upload`](crate::upload), which sends parts in parallel.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<Option<String>> {
         let url = self.url(key);
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let len = bytes.len() as u64;
         let res = with_retry(&self.config.retry, "PUT", &url, || {
             let os = self.os.clone();
@@ -404,7 +435,7 @@ impl Store {
     /// call wrote it: callers that must know should write a unique body and read it back.
     pub async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<CreateOutcome> {
         let url = self.url(key);
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let len = bytes.len() as u64;
         let res = with_retry(&self.config.retry, "PUT", &url, || {
             let os = self.os.clone();
@@ -434,7 +465,7 @@ impl Store {
     /// Deletes one object. Deleting a missing object succeeds (as on S3).
     pub async fn delete(&self, key: &str) -> Result<()> {
         let url = self.url(key);
-        let path = Path::from(key);
+        let path = object_path(key)?;
         let res = with_retry(&self.config.retry, "DELETE", &url, || {
             let os = self.os.clone();
             let path = path.clone();
@@ -466,33 +497,68 @@ impl Store {
     /// Every object under the directory `prefix` (recursively; `a/b` lists `a/b/...`, not the
     /// object `a/b` nor `a/bc`), in key order. A listing interrupted by a transient fault
     /// resumes after the last key received.
+    /// Entries that cannot be listed (see [`Skipped`]) are logged, at most ten by name, and
+    /// left out; [`Store::list_checked`] returns them.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let (objects, skipped) = self.list_checked(prefix).await?;
+        warn_skipped(&self.url(prefix), &skipped);
+        Ok(objects)
+    }
+
+    /// Like [`Store::list`], with the entries left out.
+    pub async fn list_checked(&self, prefix: &str) -> Result<(Vec<ObjectInfo>, Vec<Skipped>)> {
         let url = self.url(prefix);
-        let path = (!prefix.is_empty()).then(|| Path::from(prefix));
+        if self.root.scheme() == crate::url::Scheme::File {
+            let dir = crate::local_list::dir_of(prefix);
+            let follow = self.follow_symlinks;
+            let shown = dir.clone();
+            let key = prefix.trim_end_matches('/').to_string();
+            let l = tokio::task::spawn_blocking(move || {
+                crate::local_list::list(&dir, &key, true, follow)
+            })
+            .await
+            .map_err(|e| StoreError::io("list", &shown, std::io::Error::other(e)))?
+            .map_err(|e| StoreError::io("list", &shown, e))?;
+            return Ok((l.objects, l.skipped));
+        }
+        let path = (!prefix.is_empty()).then(|| object_path(prefix)).transpose()?;
         // Shared with each attempt so that a retry resumes after the last key received.
         let got: Mutex<Vec<ObjectInfo>> = Mutex::new(Vec::new());
         let got_ref = &got;
+        // Set when object_store met a key it cannot carry: its listing ends there.
+        let unaddressable = std::sync::atomic::AtomicBool::new(false);
+        let unaddressable_ref = &unaddressable;
         with_retry(&self.config.retry, "LIST", &url, || {
             let last = got_ref
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .last()
-                .map(|o| Path::from(o.key.as_str()));
+                .and_then(|o| Path::parse(&o.key).ok());
             let mut stream = match &last {
                 None => self.os.list(path.as_ref()),
                 Some(last) => self.os.list_with_offset(path.as_ref(), last),
             };
             async move {
                 while let Some(item) = stream.next().await {
+                    let item = match item {
+                        Err(object_store::Error::InvalidPath { .. }) => {
+                            unaddressable_ref.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return Ok(());
+                        }
+                        item => item?,
+                    };
                     got_ref
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push(item?.into());
+                        .push(item.into());
                 }
                 Ok(())
             }
         })
         .await?;
+        if unaddressable.into_inner() {
+            return self.list_unaddressable(prefix, false).await.map(|l| (l.objects, l.skipped));
+        }
         let mut out = got.into_inner().unwrap_or_else(|e| e.into_inner());
         if !prefix.is_empty() {
             // object_store lists by path segments; keep only keys really under the prefix.
@@ -500,19 +566,45 @@ impl Store {
             out.retain(|o| o.key.starts_with(&dir));
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        Ok((out, Vec::new()))
     }
 
-    /// One level under `prefix`: its objects and its common prefixes.
+    /// One level under `prefix`: its objects and its common prefixes (and the entries left
+    /// out, see [`Skipped`]).
     pub async fn list_dir(&self, prefix: &str) -> Result<Listing> {
         let url = self.url(prefix);
-        let path = (!prefix.is_empty()).then(|| Path::from(prefix));
+        if self.root.scheme() == crate::url::Scheme::File {
+            let dir = crate::local_list::dir_of(prefix);
+            let follow = self.follow_symlinks;
+            let shown = dir.clone();
+            let key = prefix.trim_end_matches('/').to_string();
+            let l = tokio::task::spawn_blocking(move || {
+                crate::local_list::list(&dir, &key, false, follow)
+            })
+            .await
+            .map_err(|e| StoreError::io("list", &shown, std::io::Error::other(e)))?
+            .map_err(|e| StoreError::io("list", &shown, e))?;
+            return Ok(Listing {
+                objects: l.objects,
+                prefixes: l.prefixes,
+                skipped: l.skipped,
+            });
+        }
+        let path = (!prefix.is_empty()).then(|| object_path(prefix)).transpose()?;
         let res = with_retry(&self.config.retry, "LIST", &url, || {
             let os = self.os.clone();
             let path = path.clone();
-            async move { os.list_with_delimiter(path.as_ref()).await }
+            async move {
+                match os.list_with_delimiter(path.as_ref()).await {
+                    Err(object_store::Error::InvalidPath { .. }) => Ok(None),
+                    other => other.map(Some),
+                }
+            }
         })
         .await?;
+        let Some(res) = res else {
+            return self.list_unaddressable(prefix, true).await;
+        };
         let mut listing = Listing {
             objects: res.objects.into_iter().map(ObjectInfo::from).collect(),
             prefixes: res
@@ -520,6 +612,7 @@ impl Store {
                 .into_iter()
                 .map(|p| p.to_string())
                 .collect(),
+            skipped: Vec::new(),
         };
         listing.objects.sort_by(|a, b| a.key.cmp(&b.key));
         listing.prefixes.sort();
@@ -596,5 +689,55 @@ fn prune(dir: &std::path::Path) -> std::io::Result<usize> {
         Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(removed),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(removed),
         Err(e) => Err(e),
+    }
+}
+
+/// `key` as an object_store path, unchanged: the user's bytes are the key. (object_store's
+/// `Path::from` percent-encodes non-ASCII and reserved characters, so a file `uni-é中`
+/// was stored as the key `uni-%C3%A9%E4%B8%AD` and could not be found again by its name.)
+/// A key the client cannot carry (a control character such as a newline, an empty or a
+/// `.`/`..` segment) is an [`StoreError::InvalidKey`] naming it, escaped.
+pub(crate) fn object_path(key: &str) -> Result<Path> {
+    Path::parse(key).map_err(|e| StoreError::InvalidKey {
+        key: key.to_string(),
+        reason: match e {
+            object_store::path::Error::EmptySegment { .. } => {
+                "an empty segment (`//`): this client cannot address it".into()
+            }
+            _ => "a control character (such as a newline) or a `.`/`..` segment: this client cannot address it".into(),
+        },
+    })
+}
+
+impl Store {
+    /// A listing that object_store gave up on (a key it cannot carry), sent again by Strata
+    /// with URL-encoded keys: the bad keys skipped and named, the rest listed. Where that is
+    /// not possible (not S3), the error names the prefix.
+    async fn list_unaddressable(&self, prefix: &str, one_level: bool) -> Result<Listing> {
+        match crate::s3_list::list(self, prefix, one_level).await? {
+            Some(l) => {
+                let mut objects = l.objects;
+                objects.sort_by(|a, b| a.key.cmp(&b.key));
+                Ok(Listing {
+                    objects,
+                    prefixes: l.prefixes,
+                    skipped: l.skipped,
+                })
+            }
+            None => Err(StoreError::InvalidKey {
+                key: prefix.to_string(),
+                reason: "a key under it holds a control character or an empty segment, which this client cannot list here".into(),
+            }),
+        }
+    }
+}
+
+/// Logs the entries a listing of `url` left out: ten by name, then how many more.
+fn warn_skipped(url: &StoreUrl, skipped: &[Skipped]) {
+    for s in skipped.iter().take(10) {
+        tracing::warn!("{url}: skipped {s}");
+    }
+    if skipped.len() > 10 {
+        tracing::warn!("{url}: skipped {} more entries", skipped.len() - 10);
     }
 }

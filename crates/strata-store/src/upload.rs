@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures::future::OptionFuture;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::multipart::{MultipartStore, PartId};
+use crate::store::object_path;
 use object_store::path::Path as ObjPath;
 use object_store::{MultipartId, ObjectStoreExt, PutPayload};
 
@@ -117,7 +118,7 @@ impl Store {
         let info = src.head(src_key).await?;
         if src.root() == self.root() && info.size <= 5 << 30 && self.root().scheme().is_remote() {
             let url = self.url(key);
-            let (from, to) = (ObjPath::from(src_key), ObjPath::from(key));
+            let (from, to) = (object_path(src_key)?, object_path(key)?);
             with_retry(&self.config.retry, "COPY", &url, || {
                 let os = self.os.clone();
                 let (from, to) = (from.clone(), to.clone());
@@ -232,7 +233,7 @@ impl Store {
         Fut: Future<Output = Result<Bytes>>,
     {
         let url = self.url(key);
-        let path = ObjPath::from(key);
+        let path = object_path(key)?;
         let policy = &self.config.retry;
         // Held while parts are sent, given back before the completion.
         let sending = OptionFuture::from(slots.map(PartSlots::upload)).await;
@@ -362,7 +363,7 @@ impl Store {
         };
         let mut upload = self
             .os
-            .put_multipart(&ObjPath::from(key))
+            .put_multipart(&object_path(key)?)
             .await
             .map_err(fail)?;
         let mut crcs = Vec::new();

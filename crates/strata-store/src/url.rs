@@ -149,11 +149,6 @@ impl StoreUrl {
         self.trailing_slash || self.key.is_empty()
     }
 
-    /// The key as an object_store path.
-    pub fn path(&self) -> object_store::path::Path {
-        object_store::path::Path::from(self.key.as_str())
-    }
-
     /// The local file system path, for `file://` URLs.
     pub fn local_path(&self) -> Option<PathBuf> {
         (self.scheme == Scheme::File).then(|| PathBuf::from(format!("/{}", self.key)))
@@ -238,7 +233,7 @@ fn normalise_key(key: &str) -> std::result::Result<String, &str> {
 
 /// Checks a key that will be placed under a directory or prefix (for example one returned by
 /// a listing, written into a local directory by `cp -r`). Hostile keys such as `../../x`,
-/// absolute paths, and keys with backslashes or NUL are refused.
+/// absolute paths, and keys with control characters (NUL, newline) are refused.
 pub fn safe_relative_key(rel: &str) -> Result<String> {
     let bad = |reason: &str| StoreError::InvalidKey {
         key: rel.to_string(),
@@ -250,8 +245,10 @@ pub fn safe_relative_key(rel: &str) -> Result<String> {
     if rel.starts_with('/') {
         return Err(bad("absolute key"));
     }
-    if rel.contains('\\') || rel.chars().any(|c| c.is_control()) {
-        return Err(bad("contains a backslash or a control character"));
+    // A backslash is an ordinary character in Linux file names (this reads no Windows
+    // paths); control characters are refused.
+    if rel.chars().any(|c| c.is_control()) {
+        return Err(bad("contains a control character"));
     }
     let mut out = Vec::new();
     for seg in rel.split('/') {
@@ -351,13 +348,15 @@ mod tests {
             "../../x",
             "a/../../b",
             "/etc/passwd",
-            "a\\..\\b",
             "",
             "./",
             "a/\u{1}",
+            "new\nline",
         ] {
             assert!(safe_relative_key(k).is_err(), "{k:?} accepted");
         }
+        // On Linux a backslash is part of a name, not a separator: `a\..\b` is one file.
+        assert_eq!(safe_relative_key("a\\..\\b").unwrap(), "a\\..\\b");
         assert_eq!(safe_relative_key("a//b/c").unwrap(), "a/b/c");
         let base = StoreUrl::parse("s3://b/p/").unwrap();
         assert_eq!(base.join("x/y").unwrap().to_string(), "s3://b/p/x/y");

@@ -287,12 +287,14 @@ async fn restore(a: &CkptRestoreArgs, s: &Settings) -> Result<()> {
             if let Some(p) = dest.parent() {
                 std::fs::create_dir_all(p).with_context(|| format!("create {}", p.display()))?;
             }
-            let tmp = dest.with_extension("strata-tmp");
+            let tmp = strata_store::local::temp_path(&dest);
+            let guard = strata_store::local::TempGuard::new(&tmp);
             std::fs::write(&tmp, data).with_context(|| format!("write {}", tmp.display()))?;
             std::fs::File::open(&tmp)
                 .and_then(|f| f.sync_all())
                 .with_context(|| format!("fsync {}", tmp.display()))?;
             std::fs::rename(&tmp, &dest).with_context(|| format!("rename {}", dest.display()))?;
+            guard.keep();
             files += 1;
             bytes += data.len() as u64;
         }

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use futures::{StreamExt, TryStreamExt};
 use strata_cache::BlockCache;
 use strata_store::url::safe_relative_key;
-use strata_store::{ProgressFn, Store, StoreUrl, TransferConfig, TransferReport};
+use strata_store::{ProgressFn, Skipped, Store, StoreUrl, TransferConfig, TransferReport};
 
 use crate::args::CpArgs;
 use crate::output;
@@ -34,9 +34,10 @@ struct Copied {
 pub async fn run(args: &CpArgs, s: &Settings) -> Result<()> {
     let src = StoreUrl::parse(&args.src)?;
     let dst = StoreUrl::parse(&args.dst)?;
-    let src_store = Store::open(&src, &s.store)?;
+    let src_store = Store::open(&src, &s.store)?.with_follow_symlinks(args.follow_symlinks);
     let dst_store = Store::open(&dst, &s.store)?;
-    let jobs = plan(&src, &dst, &src_store, args.recursive).await?;
+    let (jobs, skipped) = plan(&src, &dst, &src_store, args.recursive).await?;
+    let skipped = output::report_skipped(&skipped);
     let total: u64 = jobs.iter().map(|j| j.size).sum();
     let start = Instant::now();
     let (bar, progress) = output::bytes_bar(total, s.progress, "copying");
@@ -101,24 +102,28 @@ pub async fn run(args: &CpArgs, s: &Settings) -> Result<()> {
             bytes as f64 / (1 << 20) as f64 / elapsed.max(1e-9)
         );
     }
-    Ok(())
+    match skipped {
+        0 => Ok(()),
+        n => Err(output::PartlySkipped(n).into()),
+    }
 }
 
-/// Works out what to copy where.
+/// Works out what to copy where, and what to leave out: entries the listing could not carry
+/// and keys that would leave the destination, each with its reason.
 pub async fn plan(
     src: &StoreUrl,
     dst: &StoreUrl,
     src_store: &Store,
     recursive: bool,
-) -> Result<Vec<Job>> {
+) -> Result<(Vec<Job>, Vec<Skipped>)> {
     let local_dir = |u: &StoreUrl| u.local_path().is_some_and(|p| p.is_dir());
     if recursive {
-        let objects = src_store.list(src.key()).await?;
-        if objects.is_empty() {
+        let (objects, mut skipped) = src_store.list_checked(src.key()).await?;
+        if objects.is_empty() && skipped.is_empty() {
             if !src.is_prefix_syntax() && !local_dir(src) {
                 // `cp -r` of a single object copies that object.
                 if let Ok(info) = src_store.head(src.key()).await {
-                    return Ok(vec![single_target(src, dst, &info)?]);
+                    return Ok((vec![single_target(src, dst, &info)?], Vec::new()));
                 }
             }
             return Err(strata_store::StoreError::empty_prefix(src).into());
@@ -128,26 +133,29 @@ pub async fn plan(
         } else {
             format!("{}/", src.key())
         };
-        return objects
-            .into_iter()
-            .filter(|o| !is_temp_name(&o.key))
-            .map(|o| {
-                let rel = o.key.strip_prefix(&base).unwrap_or(&o.key);
-                let rel = safe_relative_key(rel)?;
-                Ok(Job {
+        let mut jobs = Vec::with_capacity(objects.len());
+        for o in objects.into_iter().filter(|o| !is_temp_name(&o.key)) {
+            let rel = o.key.strip_prefix(&base).unwrap_or(&o.key);
+            match safe_relative_key(rel).and_then(|rel| dst.join(&rel)) {
+                Ok(to) => jobs.push(Job {
                     src: src.with_key(&o.key),
-                    dst: dst.join(&rel)?,
+                    dst: to,
                     size: o.size,
                     e_tag: o.e_tag,
-                })
-            })
-            .collect();
+                }),
+                Err(e) => skipped.push(Skipped {
+                    key: o.key.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        return Ok((jobs, skipped));
     }
     if src.is_prefix_syntax() || local_dir(src) {
         bail!("{src} is a prefix or directory; use -r to copy what is under it");
     }
     let info = src_store.head(src.key()).await?;
-    Ok(vec![single_target(src, dst, &info)?])
+    Ok((vec![single_target(src, dst, &info)?], Vec::new()))
 }
 
 fn single_target(src: &StoreUrl, dst: &StoreUrl, info: &strata_store::ObjectInfo) -> Result<Job> {

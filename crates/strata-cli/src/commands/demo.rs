@@ -208,7 +208,7 @@ async fn local_copy(dir: &std::path::Path, s: &Settings, say: Say) -> Result<Loc
     let dst_url = StoreUrl::from_local_path(&store_dir.join("dataset"), true)?;
     let local = Store::open(&src_url, &s.store)?;
     let t = Instant::now();
-    let jobs = plan(&src_url, &dst_url, &local, true).await?;
+    let (jobs, _) = plan(&src_url, &dst_url, &local, true).await?;
     let n = jobs.len();
     for j in &jobs {
         copy_one(&local, j, &local, &s.store.transfer, None, None).await?;
@@ -324,6 +324,7 @@ async fn across_the_link(
     let t = Instant::now();
     let jobs: Vec<_> = plan(&samples_src, &samples_url, local, true)
         .await?
+        .0
         .into_iter()
         .filter(|j| j.size < BIG)
         .collect();

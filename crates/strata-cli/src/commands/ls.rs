@@ -11,9 +11,11 @@ pub async fn ls(args: &LsArgs, s: &Settings) -> Result<()> {
     let url = StoreUrl::parse(&args.url)?;
     let store = Store::open(&url, &s.store)?;
     let listing = if args.recursive {
+        let (objects, skipped) = store.list_checked(url.key()).await?;
         Listing {
-            objects: store.list(url.key()).await?,
+            objects,
             prefixes: Vec::new(),
+            skipped,
         }
     } else {
         store.list_dir(url.key()).await?
@@ -25,6 +27,7 @@ pub async fn ls(args: &LsArgs, s: &Settings) -> Result<()> {
                 Ok(info) => Listing {
                     objects: vec![info],
                     prefixes: Vec::new(),
+                    skipped: listing.skipped,
                 },
                 Err(e) if e.kind() == strata_store::ErrorKind::NotFound => {
                     return Err(StoreError::empty_prefix(&url).into());
@@ -34,13 +37,21 @@ pub async fn ls(args: &LsArgs, s: &Settings) -> Result<()> {
         } else {
             listing
         };
+    let skipped = output::report_skipped(&listing.skipped);
+    let done = || -> Result<()> {
+        match skipped {
+            0 => Ok(()),
+            n => Err(output::PartlySkipped(n).into()),
+        }
+    };
     if s.json {
         output::json(&serde_json::json!({
             "url": url.to_string(),
             "prefixes": listing.prefixes.iter().map(|p| format!("{p}/")).collect::<Vec<_>>(),
             "objects": listing.objects.iter().map(|o| object_json(&store, o)).collect::<Vec<_>>(),
+            "skipped": listing.skipped,
         }));
-        return Ok(());
+        return done();
     }
     let width = listing
         .objects
@@ -59,7 +70,7 @@ pub async fn ls(args: &LsArgs, s: &Settings) -> Result<()> {
             display_key(&url, &o.key)
         );
     }
-    Ok(())
+    done()
 }
 
 /// Local paths are shown as paths; remote keys as keys, like other object store tools.
