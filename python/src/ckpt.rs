@@ -223,6 +223,14 @@ impl Checkpointer {
         ))
     }
 
+    /// Drains the local tier's complete checkpoints that never reached the store (newer
+    /// than the store's newest, oldest first); returns their drain reports as dicts.
+    fn sync(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let ck = self.ck.clone();
+        let drained = py.detach(move || rt().block_on(ck.sync()).map_err(err))?;
+        json_to_py(py, &serde_json::to_value(&drained).map_err(err)?)
+    }
+
     /// The checkpoints under the root and the local tier: a list of dicts (step, complete,
     /// tiers, ...).
     fn list(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

@@ -11,6 +11,7 @@ mod drain;
 mod gc;
 mod restore;
 mod save;
+mod sync;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -208,6 +209,14 @@ impl Checkpointer {
         self.inner.load_rank(step, rank).await
     }
 
+    /// Drains the local tier's complete steps that never reached the store (a save killed
+    /// after its local copy), those newer than the store's newest complete step, oldest
+    /// first, through the same drain as a save. A checkpointer does this by itself before
+    /// its first save's drain. Single-rank checkpoints only.
+    pub async fn sync(&self) -> Result<Vec<DrainReport>> {
+        self.inner.sync_local(None).await
+    }
+
     /// Every checkpoint either tier knows of, complete or not, ascending by step.
     pub async fn list(&self) -> Result<Vec<CheckpointInfo>> {
         self.inner.list().await
@@ -245,8 +254,15 @@ impl Drop for Checkpointer {
 }
 
 /// The drain task: drains queued saves one at a time, in order, and counts how they went.
+/// Before the first, the local tier's steps that never drained (see `sync`).
 async fn drain_queue(w: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut synced = false;
     while let Some(job) = rx.recv().await {
+        if !std::mem::replace(&mut synced, true)
+            && let Err(e) = w.sync_local(Some(job.step)).await
+        {
+            tracing::warn!("checkpoint: draining the local tier's undrained steps: {e}");
+        }
         let step = job.step;
         let started = job.started;
         let done = job.done.clone();

@@ -129,6 +129,9 @@ pub enum CkptCommand {
     Restore(CkptRestoreArgs),
     /// Remove incomplete checkpoints and those the retention rules retire.
     Gc(CkptGcArgs),
+    /// Drain the local tier's complete checkpoints that never reached the store (a save
+    /// killed after its local copy), those newer than the store's newest, oldest first.
+    Sync(CkptRootArgs),
 }
 
 #[derive(Debug, Args)]

@@ -588,3 +588,122 @@ fn symlinks_are_skipped_unless_followed_and_loops_are_not_walked() {
     assert_eq!(tree(&back), ["d/real", "to-secret"]);
     assert_eq!(std::fs::read(back.join("to-secret")).unwrap(), b"not yours");
 }
+
+/// Fault 6: a save killed after its local copy left the step `complete local` for good.
+/// The next save drains such steps first, in order, and so does `ckpt sync`; steps older
+/// than the store's newest are left alone.
+#[test]
+fn checkpoints_that_never_drained_are_drained_by_the_next_checkpointer() {
+    let server = S3Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("nvme");
+    let l = local.display().to_string();
+    let root = "s3://strata-test/undrained/job";
+    let args_for = |step: u64| -> Vec<String> {
+        let f = tmp.path().join(format!("m.{step}"));
+        std::fs::write(&f, data::bytes(step, 200_003)).unwrap();
+        [
+            "-q",
+            "ckpt",
+            "save",
+            root,
+            "--local",
+            &l,
+            "--local-keep-last",
+            "10",
+            "--step",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([step.to_string(), format!("model.bin={}", f.display())])
+        .collect()
+    };
+    let save = |step: u64| {
+        let args = args_for(step);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&run(&server, &args));
+    };
+    // Killed (SIGKILL) once its local copy is durable: the drain waits out a long jitter.
+    let killed = |step: u64| {
+        let mut args = args_for(step);
+        args.insert(3, "--jitter".into());
+        args.insert(4, "1h".into());
+        let mut child = common::command(
+            &server,
+            &server.endpoint(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .spawn()
+        .unwrap();
+        let manifest = local.join(format!("step-{step:012}")).join("MANIFEST.json");
+        let t = std::time::Instant::now();
+        while !manifest.exists() {
+            assert!(t.elapsed().as_secs() < 60, "no local copy of step {step}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    };
+    let states = || -> Vec<(u64, String)> {
+        ok(&run(&server, &["ckpt", "ls", root, "--local", &l]))
+            .lines()
+            .filter_map(|line| {
+                let mut w = line.split_whitespace();
+                let step = w.next()?.parse().ok()?;
+                let _state = w.next()?;
+                Some((step, w.next()?.to_string()))
+            })
+            .collect()
+    };
+    save(1);
+    killed(2);
+    killed(3);
+    assert_eq!(
+        states(),
+        [
+            (1, "local+remote".into()),
+            (2, "local".into()),
+            (3, "local".into())
+        ]
+    );
+    let out = ok(&run(&server, &["ckpt", "sync", root, "--local", &l]));
+    assert!(
+        out.find("step 2").unwrap() < out.find("step 3").unwrap(),
+        "in order: {out}"
+    );
+    // (Local retention keeps the newest two drained ones there.)
+    assert_eq!(
+        states(),
+        [
+            (1, "remote".into()),
+            (2, "local+remote".into()),
+            (3, "local+remote".into())
+        ]
+    );
+    // From the store alone, bit-exact.
+    let out_dir = tmp.path().join("r3");
+    ok(&run(
+        &server,
+        &["ckpt", "restore", root, "3", &out_dir.display().to_string()],
+    ));
+    assert_eq!(
+        std::fs::read(out_dir.join("rank-00000/model.bin")).unwrap(),
+        data::bytes(3, 200_003)
+    );
+    let out = ok(&run(&server, &["ckpt", "sync", root, "--local", &l]));
+    assert!(out.contains("nothing to drain"), "{out}");
+
+    // The next save drains an undrained step before its own.
+    killed(4);
+    save(5);
+    assert!(
+        states().iter().all(|s| s.1.contains("remote")),
+        "{:?}",
+        states()
+    );
+    // A step older than the store's newest is superseded: left alone.
+    save(7);
+    killed(6);
+    let out = ok(&run(&server, &["ckpt", "sync", root, "--local", &l]));
+    assert!(out.contains("nothing to drain"), "{out}");
+}

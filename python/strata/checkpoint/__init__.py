@@ -324,6 +324,14 @@ def list(root: Optional[str] = None, local: Optional[str] = None) -> List[Dict[s
     return _checkpointer(root, local, 0, 1, None, read=True).list()
 
 
+def sync(root: Optional[str] = None, local: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Drains the local tier's complete checkpoints that never reached the store (a save
+    killed after its local copy), those newer than the store's newest, oldest first; returns
+    their drain reports. The first :func:`save` of a process does this by itself before its
+    own drain. Single-rank checkpoints."""
+    return _checkpointer(root, local, 0, 1, None, read=True).sync()
+
+
 def latest(root: Optional[str] = None, local: Optional[str] = None) -> Optional[int]:
     """The newest complete checkpoint's step, or None."""
     done = [c["step"] for c in list(root, local) if c["complete"]]

@@ -167,6 +167,32 @@ pub async fn run(c: &CkptCommand, s: &Settings) -> Result<()> {
         }
         CkptCommand::Restore(a) => restore(a, s).await,
         CkptCommand::Gc(a) => gc(a, s).await,
+        CkptCommand::Sync(a) => {
+            let cfg = config(a, s, CkptLayer::default(), Purpose::Read)?;
+            if cfg.local.is_none() {
+                anyhow::bail!("ckpt sync drains a local tier: give --local DIR (or ckpt.local)");
+            }
+            let ck = Checkpointer::open(cfg)?;
+            let drained = ck.sync().await?;
+            if s.json {
+                output::json(&drained);
+            } else if drained.is_empty() {
+                println!(
+                    "nothing to drain: every complete local checkpoint newer than the store's newest is in the store"
+                );
+            } else {
+                for d in &drained {
+                    println!(
+                        "drained step {} ({}) to {} in {:.2}s",
+                        d.step,
+                        format_size(d.bytes),
+                        ck.root_display(),
+                        d.total_secs
+                    );
+                }
+            }
+            Ok(())
+        }
     }
 }
 
