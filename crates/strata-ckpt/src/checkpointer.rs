@@ -145,6 +145,12 @@ impl Checkpointer {
     pub async fn save(&self, step: u64, items: Vec<Item>) -> Result<SaveHandle> {
         let t = Instant::now();
         let inner = &self.inner;
+        if step > crate::layout::MAX_STEP {
+            return Err(CkptError::Invalid(format!(
+                "step {step} is larger than the largest step, {} (twelve digits)",
+                crate::layout::MAX_STEP
+            )));
+        }
         save::check_names(&items)?;
         if let Some(l) = &inner.local
             && l.manifest(step).is_some()
@@ -278,7 +284,10 @@ async fn drain_queue(w: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 }
                 Err(e) => {
                     s.failed_drains += 1;
-                    tracing::warn!("checkpoint step {step}: drain failed: {e}");
+                    // Said once: by whoever waits on the save's handle, else here.
+                    if done.receiver_count() == 0 {
+                        tracing::warn!("checkpoint step {step}: drain failed: {e}");
+                    }
                 }
             }
         }

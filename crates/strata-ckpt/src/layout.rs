@@ -16,6 +16,12 @@ pub const RANKS: &str = "ranks";
 /// Where fleet-wide upload leases live under a checkpoint root (see `admission`).
 pub const LEASES: &str = ".strata-leases";
 
+/// The largest step a save takes: twelve digits, so that listings sort in step order and
+/// every step is exact in JSON (the workbench, Python). Larger numbers are not steps (a
+/// `u64::MAX` passed as "latest" by mistake would outrank every real step and make the
+/// retention rules retire them).
+pub const MAX_STEP: u64 = 999_999_999_999;
+
 /// `step-000000000042`.
 pub fn step_dir(step: u64) -> String {
     format!("step-{step:012}")

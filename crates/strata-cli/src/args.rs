@@ -31,7 +31,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SIZE")]
     pub part_size: Option<String>,
     /// Parts in flight per object.
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(value_parser = positive::<usize>, long, global = true, value_name = "N")]
     pub concurrency: Option<usize>,
     /// Limit transfer bandwidth, e.g. 100MiB (per second).
     #[arg(long, global = true, value_name = "SIZE")]
@@ -166,7 +166,7 @@ pub struct CkptSaveArgs {
     #[arg(long, default_value_t = 0)]
     pub rank: u32,
     /// Ranks saving this checkpoint.
-    #[arg(long, default_value_t = 1)]
+    #[arg(value_parser = positive::<u32>, long, default_value_t = 1)]
     pub world: u32,
     /// durable-local (return once the local copy is fsynced; the default with a local
     /// directory) or snapshot (once copied into memory; the default without). Config:
@@ -475,7 +475,7 @@ pub struct ModelsPullArgs {
     #[arg(long, value_delimiter = ',')]
     pub tensors: Vec<String>,
     /// Ranged reads in flight across all files.
-    #[arg(long, default_value_t = 32)]
+    #[arg(value_parser = positive::<usize>, long, default_value_t = 32)]
     pub parts_in_flight: usize,
     /// Before serving a cached copy, read it and check every file's CRC32C (otherwise only
     /// the sizes are checked); a damaged copy is pulled again.
@@ -551,10 +551,10 @@ pub struct BenchDaemonArgs {
     #[arg(long, default_value = "1GiB")]
     pub size: String,
     /// Objects the dataset is cut into.
-    #[arg(long, default_value_t = 8)]
+    #[arg(value_parser = positive::<usize>, long, default_value_t = 8)]
     pub objects: usize,
     /// Reader processes.
-    #[arg(long, default_value_t = 4)]
+    #[arg(value_parser = positive::<usize>, long, default_value_t = 4)]
     pub processes: usize,
     /// Link emulator profile: s3, nfs, lustre or local.
     #[arg(long, default_value = "s3")]
@@ -604,7 +604,7 @@ pub struct BenchCkptArgs {
     #[arg(long, default_value = "2GiB")]
     pub size: String,
     /// Files the checkpoint is cut into.
-    #[arg(long, default_value_t = 4)]
+    #[arg(value_parser = positive::<usize>, long, default_value_t = 4)]
     pub files: usize,
     /// Link emulator profile: s3, nfs, lustre or local.
     #[arg(long, default_value = "s3")]
@@ -624,10 +624,10 @@ pub struct BenchModelsArgs {
     #[arg(long, default_value = "2GiB")]
     pub size: String,
     /// Safetensors shards.
-    #[arg(long, default_value_t = 2)]
+    #[arg(value_parser = positive::<usize>, long, default_value_t = 2)]
     pub shards: usize,
     /// Processes pulling the model at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(value_parser = positive::<usize>, long, default_value_t = 4)]
     pub processes: usize,
     /// Link emulator profile: s3, nfs, lustre or local.
     #[arg(long, default_value = "s3")]
@@ -640,13 +640,13 @@ pub struct BenchModelsArgs {
 #[derive(Debug, Args)]
 pub struct BenchStormArgs {
     /// Writer processes saving at once.
-    #[arg(long, default_value_t = 32)]
+    #[arg(value_parser = positive::<u32>, long, default_value_t = 32)]
     pub writers: u32,
     /// Checkpoint size per writer.
     #[arg(long, default_value = "32MiB")]
     pub size: String,
     /// The store answers 503 SlowDown above this many requests in flight.
-    #[arg(long, default_value_t = 32)]
+    #[arg(value_parser = positive::<usize>, long, default_value_t = 32)]
     pub overload_above: usize,
     /// Drains admitted at once in the paced run (default: overload_above / parts in flight
     /// per writer).
@@ -663,7 +663,7 @@ pub struct BenchTrainArgs {
     #[arg(long, default_value_t = 4)]
     pub accelerators: u32,
     /// Epochs of the training phase.
-    #[arg(long, default_value_t = 1)]
+    #[arg(value_parser = positive::<u32>, long, default_value_t = 1)]
     pub epochs: u32,
     /// Link emulator profile: s3, nfs, lustre or local.
     #[arg(long, default_value = "s3")]
@@ -710,7 +710,7 @@ pub struct BenchCacheArgs {
     pub profile: String,
     /// Blocks read at once (16 cannot fill the s3 profile: 16 connections × 10 MiB/s is its
     /// whole cap, with no room for latency).
-    #[arg(long, default_value_t = 32)]
+    #[arg(value_parser = positive::<usize>, long, default_value_t = 32)]
     pub concurrency: usize,
     /// Skip the block-size sweep.
     #[arg(long)]
@@ -747,7 +747,7 @@ pub struct PackArgs {
     #[arg(long, default_value = "256MiB")]
     pub shard_size: String,
     /// Shards written at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(value_parser = positive::<usize>, long, default_value_t = 4)]
     pub parallel: usize,
 }
 
@@ -776,10 +776,10 @@ pub struct DatasetReadArgs {
     #[arg(long, default_value_t = 1024)]
     pub window: u64,
     /// Interleaved streams (set to the number of nodes of the first run).
-    #[arg(long, default_value_t = 1)]
+    #[arg(value_parser = positive::<u32>, long, default_value_t = 1)]
     pub streams: u32,
     /// Ranks in the world.
-    #[arg(long, default_value_t = 1)]
+    #[arg(value_parser = positive::<u32>, long, default_value_t = 1)]
     pub ranks: u32,
     /// This rank.
     #[arg(long, default_value_t = 0)]
@@ -831,4 +831,18 @@ pub struct ServeArgs {
     /// Print the effective settings (secrets shown only as set or not) and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+/// A count given on the command line, which must be at least 1 (`--ranks 0`, `--parallel 0`
+/// and the like are refused with a clear message instead of hanging or dividing by zero).
+fn positive<T>(s: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialEq + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    let v: T = s.parse().map_err(|e: T::Err| e.to_string())?;
+    if v == T::from(0) {
+        return Err("must be at least 1".into());
+    }
+    Ok(v)
 }

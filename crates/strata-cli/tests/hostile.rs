@@ -707,3 +707,166 @@ fn checkpoints_that_never_drained_are_drained_by_the_next_checkpointer() {
     let out = ok(&run(&server, &["ckpt", "sync", root, "--local", &l]));
     assert!(out.contains("nothing to drain"), "{out}");
 }
+
+/// Fault 9, odd values and debris: capability probes under the checkpoint root (collected
+/// by gc, never at the bucket's root); a step too large to be one; `s3:/x` is a mistyped
+/// URL, not a local file; zero counts; one message per drain failure; why files and tar
+/// members are left out of a dataset.
+#[test]
+fn odd_values_are_refused_and_debris_is_collected() {
+    let server = S3Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("a.bin");
+    std::fs::write(&f, data::bytes(1, 10_000)).unwrap();
+    let file = format!("a.bin={}", f.display());
+    let root = "s3://strata-test/debris/job";
+    let store = strata_store::Store::open(&server.url(""), &server.store_config()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The admission probe (auto) leaves nothing at the bucket's root; a killed probe's
+    // object under the root is collected by gc.
+    ok(&run(
+        &server,
+        &[
+            "-q",
+            "ckpt",
+            "save",
+            root,
+            "--step",
+            "1",
+            "--admission",
+            "auto",
+            &file,
+        ],
+    ));
+    assert!(rt.block_on(store.list(".strata-probe")).unwrap().is_empty());
+    rt.block_on(store.put(
+        "debris/job/.strata-probe/conditional-1-00",
+        bytes::Bytes::from_static(b"x"),
+    ))
+    .unwrap();
+    ok(&run(&server, &["ckpt", "gc", root, "--older-than", "0s"]));
+    assert!(
+        rt.block_on(store.list("debris/job/.strata-probe"))
+            .unwrap()
+            .is_empty()
+    );
+    // A step no training reaches (u64::MAX) is refused before anything is written.
+    let out = run(
+        &server,
+        &[
+            "ckpt",
+            "save",
+            root,
+            "--step",
+            "18446744073709551615",
+            &file,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("largest step"), "{}", stderr(&out));
+    // `s3:/x` is not the local file ./s3:/x.
+    let out = run(
+        &server,
+        &["cp", "s3:/x", &tmp.path().join("y").display().to_string()],
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("s3://"), "{}", stderr(&out));
+    // Zero counts.
+    for args in [
+        vec![
+            "ckpt",
+            "save",
+            root,
+            "--step",
+            "2",
+            "--world",
+            "0",
+            file.as_str(),
+        ],
+        vec![
+            "pack",
+            "/nonexistent",
+            "s3://strata-test/p/",
+            "--parallel",
+            "0",
+        ],
+        vec!["--concurrency", "0", "ls", "s3://strata-test/"],
+    ] {
+        let out = run(&server, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("at least 1"), "{}", stderr(&out));
+    }
+    // A failed drain is said once.
+    let out = common::command(
+        &server,
+        "http://127.0.0.1:1",
+        &["ckpt", "save", root, "--step", "3", &file],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).matches("drain failed").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    // pack: a hidden file is called hidden, not "without an extension".
+    let src = tmp.path().join("samples");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("s1.txt"), b"one").unwrap();
+    std::fs::write(src.join(".hidden.txt"), b"h").unwrap();
+    std::fs::write(src.join("noext"), b"n").unwrap();
+    let out = run(
+        &server,
+        &[
+            "pack",
+            &format!("{}/", src.display()),
+            "s3://strata-test/packed/",
+        ],
+    );
+    ok(&out);
+    assert!(
+        stderr(&out).contains(r#"".hidden.txt" (hidden"#),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(r#""noext" (no extension)"#),
+        "{}",
+        stderr(&out)
+    );
+    // index: members without a sample key and links are counted and named.
+    std::os::unix::fs::symlink("s1.txt", src.join("link.txt")).unwrap();
+    let tar = tmp.path().join("shard-000000.tar");
+    let st = std::process::Command::new("tar")
+        .args([
+            "cf",
+            &tar.display().to_string(),
+            "-C",
+            &src.display().to_string(),
+            "s1.txt",
+            "noext",
+            "link.txt",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(&run(
+        &server,
+        &[
+            "-q",
+            "cp",
+            &tar.display().to_string(),
+            "s3://strata-test/tars/",
+        ],
+    ));
+    let out = run(&server, &["index", "s3://strata-test/tars/"]);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains("2 tar member(s) left out"), "{err}");
+    assert!(
+        err.contains(r#""noext" (no extension)"#) && err.contains(r#""link.txt" (a symbolic link"#),
+        "{err}"
+    );
+}

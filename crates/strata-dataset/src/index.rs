@@ -122,6 +122,17 @@ pub enum IndexError {
     },
 }
 
+/// Why a name cannot be a sample member (WebDataset's rule: a key of at least one
+/// character, a dot, an extension), for messages.
+pub fn why_not_a_member(name: &str) -> &'static str {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    if base.starts_with('.') {
+        "hidden: the name starts with '.', so it has no sample key"
+    } else {
+        "no extension"
+    }
+}
+
 /// Splits a member name into (key, extension) the way WebDataset does.
 pub fn split_key(name: &str) -> Option<(&str, &str)> {
     let base_start = name.rfind('/').map_or(0, |i| i + 1);
@@ -137,7 +148,28 @@ pub struct IndexBuilder {
     scanner: Scanner,
     samples: Vec<SampleEntry>,
     size: u64,
+    /// Members left out of the index (no sample key, links).
+    left: LeftOut,
 }
+
+/// Members left out of an index: how many, and the first few with why.
+#[derive(Default)]
+struct LeftOut {
+    n: u64,
+    examples: Vec<String>,
+}
+
+impl LeftOut {
+    fn add(&mut self, name: &str, why: &str) {
+        self.n += 1;
+        if self.examples.len() < LEFT_OUT_EXAMPLES {
+            self.examples.push(format!("{name:?} ({why})"));
+        }
+    }
+}
+
+/// How many left-out members are named in messages.
+const LEFT_OUT_EXAMPLES: usize = 5;
 
 enum Scanner {
     Tar(TarScanner),
@@ -154,6 +186,7 @@ impl IndexBuilder {
             },
             samples: Vec::new(),
             size: 0,
+            left: LeftOut::default(),
         }
     }
 
@@ -169,7 +202,11 @@ impl IndexBuilder {
         match &mut self.scanner {
             Scanner::Tar(s) => {
                 while let Some(m) = s.push(buf)? {
+                    for (name, why) in s.take_links() {
+                        self.left.add(&name, why);
+                    }
                     let Some((key, ext)) = split_key(&m.name) else {
+                        self.left.add(&m.name, why_not_a_member(&m.name));
                         continue;
                     };
                     let ext = ext.to_ascii_lowercase();
@@ -222,6 +259,17 @@ impl IndexBuilder {
             }
         }
         Ok(())
+    }
+
+    /// Members left out of the index so far (names with no sample key, symbolic and hard
+    /// links), and the first few, each with why.
+    pub fn left_out(&mut self) -> (u64, &[String]) {
+        if let Scanner::Tar(s) = &mut self.scanner {
+            for (name, why) in s.take_links() {
+                self.left.add(&name, why);
+            }
+        }
+        (self.left.n, &self.left.examples)
     }
 
     /// Ends the input and returns the index.

@@ -48,6 +48,14 @@ async fn index_shard_versioned(loc: &Location, rel: &str) -> Result<(ShardIndex,
         buf.extend_from_slice(&part?);
         b.push(&mut buf).map_err(|e| shard_err(e.to_string()))?;
     }
+    let (n, examples) = b.left_out();
+    if n > 0 {
+        tracing::warn!(
+            "{}: {n} tar member(s) left out of the index (not sample members), e.g. {}",
+            loc.display(rel),
+            examples.join(", ")
+        );
+    }
     let idx = b.finish(&buf).map_err(|e| shard_err(e.to_string()))?;
     Ok((idx, etag))
 }

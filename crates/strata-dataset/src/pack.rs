@@ -7,8 +7,9 @@
 //! keys sorted by (sample key, extension). A shard is closed when the next sample would take it
 //! past `shard_size`. Shards are written in parallel through a local temporary file (fsynced,
 //! then uploaded), and memory holds only the shards in flight and their file lists, never the
-//! whole input: a directory is walked one level at a time. Files whose name has no extension
-//! cannot be members and are skipped, counted and reported. An unreadable input stops the
+//! whole input: a directory is walked one level at a time. Files whose name gives no sample
+//! key and extension (no extension, or hidden) cannot be members and are skipped, counted
+//! and reported, each with why. An unreadable input stops the
 //! pack with an error naming it; the manifest is only written once every shard is in place,
 //! so a failed pack leaves no dataset behind.
 
@@ -75,7 +76,8 @@ pub struct PackReport {
     pub input_bytes: u64,
     /// Bytes of shards written.
     pub shard_bytes: u64,
-    /// Files skipped because their name has no extension (the first few, and how many).
+    /// Files skipped because their name gives no sample key and extension (no extension, or
+    /// hidden: a name starting with '.'): the first few, each with why, and how many.
     pub skipped: Vec<String>,
     /// How many files were skipped.
     pub skipped_count: u64,
@@ -248,7 +250,8 @@ impl<I: Iterator<Item = Result<Entry>>> ShardJobs<'_, I> {
                 let e = self.entries.next().expect("peeked").expect("ok");
                 let mut s = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
                 if s.0.len() < 10 {
-                    s.0.push(e.rel);
+                    let why = crate::index::why_not_a_member(&e.rel);
+                    s.0.push(format!("{:?} ({why})", e.rel));
                 }
                 s.1 += 1;
                 continue;

@@ -95,6 +95,9 @@ pub struct TarScanner {
     next_size: Option<u64>,
     /// Offset of the first extension header of the next member.
     ext_start: Option<u64>,
+    /// Symbolic and hard links met since [`TarScanner::take_links`] last ran: not members
+    /// (they hold no bytes), but a dataset's author may have meant them as samples.
+    links: Vec<(String, &'static str)>,
 }
 
 impl TarScanner {
@@ -113,7 +116,13 @@ impl TarScanner {
             next_name: None,
             next_size: None,
             ext_start: None,
+            links: Vec::new(),
         }
+    }
+
+    /// The symbolic and hard links met since the last call, with what each is.
+    pub fn take_links(&mut self) -> Vec<(String, &'static str)> {
+        std::mem::take(&mut self.links)
     }
 
     /// Bytes consumed so far (the archive offset of the next unread byte).
@@ -333,7 +342,19 @@ impl TarScanner {
                 crc32c: 0,
             })
         } else {
-            self.next_name = None;
+            let name = self.next_name.take();
+            if matches!(kind, b'1' | b'2') {
+                let name = name.or_else(|| ustar_name(h).ok()).unwrap_or_default();
+                let what = if kind == b'2' {
+                    "a symbolic link, not a file"
+                } else {
+                    "a hard link, not a file"
+                };
+                // Bounded: a hostile archive of links costs a count, not memory.
+                if self.links.len() < 1024 {
+                    self.links.push((name, what));
+                }
+            }
             None
         };
         // Directories, links, devices and global PAX headers: their data (if any) is skipped.

@@ -36,13 +36,20 @@ pub const PROBE_PREFIX: &str = ".strata-probe";
 
 impl Store {
     /// Probes the store's behaviour. Writes and deletes two small objects under
-    /// [`PROBE_PREFIX`]; needs write permission.
+    /// [`PROBE_PREFIX`] at the bucket's root; needs write permission.
     pub async fn probe(&self) -> Result<Capabilities> {
+        self.probe_under("").await
+    }
+
+    /// Like [`Store::probe`], its objects under `prefix/`[`PROBE_PREFIX`] (a checkpoint
+    /// root's own prefix, where its gc collects what a killed probe leaves).
+    pub async fn probe_under(&self, prefix: &str) -> Result<Capabilities> {
         let nonce: u64 = rand::random();
-        let key = format!(
-            "{PROBE_PREFIX}/conditional-{}-{nonce:016x}",
-            std::process::id()
-        );
+        let dir = match prefix.trim_end_matches('/') {
+            "" => PROBE_PREFIX.to_string(),
+            p => format!("{p}/{PROBE_PREFIX}"),
+        };
+        let key = format!("{dir}/conditional-{}-{nonce:016x}", std::process::id());
         let first = self.put_if_absent(&key, Bytes::from_static(b"first")).await;
         let conditional_create = match first {
             Err(e) if e.kind() == ErrorKind::Unsupported => ConditionalCreate::Unsupported,

@@ -55,6 +55,12 @@ pub struct StoreUrl {
     trailing_slash: bool,
 }
 
+/// Schemes Strata reads (and `http`, which a mistyped endpoint carries).
+const KNOWN_SCHEMES: &[&str] = &[
+    "s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "memory", "mem", "file", "http",
+    "https",
+];
+
 impl StoreUrl {
     /// Parses a URL or a local path.
     ///
@@ -72,6 +78,14 @@ impl StoreUrl {
             return Err(bad("contains a control character"));
         }
         let Some((scheme_str, rest)) = input.split_once("://") else {
+            // `s3:/x` or `gs:bucket` is a mistyped URL, not a local file named so.
+            if let Some((scheme, _)) = input.split_once(':')
+                && KNOWN_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str())
+            {
+                return Err(bad(&format!(
+                    "{scheme}: without //; a URL is {scheme}://bucket/key (for a local file whose name starts so, write ./{input})"
+                )));
+            }
             return Self::from_local_path(Path::new(input), input.ends_with('/'));
         };
         let scheme = match scheme_str.to_ascii_lowercase().as_str() {
@@ -340,6 +354,17 @@ mod tests {
             assert!(matches!(err, StoreError::InvalidUrl { .. }), "{bad}: {err}");
             assert!(err.to_string().contains("invalid URL"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_scheme_without_slashes_is_a_mistyped_url() {
+        for bad in ["s3:/x", "S3:bucket/k", "gs:/b", "file:/etc", "https:host"] {
+            let err = StoreUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("without //"), "{bad}: {err}");
+        }
+        // Not a scheme Strata knows: a local name with a colon.
+        assert_eq!(StoreUrl::parse("c:/x").unwrap().scheme(), Scheme::File);
+        assert_eq!(StoreUrl::parse("./s3:/x").unwrap().scheme(), Scheme::File);
     }
 
     #[test]

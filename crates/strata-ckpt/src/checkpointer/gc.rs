@@ -112,6 +112,7 @@ impl Inner {
             report.objects_deleted += deleted;
             report.stale_leases = self.gc_leases(r, abandoned_after).await?;
             report.objects_deleted += report.stale_leases;
+            report.objects_deleted += gc_probes(r, abandoned_after).await?;
             match gc_uploads(r, abandoned_after).await? {
                 None => report.uploads_not_listed = true,
                 Some(n) => report.aborted_uploads = n,
@@ -146,6 +147,21 @@ impl Inner {
         }
         Ok(n)
     }
+}
+
+/// Deletes what capability probes killed mid-way left under the root (a live probe's
+/// objects live for milliseconds); returns how many.
+async fn gc_probes(r: &RemoteTier, abandoned_after: Duration) -> Result<usize> {
+    let dir = r.loc.key(strata_store::capability::PROBE_PREFIX);
+    let mut n = 0;
+    for o in r.loc.store.list(&dir).await? {
+        if older_than(o.last_modified, abandoned_after) {
+            r.loc.store.delete(&o.key).await?;
+            n += 1;
+        }
+    }
+    r.loc.store.prune_empty_dirs(&dir).await?;
+    Ok(n)
 }
 
 /// Whether `t` is at least `age` ago.

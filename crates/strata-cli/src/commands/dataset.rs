@@ -43,7 +43,7 @@ pub async fn pack(a: &PackArgs, s: &Settings) -> Result<()> {
     bar.finish_and_clear();
     if report.skipped_count > 0 {
         eprintln!(
-            "strata: warning: skipped {} file(s) without an extension (they cannot be sample members), e.g. {}",
+            "strata: warning: skipped {} file(s) that cannot be sample members, e.g. {}",
             report.skipped_count,
             report.skipped.join(", ")
         );
