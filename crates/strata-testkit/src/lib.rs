@@ -19,6 +19,7 @@ pub mod conformance;
 pub mod data;
 pub mod emulator;
 pub mod garage;
+pub mod garage_cluster;
 pub mod golden;
 pub mod linked;
 mod pass_through;
@@ -29,6 +30,7 @@ pub mod upload_listing;
 
 pub use emulator::{LinkEmulator, LinkProfile, StatsSnapshot};
 pub use garage::{GarageError, GarageServer};
+pub use garage_cluster::GarageCluster;
 pub use linked::Linked;
 pub use s3_server::{S3Endpoint, S3Server};
 pub use small_fs::SmallFs;
