@@ -180,8 +180,8 @@ root_domain = ".s3.garage.localhost"
             }
             ids.push(id);
         }
-        for i in 1..NODES {
-            let peer = format!("{}@127.0.0.1:{}", ids[i], self.nodes[i].rpc);
+        for (id, node) in ids.iter().zip(&self.nodes).skip(1) {
+            let peer = format!("{id}@127.0.0.1:{}", node.rpc);
             self.retry_cli(0, &["node", "connect", &peer], Duration::from_secs(30))?;
         }
         for (i, id) in ids.iter().enumerate() {
