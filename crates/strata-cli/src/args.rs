@@ -543,6 +543,10 @@ pub enum BenchCommand {
     /// Processes on one node reading the same dataset: through the node's daemon against each
     /// with its own cache (bytes from the store, throughput against the link cap).
     Daemon(BenchDaemonArgs),
+    /// Reads, saves, restores and model pulls together for N minutes through a faulty link
+    /// against a three-node Garage cluster losing a node every minute: wrong bytes, lost
+    /// checkpoints and peak RSS (exits 1 when one is off).
+    Soak(BenchSoakArgs),
 }
 
 #[derive(Debug, Args)]
@@ -652,6 +656,16 @@ pub struct BenchStormArgs {
     /// per writer).
     #[arg(long)]
     pub max_writers: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSoakArgs {
+    /// How long the workers run, minutes (fractions allowed).
+    #[arg(long, default_value_t = 1.0)]
+    pub minutes: f64,
+    /// Peak RSS any strata process may reach.
+    #[arg(long, default_value = "1GiB")]
+    pub rss_budget: String,
 }
 
 #[derive(Debug, Args)]

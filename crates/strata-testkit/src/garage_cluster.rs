@@ -18,7 +18,7 @@ use crate::s3_server::S3Endpoint;
 pub const NODES: usize = 3;
 
 struct Node {
-    child: Option<Child>,
+    child: std::sync::Mutex<Option<Child>>,
     config: PathBuf,
     rpc: u16,
     s3: u16,
@@ -93,13 +93,13 @@ root_domain = ".s3.garage.localhost"
             )
             .map_err(GarageError::Io)?;
             nodes.push(Node {
-                child: None,
+                child: std::sync::Mutex::new(None),
                 config,
                 rpc,
                 s3,
             });
         }
-        let mut c = Self {
+        let c = Self {
             nodes,
             bin,
             access_key: format!("GK{:024x}", rand::random::<u128>() >> 32),
@@ -118,8 +118,8 @@ root_domain = ".s3.garage.localhost"
         Ok(c)
     }
 
-    fn spawn(&mut self, i: usize) -> Result<(), GarageError> {
-        let n = &mut self.nodes[i];
+    fn spawn(&self, i: usize) -> Result<(), GarageError> {
+        let n = &self.nodes[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -135,7 +135,7 @@ root_domain = ".s3.garage.localhost"
             .stderr(log)
             .spawn()
             .map_err(|e| GarageError::Failed(format!("cannot start {}: {e}", self.bin.display())))?;
-        n.child = Some(child);
+        *n.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         Ok(())
     }
 
@@ -170,7 +170,7 @@ root_domain = ".s3.garage.localhost"
         }
     }
 
-    fn configure(&mut self) -> Result<(), GarageError> {
+    fn configure(&self) -> Result<(), GarageError> {
         let mut ids = Vec::new();
         for i in 0..NODES {
             let id = self.retry_cli(i, &["node", "id", "-q"], Duration::from_secs(30))?;
@@ -239,25 +239,34 @@ root_domain = ".s3.garage.localhost"
         }
     }
 
-    /// Kills node `i` with SIGKILL (no warning, as a machine that loses power).
-    pub fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].child.take() {
+    /// Kills node `i` with SIGKILL (no warning, as a machine that loses power). Safe to
+    /// call from another thread while clients use the cluster.
+    pub fn kill(&self, i: usize) {
+        let child = self.nodes[i]
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut c) = child {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    /// Starts node `i` again on its directory, and waits until its S3 API answers.
-    pub fn restart(&mut self, i: usize) -> Result<(), GarageError> {
+    /// Starts node `i` again on its directory (killing it first if it runs), and waits
+    /// until its S3 API answers.
+    pub fn restart(&self, i: usize) -> Result<(), GarageError> {
         self.kill(i);
         self.spawn(i)?;
         self.wait_ready(i, Duration::from_secs(60))
     }
 
     /// Whether node `i` runs.
-    pub fn is_up(&mut self, i: usize) -> bool {
+    pub fn is_up(&self, i: usize) -> bool {
         self.nodes[i]
             .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
@@ -269,7 +278,12 @@ root_domain = ".s3.garage.localhost"
 
     /// The process id of node `i`, if it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
-        self.nodes[i].child.as_ref().map(Child::id)
+        self.nodes[i]
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(Child::id)
     }
 
     fn logs(&self) -> String {

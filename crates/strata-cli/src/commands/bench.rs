@@ -7,7 +7,7 @@ use strata_units::parse_size;
 
 use crate::args::{
     BenchCacheArgs, BenchCkptArgs, BenchCommand, BenchDaemonArgs, BenchModelsArgs, BenchPlanArgs,
-    BenchStormArgs, BenchTrainArgs, BenchTransferArgs,
+    BenchSoakArgs, BenchStormArgs, BenchTrainArgs, BenchTransferArgs,
 };
 use crate::output;
 use crate::settings::Settings;
@@ -19,6 +19,7 @@ pub fn run(cmd: &BenchCommand, s: &Settings) -> Result<()> {
         BenchCommand::Train(a) => train(a, s),
         BenchCommand::Ckpt(a) => ckpt(a, s),
         BenchCommand::CkptStorm(a) => storm(a, s),
+        BenchCommand::Soak(a) => soak(a, s),
         BenchCommand::Models(a) => models(a, s),
         BenchCommand::Plan(a) => plan(a, s),
         BenchCommand::Daemon(a) => daemon(a, s),
@@ -153,6 +154,26 @@ fn ckpt(a: &BenchCkptArgs, s: &Settings) -> Result<()> {
         output::json(&report);
     } else {
         print!("{}", report.to_table());
+    }
+    Ok(())
+}
+
+fn soak(a: &BenchSoakArgs, s: &Settings) -> Result<()> {
+    if !(a.minutes > 0.0 && a.minutes.is_finite()) {
+        return Err(anyhow!("--minutes {}: give a positive number", a.minutes));
+    }
+    let mut bench = strata_bench::SoakBench::new(std::env::current_exe()?, a.minutes);
+    bench.rss_budget = parse_size(&a.rss_budget).map_err(|e| anyhow!("--rss-budget: {e}"))?;
+    let report = bench.run().map_err(|e| anyhow!("bench soak: {e}"))?;
+    if s.json {
+        output::json(&report);
+    } else {
+        print!("{}", report.to_table());
+    }
+    if !report.passed() {
+        return Err(anyhow!(
+            "bench soak: wrong bytes, lost checkpoints, an idle worker or RSS over budget (see above)"
+        ));
     }
     Ok(())
 }
