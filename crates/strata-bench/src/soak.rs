@@ -168,7 +168,11 @@ impl SoakReport {
             "  peak RSS of a strata process {} (budget {}) {}\n",
             format_size(self.peak_rss),
             format_size(self.rss_budget),
-            if self.peak_rss <= self.rss_budget { "✓" } else { "✗" }
+            if self.peak_rss <= self.rss_budget {
+                "✓"
+            } else {
+                "✗"
+            }
         );
         s += &format!("  {}\n", if self.passed() { "passed" } else { "FAILED" });
         s
@@ -213,7 +217,15 @@ impl Run<'_> {
         while !self.stop.load(Ordering::Relaxed) {
             let e = epoch.to_string();
             let args = [
-                "--cache", &cache, "dataset", "read", url, "--shuffle", "global", "--epoch", &e,
+                "--cache",
+                &cache,
+                "dataset",
+                "read",
+                url,
+                "--shuffle",
+                "global",
+                "--epoch",
+                &e,
                 "--drop-last",
             ];
             let (ok, out, err) = self.strata(&args)?;
@@ -242,8 +254,10 @@ impl Run<'_> {
             } else {
                 // Samples missing or repeated: counted as wrong (the epoch's whole bytes).
                 w.wrong_bytes += bytes.max(1);
-                w.first_error
-                    .get_or_insert(format!("epoch {epoch}: {} distinct samples of {samples}", keys.len()));
+                w.first_error.get_or_insert(format!(
+                    "epoch {epoch}: {} distinct samples of {samples}",
+                    keys.len()
+                ));
             }
             epoch += 1;
         }
@@ -360,7 +374,10 @@ impl SoakBench {
             ..LinkProfile::s3()
         };
         // Set up without faults, then turn them on.
-        let emu = LinkEmulator::start(strata_testkit::S3Endpoint::addr(&cluster), LinkProfile::s3());
+        let emu = LinkEmulator::start(
+            strata_testkit::S3Endpoint::addr(&cluster),
+            LinkProfile::s3(),
+        );
         let run = Run {
             bench: self,
             cluster: &cluster,
@@ -443,7 +460,9 @@ impl SoakBench {
         emu.set_profile(LinkProfile::s3());
         let (ok, listed, err) = run.strata(&["ckpt", "ls", root])?;
         if !ok {
-            return Err(BenchError::Failed(format!("listing the checkpoints: {err}")));
+            return Err(BenchError::Failed(format!(
+                "listing the checkpoints: {err}"
+            )));
         }
         let complete: Vec<u64> = listed
             .lines()

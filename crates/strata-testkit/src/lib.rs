@@ -15,6 +15,7 @@
 
 pub mod alloc;
 pub mod atomic_create;
+pub mod azurite;
 pub mod conformance;
 pub mod data;
 pub mod emulator;
