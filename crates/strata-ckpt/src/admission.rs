@@ -132,7 +132,12 @@ impl Admission {
         world: u32,
     ) -> Result<Self> {
         let kind = match cfg.kind {
-            AdmissionKind::Auto => match root.store.probe_under(&root.prefix).await?.conditional_create {
+            AdmissionKind::Auto => match root
+                .store
+                .probe_under(&root.prefix)
+                .await?
+                .conditional_create
+            {
                 ConditionalCreate::Enforced => AdmissionKind::Leases,
                 _ => AdmissionKind::Slots,
             },

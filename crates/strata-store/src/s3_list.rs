@@ -65,7 +65,11 @@ pub(crate) struct RawListing {
 
 /// Lists `prefix` (a directory: `prefix/`), recursively or one level (`delimiter`).
 /// `Ok(None)` when the store is not S3 or cannot sign these requests.
-pub(crate) async fn list(store: &Store, prefix: &str, one_level: bool) -> Result<Option<RawListing>> {
+pub(crate) async fn list(
+    store: &Store,
+    prefix: &str,
+    one_level: bool,
+) -> Result<Option<RawListing>> {
     let Some(raw) = S3Raw::new(store)? else {
         return Ok(None);
     };

@@ -521,7 +521,9 @@ impl Store {
             .map_err(|e| StoreError::io("list", &shown, e))?;
             return Ok((l.objects, l.skipped));
         }
-        let path = (!prefix.is_empty()).then(|| object_path(prefix)).transpose()?;
+        let path = (!prefix.is_empty())
+            .then(|| object_path(prefix))
+            .transpose()?;
         // Shared with each attempt so that a retry resumes after the last key received.
         let got: Mutex<Vec<ObjectInfo>> = Mutex::new(Vec::new());
         let got_ref = &got;
@@ -557,7 +559,10 @@ impl Store {
         })
         .await?;
         if unaddressable.into_inner() {
-            return self.list_unaddressable(prefix, false).await.map(|l| (l.objects, l.skipped));
+            return self
+                .list_unaddressable(prefix, false)
+                .await
+                .map(|l| (l.objects, l.skipped));
         }
         let mut out = got.into_inner().unwrap_or_else(|e| e.into_inner());
         if !prefix.is_empty() {
@@ -590,7 +595,9 @@ impl Store {
                 skipped: l.skipped,
             });
         }
-        let path = (!prefix.is_empty()).then(|| object_path(prefix)).transpose()?;
+        let path = (!prefix.is_empty())
+            .then(|| object_path(prefix))
+            .transpose()?;
         let res = with_retry(&self.config.retry, "LIST", &url, || {
             let os = self.os.clone();
             let path = path.clone();

@@ -16,11 +16,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::store::object_path;
 use bytes::Bytes;
 use futures::future::OptionFuture;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::multipart::{MultipartStore, PartId};
-use crate::store::object_path;
 use object_store::path::Path as ObjPath;
 use object_store::{MultipartId, ObjectStoreExt, PutPayload};
 
