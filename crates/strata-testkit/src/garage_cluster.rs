@@ -134,7 +134,9 @@ root_domain = ".s3.garage.localhost"
             .stdout(log.try_clone().map_err(GarageError::Io)?)
             .stderr(log)
             .spawn()
-            .map_err(|e| GarageError::Failed(format!("cannot start {}: {e}", self.bin.display())))?;
+            .map_err(|e| {
+                GarageError::Failed(format!("cannot start {}: {e}", self.bin.display()))
+            })?;
         *n.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         Ok(())
     }
@@ -176,7 +178,9 @@ root_domain = ".s3.garage.localhost"
             let id = self.retry_cli(i, &["node", "id", "-q"], Duration::from_secs(30))?;
             let id = id.trim().split('@').next().unwrap_or_default().to_string();
             if id.len() < 16 {
-                return Err(GarageError::Failed(format!("node {i}: unexpected id {id:?}")));
+                return Err(GarageError::Failed(format!(
+                    "node {i}: unexpected id {id:?}"
+                )));
             }
             ids.push(id);
         }
@@ -192,7 +196,11 @@ root_domain = ".s3.garage.localhost"
                 Duration::from_secs(30),
             )?;
         }
-        self.retry_cli(0, &["layout", "apply", "--version", "1"], Duration::from_secs(30))?;
+        self.retry_cli(
+            0,
+            &["layout", "apply", "--version", "1"],
+            Duration::from_secs(30),
+        )?;
         let (ak, sk) = (self.access_key.clone(), self.secret_key.clone());
         self.retry_cli(
             0,
@@ -203,7 +211,14 @@ root_domain = ".s3.garage.localhost"
         self.retry_cli(
             0,
             &[
-                "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", "strata-test",
+                "bucket",
+                "allow",
+                "--read",
+                "--write",
+                "--owner",
+                BUCKET,
+                "--key",
+                "strata-test",
             ],
             Duration::from_secs(30),
         )?;
