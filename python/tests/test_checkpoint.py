@@ -211,3 +211,56 @@ def test_a_server_that_dies_during_a_restore_is_an_error_not_no_checkpoint(tmp_p
         p.kill()
         p.wait()
         strata.checkpoint.close()
+
+
+def test_a_damaged_manifest_hides_only_its_step_from_load_list_and_latest(tmp_path):
+    """Issue #21, fault 1, from Python: a truncated MANIFEST.json of the newest step on a
+    store root hides that step only, with a warning naming it."""
+    root = "file://" + str(tmp_path / "store" / "job")
+    for step in (28, 29, 30):
+        strata.checkpoint.save(state(step), step, root=root).wait()
+    manifest = tmp_path / "store" / "job" / "step-000000000030" / "MANIFEST.json"
+    with open(manifest, "r+b") as f:
+        f.truncate(100)
+    assert strata.checkpoint.latest(root=root) == 29
+    listed = {c["step"]: c["complete"] for c in strata.checkpoint.list(root=root)}
+    assert listed == {28: True, 29: True, 30: False}
+    with pytest.warns(UserWarning, match="step-000000000030/MANIFEST.json: bad manifest"):
+        back = strata.checkpoint.load(root=root)
+    assert back["__step__"] == 29
+    np.testing.assert_array_equal(back["model"]["w"], state(29)["model"]["w"])
+
+
+def test_sync_drains_a_save_that_stopped_after_its_local_copy(tmp_path):
+    """Issue #21, fault 6, from Python: a save killed once its local copy was durable (a
+    child process, SIGKILL) is drained by strata.checkpoint.sync."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = "file://" + str(tmp_path / "store" / "job")
+    local = str(tmp_path / "nvme")
+    code = (
+        "import numpy as np, strata, time;"
+        f"strata.checkpoint.save({{'w': np.arange(1000.0)}}, 5, root={root!r}, local={local!r}, blocking=False);"
+        "time.sleep(600)"
+    )
+    # The drain waits out a jitter of up to an hour: the kill lands before it starts.
+    config = tmp_path / "strata.toml"
+    config.write_text('[ckpt]\njitter = "1h"\n')
+    env = dict(os.environ, STRATA_CONFIG=str(config))
+    child = subprocess.Popen([sys.executable, "-c", code], env=env)
+    manifest = os.path.join(local, "step-000000000005", "MANIFEST.json")
+    deadline = time.time() + 60
+    while not os.path.exists(manifest):
+        assert time.time() < deadline and child.poll() is None, "no local copy"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    tiers = {c["step"]: c["tiers"] for c in strata.checkpoint.list(root=root, local=local)}
+    assert tiers == {5: ["local"]}, tiers
+    drained = strata.checkpoint.sync(root=root, local=local)
+    assert [d["step"] for d in drained] == [5]
+    back = strata.checkpoint.load(5, root=root)
+    np.testing.assert_array_equal(back["w"], np.arange(1000.0))

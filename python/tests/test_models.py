@@ -1,6 +1,7 @@
 """strata.models.load: tensors as views of the cached files, equal to what was written."""
 
 import mmap
+import os
 
 import numpy as np
 from safetensors.numpy import save_file
@@ -87,3 +88,33 @@ def test_stream_yields_each_tensor_before_the_pull_ends(tmp_path, cache_dir, s3_
     assert first < 0.7 * last, (first, last)
     assert sorted(again) == sorted(w)
     np.testing.assert_array_equal(again["layers.3.w"], w["layers.3.w"])
+
+
+def test_a_damaged_cached_model_is_pulled_again(tmp_path, cache_dir):
+    """Issue #21, fault 2, from Python: a truncated cached file is caught by its size; a
+    flipped byte of the same size is caught by verify=True; both are pulled again."""
+    import glob
+
+    src = tmp_path / "store" / "m"
+    src.mkdir(parents=True)
+    w = {"layers.0.w": np.arange(4096, dtype=np.float32)}
+    save_file(w, str(src / "model.safetensors"))
+    strata.models.load(str(src), cache_dir=cache_dir)
+    strata.models.wait()
+    (cached,) = [p for p in glob.glob(f"{cache_dir}/**/model.safetensors", recursive=True) if ".partial" not in p]
+    size = os.path.getsize(cached)
+    os.truncate(cached, size - 100)
+    assert strata.models.pull(str(src), cache_dir=cache_dir)["already_cached"] is False
+    got = strata.models.load(str(src), cache_dir=cache_dir)
+    np.testing.assert_array_equal(got["layers.0.w"], w["layers.0.w"])
+    del got
+    (cached,) = [p for p in glob.glob(f"{cache_dir}/**/model.safetensors", recursive=True) if ".partial" not in p]
+    with open(cached, "r+b") as f:
+        f.seek(size - 8)
+        b = f.read(1)
+        f.seek(size - 8)
+        f.write(bytes([b[0] ^ 1]))
+    assert strata.models.pull(str(src), cache_dir=cache_dir)["already_cached"] is True
+    assert strata.models.pull(str(src), cache_dir=cache_dir, verify=True)["already_cached"] is False
+    got = strata.models.load(str(src), cache_dir=cache_dir, verify=True)
+    np.testing.assert_array_equal(got["layers.0.w"], w["layers.0.w"])
