@@ -348,15 +348,56 @@ fn thirty_two_clients_for_sixty_seconds() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
     let s3 = S3Server::start();
+    load_test(&s3, secs, 24, "", |_, _| {});
+}
+
+/// The load test against a three-node Garage cluster (issue #21) that loses a node
+/// (SIGKILL) a third of the way in and gets it back at two thirds: every read still
+/// checks out, the daemon stays within its memory.
+#[test]
+fn thirty_two_clients_while_a_cluster_node_is_lost() {
+    let Some(cluster) = strata_testkit::garage_cluster::start_or_skip() else {
+        return;
+    };
+    let secs = 24;
+    // A cache smaller than the objects, so the daemon goes on fetching while the node is
+    // down.
+    let small = "nvme_size = \"48MiB\"\n";
+    load_test(&cluster, secs, 12, small, |start, emu| {
+        std::thread::sleep(Duration::from_secs(secs / 3).saturating_sub(start.elapsed()));
+        cluster.kill(2);
+        let before = emu.stats().requests;
+        std::thread::sleep(Duration::from_secs(2 * secs / 3).saturating_sub(start.elapsed()));
+        let during = emu.stats().requests - before;
+        cluster.restart(2).expect("node 2 back");
+        eprintln!("load: {during} requests reached the cluster while node 2 was down");
+        assert!(
+            during > 10,
+            "the store saw {during} requests while the node was down"
+        );
+    });
+}
+
+/// 32 clients for `secs` against a daemon reading `n_objects` objects (3–20 MiB each) from
+/// `server` through the link emulator (with `cache` added to its `[cache]` section), while
+/// `during` runs beside them (given the start and the emulator).
+fn load_test(
+    server: &dyn S3Endpoint,
+    secs: u64,
+    n_objects: u64,
+    cache: &str,
+    during: impl FnOnce(Instant, &LinkEmulator) + Send,
+) {
+    let s3 = server;
     let mut p = LinkProfile::local();
     p.first_byte_latency = Duration::from_millis(5);
     p.total_bytes_per_sec = Some(400 << 20);
     let emu = LinkEmulator::start(s3.addr(), p);
     let tmp = tempfile::tempdir().unwrap();
-    // 24 objects of 3–20 MiB (about 280 MiB), more than the DRAM tier holds.
+    // Objects of 3–20 MiB (24: about 280 MiB), more than the DRAM tier holds.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = strata_store::Store::open(&s3.url(""), &s3.store_config()).unwrap();
-    let objects: Vec<(String, Bytes)> = (0..24u64)
+    let objects: Vec<(String, Bytes)> = (0..n_objects)
         .map(|i| {
             let len = (3 << 20) + (i as usize * 747_001) % (17 << 20);
             (format!("data/load/{i:02}.bin"), content(100 + i, len))
@@ -371,12 +412,12 @@ fn thirty_two_clients_for_sixty_seconds() {
     std::fs::write(
         &config,
         format!(
-            "[cache]\ndir = {:?}\ndram_size = \"128MiB\"\n\n[daemon]\nresponse_memory = \"128MiB\"\n\n[daemon.buckets]\ntrain = \"s3://strata-test/data/load\"\n",
+            "[cache]\ndir = {:?}\ndram_size = \"128MiB\"\n{cache}\n[daemon]\nresponse_memory = \"128MiB\"\n\n[daemon.buckets]\ntrain = \"s3://strata-test/data/load\"\n",
             tmp.path().join("cache").display().to_string()
         ),
     )
     .unwrap();
-    let d = serve(&s3, &emu.endpoint(), &[], Some(&config));
+    let d = serve(s3, &emu.endpoint(), &[], Some(&config));
     let pid = d.child.id();
     let objects = Arc::new(objects);
     let stop = Arc::new(AtomicBool::new(false));
@@ -392,27 +433,32 @@ fn thirty_two_clients_for_sixty_seconds() {
     };
     let bytes = Arc::new(AtomicU64::new(0));
     let reads = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let errors: Vec<String> = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for client_no in 0..32u64 {
-            let (objects, bytes, reads, base) = (
-                objects.clone(),
-                bytes.clone(),
-                reads.clone(),
-                d.base.clone(),
-            );
-            tasks.push(tokio::spawn(load_client(
-                client_no, objects, bytes, reads, base, deadline,
-            )));
-        }
-        let mut errors = Vec::new();
-        for t in tasks {
-            if let Err(e) = t.await.unwrap() {
-                errors.push(e);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let errors: Vec<String> = std::thread::scope(|sc| {
+        let emu = &emu;
+        sc.spawn(move || during(started, emu));
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for client_no in 0..32u64 {
+                let (objects, bytes, reads, base) = (
+                    objects.clone(),
+                    bytes.clone(),
+                    reads.clone(),
+                    d.base.clone(),
+                );
+                tasks.push(tokio::spawn(load_client(
+                    client_no, objects, bytes, reads, base, deadline,
+                )));
             }
-        }
-        errors
+            let mut errors = Vec::new();
+            for t in tasks {
+                if let Err(e) = t.await.unwrap() {
+                    errors.push(e);
+                }
+            }
+            errors
+        })
     });
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
