@@ -294,6 +294,15 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Asserts no temporary file of a copy is left under `dir`.
+fn no_temporaries(dir: &Path) {
+    let left: Vec<String> = tree(dir)
+        .into_iter()
+        .filter(|n| n.contains(".strata-"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
 /// Names users have: non-ASCII, reserved characters of URLs, spaces, a backslash.
 fn odd_names() -> Vec<String> {
     vec![
@@ -367,11 +376,7 @@ fn round_trip(
             "{n}"
         );
     }
-    let left: Vec<String> = tree(&back)
-        .into_iter()
-        .filter(|n| n.contains(".strata-"))
-        .collect();
-    assert!(left.is_empty(), "temporary files left: {left:?}");
+    no_temporaries(&back);
 }
 
 /// Faults 3 and 4: `uni-é中` was stored as the key `uni-%C3%A9%E4%B8%AD` and copying it back
@@ -438,11 +443,7 @@ fn a_failed_copy_leaves_no_temporary_files() {
     );
     assert!(!out.status.success(), "f3 cannot be written");
     assert!(stderr(&out).contains("f3"), "{}", stderr(&out));
-    let left: Vec<String> = tree(&dst)
-        .into_iter()
-        .filter(|n| n.contains(".strata-"))
-        .collect();
-    assert!(left.is_empty(), "temporary files left: {left:?}");
+    no_temporaries(&dst);
 }
 
 /// Fault 5: one key with a newline failed a whole `ls` (`Encountered illegal character

@@ -509,16 +509,7 @@ impl Store {
     pub async fn list_checked(&self, prefix: &str) -> Result<(Vec<ObjectInfo>, Vec<Skipped>)> {
         let url = self.url(prefix);
         if self.root.scheme() == crate::url::Scheme::File {
-            let dir = crate::local_list::dir_of(prefix);
-            let follow = self.follow_symlinks;
-            let shown = dir.clone();
-            let key = prefix.trim_end_matches('/').to_string();
-            let l = tokio::task::spawn_blocking(move || {
-                crate::local_list::list(&dir, &key, true, follow)
-            })
-            .await
-            .map_err(|e| StoreError::io("list", &shown, std::io::Error::other(e)))?
-            .map_err(|e| StoreError::io("list", &shown, e))?;
+            let l = self.list_local(prefix, true).await?;
             return Ok((l.objects, l.skipped));
         }
         let path = (!prefix.is_empty())
@@ -579,16 +570,7 @@ impl Store {
     pub async fn list_dir(&self, prefix: &str) -> Result<Listing> {
         let url = self.url(prefix);
         if self.root.scheme() == crate::url::Scheme::File {
-            let dir = crate::local_list::dir_of(prefix);
-            let follow = self.follow_symlinks;
-            let shown = dir.clone();
-            let key = prefix.trim_end_matches('/').to_string();
-            let l = tokio::task::spawn_blocking(move || {
-                crate::local_list::list(&dir, &key, false, follow)
-            })
-            .await
-            .map_err(|e| StoreError::io("list", &shown, std::io::Error::other(e)))?
-            .map_err(|e| StoreError::io("list", &shown, e))?;
+            let l = self.list_local(prefix, false).await?;
             return Ok(Listing {
                 objects: l.objects,
                 prefixes: l.prefixes,
@@ -717,6 +699,22 @@ pub(crate) fn object_path(key: &str) -> Result<Path> {
 }
 
 impl Store {
+    /// A `file://` listing (`local_list`), on the blocking pool.
+    async fn list_local(
+        &self,
+        prefix: &str,
+        recursive: bool,
+    ) -> Result<crate::local_list::LocalListing> {
+        let dir = crate::local_list::dir_of(prefix);
+        let follow = self.follow_symlinks;
+        let shown = dir.clone();
+        let key = prefix.trim_end_matches('/').to_string();
+        tokio::task::spawn_blocking(move || crate::local_list::list(&dir, &key, recursive, follow))
+            .await
+            .map_err(|e| StoreError::io("list", &shown, std::io::Error::other(e)))?
+            .map_err(|e| StoreError::io("list", &shown, e))
+    }
+
     /// A listing that object_store gave up on (a key it cannot carry), sent again by Strata
     /// with URL-encoded keys: the bad keys skipped and named, the rest listed. Where that is
     /// not possible (not S3), the error names the prefix.
