@@ -88,6 +88,10 @@ impl FileEntry {
     /// The CRC32C of bytes `range` of the file, from its chunk CRCs (`range` starts and ends
     /// on chunk boundaries, or at the end of the file).
     pub fn crc_of(&self, range: std::ops::Range<u64>, chunk: u64) -> u32 {
+        if range.end <= range.start {
+            // No bytes (an empty file is one empty object): the CRC32C of nothing.
+            return 0;
+        }
         let chunk = chunk.max(1);
         let first = (range.start / chunk) as usize;
         let last = range.end.div_ceil(chunk) as usize;
@@ -489,6 +493,24 @@ pub fn verify_piece(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the ckpt_manifest fuzz target (2026-12-08): the CRC of an empty range (an
+    /// empty file's one object) underflowed computing its last chunk.
+    #[test]
+    fn the_crc_of_no_bytes_is_zero() {
+        let (crc32c, chunks) = checksums(&[], 4096);
+        let f = FileEntry {
+            name: "empty".into(),
+            size: 0,
+            crc32c,
+            chunks,
+            piece_size: None,
+        };
+        for (_, r) in f.objects(1, 0) {
+            assert_eq!(f.crc_of(r, 4096), crc32c::crc32c(&[]));
+        }
+        assert_eq!(f.crc_of(5..5, 4096), 0);
+    }
 
     #[test]
     fn checksums_in_pieces_equal_checksums_at_once() {
