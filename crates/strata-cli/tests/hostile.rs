@@ -294,6 +294,11 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
+/// `strata -q cp -r SRC DST` against `server`.
+fn cp_r(server: &S3Server, src: &str, dst: &str) -> Output {
+    run(server, &["-q", "cp", "-r", src, dst])
+}
+
 /// Asserts no temporary file of a copy is left under `dir`.
 fn no_temporaries(dir: &Path) {
     let left: Vec<String> = tree(dir)
@@ -431,15 +436,10 @@ fn a_failed_copy_leaves_no_temporary_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("dst");
     std::fs::create_dir_all(dst.join("f3").join("occupied")).unwrap();
-    let out = run(
+    let out = cp_r(
         &server,
-        &[
-            "-q",
-            "cp",
-            "-r",
-            "s3://strata-test/fail/src/",
-            &format!("{}/", dst.display()),
-        ],
+        "s3://strata-test/fail/src/",
+        &format!("{}/", dst.display()),
     );
     assert!(!out.status.success(), "f3 cannot be written");
     assert!(stderr(&out).contains("f3"), "{}", stderr(&out));
@@ -468,15 +468,10 @@ fn one_bad_name_is_skipped_and_named_and_the_rest_proceeds() {
         "named, escaped: {}",
         stderr(&out)
     );
-    let out = run(
+    let out = cp_r(
         &server,
-        &[
-            "-q",
-            "cp",
-            "-r",
-            &format!("{}/", src.display()),
-            "s3://strata-test/bad/up/",
-        ],
+        &format!("{}/", src.display()),
+        "s3://strata-test/bad/up/",
     );
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains(r#"new\nline"#), "{}", stderr(&out));
@@ -502,15 +497,10 @@ fn one_bad_name_is_skipped_and_named_and_the_rest_proceeds() {
         );
     }
     let back = tmp.path().join("back");
-    let out = run(
+    let out = cp_r(
         &server,
-        &[
-            "-q",
-            "cp",
-            "-r",
-            "s3://strata-test/bad/up/",
-            &format!("{}/", back.display()),
-        ],
+        "s3://strata-test/bad/up/",
+        &format!("{}/", back.display()),
     );
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert_eq!(tree(&back), ["good-1", "good-2"]);
@@ -533,15 +523,10 @@ fn symlinks_are_skipped_unless_followed_and_loops_are_not_walked() {
     std::os::unix::fs::symlink("/", src.join("to-root")).unwrap();
     std::os::unix::fs::symlink(&src, src.join("d").join("loop")).unwrap();
     std::os::unix::fs::symlink(tmp.path().join("nowhere"), src.join("dangling")).unwrap();
-    let out = run(
+    let out = cp_r(
         &server,
-        &[
-            "-q",
-            "cp",
-            "-r",
-            &format!("{}/", src.display()),
-            "s3://strata-test/links/a/",
-        ],
+        &format!("{}/", src.display()),
+        "s3://strata-test/links/a/",
     );
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     for name in ["to-secret", "to-root", "loop", "dangling"] {
@@ -575,15 +560,10 @@ fn symlinks_are_skipped_unless_followed_and_loops_are_not_walked() {
     assert!(stderr(&out).contains("loop"), "{}", stderr(&out));
     assert!(stderr(&out).contains("dangling"), "{}", stderr(&out));
     let back = tmp.path().join("back");
-    let out = run(
+    let out = cp_r(
         &server,
-        &[
-            "-q",
-            "cp",
-            "-r",
-            "s3://strata-test/links/b/",
-            &format!("{}/", back.display()),
-        ],
+        "s3://strata-test/links/b/",
+        &format!("{}/", back.display()),
     );
     ok(&out);
     assert_eq!(tree(&back), ["d/real", "to-secret"]);

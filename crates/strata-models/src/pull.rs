@@ -720,7 +720,7 @@ fn retire(repo: &ModelRepo, dir: &Path) -> Result<()> {
     let trash = repo.dir().join(".partial").join(format!(
         ".damaged-{}-{:x}",
         std::process::id(),
-        rand_suffix()
+        unique_suffix()
     ));
     if let Some(parent) = trash.parent() {
         std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
@@ -730,8 +730,9 @@ fn retire(repo: &ModelRepo, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A value that differs between calls (names of scratch directories).
-fn rand_suffix() -> u128 {
+/// A value that differs between calls (with the process id, names of scratch
+/// directories): the time in nanoseconds.
+fn unique_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
@@ -182,9 +182,4 @@ fn info(key: String, meta: &Metadata) -> ObjectInfo {
         version: None,
         last_modified: DateTime::<Utc>::from(std::time::UNIX_EPOCH + mtime),
     }
-}
-
-/// The directory of a `file://` key.
-pub(crate) fn dir_of(key: &str) -> PathBuf {
-    PathBuf::from(format!("/{}", key.trim_end_matches('/')))
 }

@@ -508,8 +508,8 @@ impl Store {
     /// Like [`Store::list`], with the entries left out.
     pub async fn list_checked(&self, prefix: &str) -> Result<(Vec<ObjectInfo>, Vec<Skipped>)> {
         let url = self.url(prefix);
-        if self.root.scheme() == crate::url::Scheme::File {
-            let l = self.list_local(prefix, true).await?;
+        if let Some(dir) = self.url(prefix.trim_end_matches('/')).local_path() {
+            let l = self.list_local(dir, prefix, true).await?;
             return Ok((l.objects, l.skipped));
         }
         let path = (!prefix.is_empty())
@@ -569,8 +569,8 @@ impl Store {
     /// out, see [`Skipped`]).
     pub async fn list_dir(&self, prefix: &str) -> Result<Listing> {
         let url = self.url(prefix);
-        if self.root.scheme() == crate::url::Scheme::File {
-            let l = self.list_local(prefix, false).await?;
+        if let Some(dir) = self.url(prefix.trim_end_matches('/')).local_path() {
+            let l = self.list_local(dir, prefix, false).await?;
             return Ok(Listing {
                 objects: l.objects,
                 prefixes: l.prefixes,
@@ -699,13 +699,13 @@ pub(crate) fn object_path(key: &str) -> Result<Path> {
 }
 
 impl Store {
-    /// A `file://` listing (`local_list`), on the blocking pool.
+    /// A `file://` listing of `dir` (the key `prefix`) by `local_list`, on the blocking pool.
     async fn list_local(
         &self,
+        dir: std::path::PathBuf,
         prefix: &str,
         recursive: bool,
     ) -> Result<crate::local_list::LocalListing> {
-        let dir = crate::local_list::dir_of(prefix);
         let follow = self.follow_symlinks;
         let shown = dir.clone();
         let key = prefix.trim_end_matches('/').to_string();

@@ -49,8 +49,11 @@ pub fn binary() -> Option<PathBuf> {
 /// installed, unless `STRATA_REQUIRE_EMULATORS=1` (which `scripts/test` sets): then a
 /// missing binary or a failed start panics with the reason. Blocking.
 pub fn start_or_skip() -> Option<Azurite> {
-    if binary().is_none() && std::env::var("STRATA_REQUIRE_EMULATORS").as_deref() != Ok("1") {
-        eprintln!("SKIPPED: azurite not found; scripts/test installs it");
+    if !crate::fixture::installed_or_required(
+        binary().is_some(),
+        "STRATA_REQUIRE_EMULATORS",
+        "azurite",
+    ) {
         return None;
     }
     Some(Azurite::start().unwrap_or_else(|e| panic!("{e}")))
@@ -64,10 +67,7 @@ impl Azurite {
             .prefix("strata-azurite-")
             .tempdir()
             .map_err(|e| e.to_string())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+        let port = crate::fixture::free_port();
         let log =
             std::fs::File::create(dir.path().join("azurite.log")).map_err(|e| e.to_string())?;
         let child = Command::new(&bin)

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::fixture::{free_port, installed_or_required};
 use crate::s3_server::S3Endpoint;
 
 /// The bucket the fixture creates.
@@ -35,8 +36,11 @@ pub struct GarageServer {
 /// binary, like a failed start, panics with the reason. Blocking; from async tests call it
 /// through `spawn_blocking`.
 pub fn start_or_skip() -> Option<GarageServer> {
-    if garage_binary().is_none() && std::env::var("STRATA_REQUIRE_GARAGE").as_deref() != Ok("1") {
-        eprintln!("SKIPPED: garage binary not found; scripts/test installs it");
+    if !installed_or_required(
+        garage_binary().is_some(),
+        "STRATA_REQUIRE_GARAGE",
+        "garage binary",
+    ) {
         return None;
     }
     // A node that fails to come up on a loaded machine gets one more try (a fresh node).
@@ -62,13 +66,6 @@ pub fn garage_binary() -> Option<PathBuf> {
         let p = PathBuf::from(std::env::var_os("HOME")?).join(".cargo/bin/garage");
         p.is_file().then_some(p)
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// Why a Garage node could not be started.
@@ -153,23 +150,7 @@ root_domain = ".s3.garage.localhost"
     }
 
     fn cli(&self, args: &[&str]) -> Result<String, GarageError> {
-        let out = Command::new(&self.bin)
-            .arg("-c")
-            .arg(&self.config_path)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .map_err(GarageError::Io)?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(GarageError::Failed(format!(
-                "garage {} failed: {}{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )))
-        }
+        run_cli(&self.bin, &self.config_path, args)
     }
 
     fn retry_cli(&mut self, args: &[&str], within: Duration) -> Result<String, GarageError> {
@@ -226,22 +207,12 @@ root_domain = ".s3.garage.localhost"
 
     /// Waits until the S3 API answers a listing of the bucket.
     fn wait_ready(&self) -> Result<(), GarageError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(GarageError::Io)?;
-        let store = strata_store::Store::open(&self.url(""), &self.store_config())
-            .map_err(|e| GarageError::Failed(format!("Garage's store: {e}")))?;
-        let start = Instant::now();
-        loop {
-            match rt.block_on(store.list_dir("")) {
-                Ok(_) => return Ok(()),
-                Err(e) if start.elapsed() > Duration::from_secs(30) => {
-                    return Err(GarageError::Failed(format!("Garage S3 API not ready: {e}")));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
+        wait_listed(
+            &self.url(""),
+            &self.store_config(),
+            Duration::from_secs(30),
+            "Garage",
+        )
     }
 
     fn log(&self) -> String {
@@ -261,6 +232,56 @@ root_domain = ".s3.garage.localhost"
     /// The node's data directory.
     pub fn dir(&self) -> &Path {
         self._dir.path()
+    }
+}
+
+/// Runs `garage -c CONFIG ARGS`; its standard output, or an error with both outputs.
+pub(crate) fn run_cli(bin: &Path, config: &Path, args: &[&str]) -> Result<String, GarageError> {
+    let out = Command::new(bin)
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .map_err(GarageError::Io)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(GarageError::Failed(format!(
+            "garage -c {} {} failed: {}{}",
+            config.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
+/// Waits until the S3 API at `cfg`'s endpoint answers a listing of the bucket of `url`
+/// (`what` names it in the error).
+pub(crate) fn wait_listed(
+    url: &strata_store::StoreUrl,
+    cfg: &strata_store::StoreConfig,
+    within: Duration,
+    what: &str,
+) -> Result<(), GarageError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(GarageError::Io)?;
+    let store = strata_store::Store::open(url, cfg)
+        .map_err(|e| GarageError::Failed(format!("{what}'s store: {e}")))?;
+    let start = Instant::now();
+    loop {
+        match rt.block_on(store.list_dir("")) {
+            Ok(_) => return Ok(()),
+            Err(e) if start.elapsed() > within => {
+                return Err(GarageError::Failed(format!(
+                    "{what}: S3 API not ready: {e}"
+                )));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
     }
 }
 

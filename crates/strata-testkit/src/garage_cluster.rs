@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::garage::{BUCKET, GarageError, REGION, garage_binary};
+use crate::fixture::{free_port, installed_or_required};
+use crate::garage::{BUCKET, GarageError, REGION, garage_binary, run_cli, wait_listed};
 use crate::s3_server::S3Endpoint;
 
 /// Nodes in the cluster.
@@ -34,19 +35,15 @@ pub struct GarageCluster {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// Starts a cluster for a test, or `None` (after printing `SKIPPED`) when the binary is
 /// missing, unless `STRATA_REQUIRE_GARAGE=1`: then a missing binary or a failed start
 /// panics with the reason. Blocking.
 pub fn start_or_skip() -> Option<GarageCluster> {
-    if garage_binary().is_none() && std::env::var("STRATA_REQUIRE_GARAGE").as_deref() != Ok("1") {
-        eprintln!("SKIPPED: garage binary not found; scripts/test installs it");
+    if !installed_or_required(
+        garage_binary().is_some(),
+        "STRATA_REQUIRE_GARAGE",
+        "garage binary",
+    ) {
         return None;
     }
     Some(GarageCluster::start().unwrap_or_else(|e| panic!("{e}")))
@@ -142,23 +139,7 @@ root_domain = ".s3.garage.localhost"
     }
 
     fn cli(&self, i: usize, args: &[&str]) -> Result<String, GarageError> {
-        let out = Command::new(&self.bin)
-            .arg("-c")
-            .arg(&self.nodes[i].config)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .map_err(GarageError::Io)?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(GarageError::Failed(format!(
-                "garage {} (node {i}) failed: {}{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )))
-        }
+        run_cli(&self.bin, &self.nodes[i].config, args)
     }
 
     fn retry_cli(&self, i: usize, args: &[&str], within: Duration) -> Result<String, GarageError> {
@@ -230,28 +211,11 @@ root_domain = ".s3.garage.localhost"
 
     /// Waits until node `i`'s S3 API answers a listing of the bucket.
     pub fn wait_ready(&self, i: usize, within: Duration) -> Result<(), GarageError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(GarageError::Io)?;
         let mut layer = self.config_layer();
         layer.s3.endpoint = Some(self.endpoint_of(i));
         let cfg = strata_store::StoreConfig::from_layer(&layer)
             .map_err(|e| GarageError::Failed(format!("settings: {e}")))?;
-        let store = strata_store::Store::open(&self.url(""), &cfg)
-            .map_err(|e| GarageError::Failed(format!("the cluster's store: {e}")))?;
-        let start = Instant::now();
-        loop {
-            match rt.block_on(store.list_dir("")) {
-                Ok(_) => return Ok(()),
-                Err(e) if start.elapsed() > within => {
-                    return Err(GarageError::Failed(format!(
-                        "node {i}'s S3 API not ready: {e}"
-                    )));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
+        wait_listed(&self.url(""), &cfg, within, &format!("node {i}"))
     }
 
     /// Kills node `i` with SIGKILL (no warning, as a machine that loses power). Safe to

@@ -19,6 +19,7 @@ pub mod azurite;
 pub mod conformance;
 pub mod data;
 pub mod emulator;
+pub mod fixture;
 pub mod garage;
 pub mod garage_cluster;
 pub mod golden;
